@@ -1,0 +1,208 @@
+//! Code emission: the route table turned into a readable Rust module. No I/O happens here.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use proc_macro2::{Ident, Span, TokenStream};
+use quote::{format_ident, quote};
+
+use crate::diagnostic::display_path;
+use crate::model::{Route, RouteTable};
+use crate::segment::Segment;
+use crate::source::{FolderMiddlewareSource, Method};
+
+/// What the generated module is built with.
+pub(crate) struct Options<'a> {
+    /// Absolute crate root: route files are included from below it by absolute `#[path]`.
+    pub manifest_dir: &'a Path,
+    /// Prefix of every URL (`/api`).
+    pub url_prefix: &'a str,
+    /// The router's state type.
+    pub state: syn::Type,
+}
+
+/// Generates the module's tokens: route modules, the route table and `router()`.
+pub(crate) fn generate(table: &RouteTable, options: &Options<'_>) -> TokenStream {
+    let mut names = UniqueNames::default();
+    let middleware_modules: Vec<Ident> = table
+        .middleware
+        .iter()
+        .map(|m| names.claim("middleware", &m.segments))
+        .collect();
+    let route_modules: Vec<Ident> = table
+        .routes
+        .iter()
+        .map(|r| names.claim("route", &r.segments))
+        .collect();
+
+    let module_items = table
+        .middleware
+        .iter()
+        .zip(&middleware_modules)
+        .map(|(m, module)| {
+            let path = absolute(options.manifest_dir, &m.file);
+            let doc = format!(" Folder middleware from `{}`.", display_path(&m.file));
+            quote! {
+                #[doc = #doc]
+                #[path = #path]
+                pub mod #module;
+            }
+        })
+        .chain(table.routes.iter().zip(&route_modules).map(|(route, module)| {
+            let path = absolute(options.manifest_dir, &route.file);
+            let methods: Vec<&str> = route.handlers.iter().map(|h| h.method.as_str()).collect();
+            let doc = format!(
+                " `{} {}` from `{}`.",
+                methods.join(", "),
+                route.display_url(options.url_prefix),
+                display_path(&route.file)
+            );
+            quote! {
+                #[doc = #doc]
+                #[path = #path]
+                pub mod #module;
+            }
+        }));
+
+    let route_infos = table.routes.iter().flat_map(|route| {
+        let url = route.display_url(options.url_prefix);
+        let file = display_path(&route.file);
+        route.handlers.iter().map(move |handler| {
+            let method = handler.method.as_str();
+            let chain = middleware_chain(table, route, handler.middleware.as_deref());
+            quote! {
+                ::arbor::RouteInfo {
+                    method: #method,
+                    path: #url,
+                    file: #file,
+                    middleware: &[#(#chain),*],
+                }
+            }
+        })
+    });
+
+    let route_statements = table.routes.iter().zip(&route_modules).map(|(route, module)| {
+        let allow = route
+            .allow()
+            .iter()
+            .map(|m| m.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let handlers = route.handlers.iter().map(|handler| {
+            let method = handler.method.as_str();
+            let export = Ident::new(method, Span::call_site());
+            let routing_fn = Ident::new(&method.to_ascii_lowercase(), Span::call_site());
+            if handler.middleware.is_some() {
+                let wrap = format_ident!("__arbor_handler_middleware_{}", method);
+                quote! {
+                    .merge(#module::#wrap(::arbor::__private::axum::routing::#routing_fn(#module::#export)))
+                }
+            } else {
+                quote! { .#routing_fn(#module::#export) }
+            }
+        });
+        let auto_options = (!route.exports(Method::Options)).then(|| {
+            quote! { .options(|| ::arbor::__private::options(ALLOW)) }
+        });
+        let file_layer = route.file_middleware.is_some().then(|| {
+            quote! { let methods = #module::__arbor_middleware(methods); }
+        });
+        let folder_layers = route.folder_middleware.iter().rev().map(|&index| {
+            let folder = &middleware_modules[index];
+            match table.middleware[index].source {
+                FolderMiddlewareSource::Fn => quote! {
+                    let methods = methods.layer(::arbor::__private::from_fn(#folder::middleware));
+                },
+                FolderMiddlewareSource::List(_) => quote! {
+                    let methods = #folder::__arbor_middleware(methods);
+                },
+            }
+        });
+        let patterns = route.axum_patterns(options.url_prefix);
+        let register = match patterns.as_slice() {
+            [single] => quote! { router = router.route(#single, methods); },
+            [bare, rest] => quote! { router = router.route(#bare, methods.clone()).route(#rest, methods); },
+            _ => unreachable!("a route has one or two patterns"),
+        };
+        let doc = format!("{} -> {}", route.display_url(options.url_prefix), display_path(&route.file));
+        quote! {
+            {
+                #[doc = #doc]
+                const ALLOW: &str = #allow;
+                let methods = ::arbor::__private::MethodRouter::new()
+                    #(#handlers)*
+                    #auto_options
+                    .fallback(|| ::arbor::__private::method_not_allowed(ALLOW));
+                #file_layer
+                #(#folder_layers)*
+                #register
+            }
+        }
+    });
+
+    let state = &options.state;
+    quote! {
+        /// The state type handlers extract with `State<..>`.
+        pub type State = #state;
+
+        #(#module_items)*
+
+        /// Every exported handler: method, URL (folder notation), source file and middleware
+        /// chain (outermost first), in match-priority order.
+        pub static ROUTES: &[::arbor::RouteInfo] = &[#(#route_infos),*];
+
+        /// The router for every route file, with JSON `404`/`405` answers and automatic
+        /// `HEAD` and `OPTIONS`.
+        pub fn router() -> ::arbor::__private::axum::Router<State> {
+            let mut router = ::arbor::__private::axum::Router::new();
+            #(#route_statements)*
+            router.fallback(::arbor::__private::not_found)
+        }
+    }
+}
+
+/// The middleware around a handler, outermost first: folders, then the file, then the fn.
+fn middleware_chain(table: &RouteTable, route: &Route, handler: Option<&[String]>) -> Vec<String> {
+    let mut chain = Vec::new();
+    for &index in &route.folder_middleware {
+        let folder = &table.middleware[index];
+        match &folder.source {
+            FolderMiddlewareSource::Fn => chain.push(format!("{}::middleware", display_path(&folder.file))),
+            FolderMiddlewareSource::List(list) => chain.extend(list.iter().cloned()),
+        }
+    }
+    chain.extend(route.file_middleware.iter().flatten().cloned());
+    chain.extend(handler.into_iter().flatten().cloned());
+    chain
+}
+
+fn absolute(manifest_dir: &Path, file: &Path) -> String {
+    manifest_dir.join(file).to_string_lossy().into_owned()
+}
+
+/// Readable, unique module names derived from the folders: `route_api_users_id`.
+#[derive(Default)]
+struct UniqueNames {
+    taken: BTreeSet<String>,
+}
+
+impl UniqueNames {
+    fn claim(&mut self, kind: &str, segments: &[Segment]) -> Ident {
+        let mut base = kind.to_owned();
+        for segment in segments {
+            let word = match segment {
+                Segment::Static(s) | Segment::Group(s) => s.as_str(),
+                Segment::Dynamic(p) | Segment::CatchAll(p) | Segment::OptionalCatchAll(p) => p.as_str(),
+            };
+            base.push('_');
+            base.extend(word.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }));
+        }
+        let mut name = base.clone();
+        let mut counter = 2;
+        while !self.taken.insert(name.clone()) {
+            name = format!("{base}_{counter}");
+            counter += 1;
+        }
+        Ident::new(&name, Span::call_site())
+    }
+}

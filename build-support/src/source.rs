@@ -1,0 +1,485 @@
+//! Reading one `route.rs` or `middleware.rs`: which handlers it exports, and with what
+//! middleware and path-param types.
+
+use std::fmt;
+use std::path::Path;
+
+use syn::{FnArg, Item, Type, Visibility};
+
+use crate::attr::{self, MiddlewareList};
+use crate::diagnostic::{Diagnostic, Location};
+
+/// An HTTP method a route file can export a handler for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Method {
+    /// `GET` (also answers `HEAD` unless `HEAD` is exported).
+    Get,
+    /// `HEAD`.
+    Head,
+    /// `POST`.
+    Post,
+    /// `PUT`.
+    Put,
+    /// `PATCH`.
+    Patch,
+    /// `DELETE`.
+    Delete,
+    /// `OPTIONS` (answered automatically unless exported).
+    Options,
+}
+
+impl Method {
+    /// Every method, in the order `Allow` headers list them.
+    pub const ALL: [Method; 7] = [
+        Method::Get,
+        Method::Head,
+        Method::Post,
+        Method::Put,
+        Method::Patch,
+        Method::Delete,
+        Method::Options,
+    ];
+
+    /// The export name and wire name: `GET`, `POST`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
+            Method::Options => "OPTIONS",
+        }
+    }
+
+    /// The method whose export name this is, exactly (`GET`, not `get`).
+    pub fn from_export(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.as_str() == name)
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a `route.rs` exports.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RouteSource {
+    /// Exported handlers, in `Allow` order.
+    pub handlers: Vec<Handler>,
+    /// `arbor::middleware!(..)` in the file: applies to every handler of the route.
+    pub file_middleware: Option<Vec<String>>,
+}
+
+/// One exported method handler.
+#[derive(Debug, Clone)]
+pub struct Handler {
+    /// Which method it answers.
+    pub method: Method,
+    /// Where it is declared.
+    pub location: Location,
+    /// The `#[arbor::handler(..)]` list, rendered, when the fn has one.
+    pub middleware: Option<Vec<String>>,
+    /// The shape of its `Path<..>` argument, when it has one.
+    pub path_params: Option<ParamsShape>,
+}
+
+/// What a handler's `Path<T>` expects, as far as the file itself tells.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParamsShape {
+    /// A struct defined in the same file, with its (serde-renamed) field names.
+    Struct {
+        /// The struct's name.
+        name: String,
+        /// Field names as serde sees them.
+        fields: Vec<String>,
+    },
+    /// A tuple of this many values.
+    Tuple(usize),
+    /// A single scalar (`String`, `u64`, `Uuid`, ...) or list.
+    Single(String),
+}
+
+/// What a `middleware.rs` provides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FolderMiddlewareSource {
+    /// `pub async fn middleware(req, next)`.
+    Fn,
+    /// `arbor::middleware!(..)`, rendered.
+    List(Vec<String>),
+}
+
+/// Parses a route file; errors carry the file and line.
+pub(crate) fn parse_route(path: &Path, contents: &str) -> Result<RouteSource, Vec<Diagnostic>> {
+    let file = parse_file(path, contents)?;
+    let mut source = RouteSource::default();
+    let mut diagnostics = Vec::new();
+    let structs: Vec<&syn::ItemStruct> = file
+        .items
+        .iter()
+        .filter_map(|item| match item {
+            Item::Struct(s) => Some(s),
+            _ => None,
+        })
+        .collect();
+
+    for item in &file.items {
+        match item {
+            Item::Fn(func) => {
+                let name = func.sig.ident.to_string();
+                let Some(method) = Method::from_export(&name) else {
+                    if let Some(method) = lowercase_method(&name) {
+                        if matches!(func.vis, Visibility::Public(_)) {
+                            diagnostics.push(
+                                Diagnostic::new(format!(
+                                    "`{name}` looks like a handler, but handlers are named in uppercase"
+                                ))
+                                .at(Location::at(path, func.sig.ident.span()))
+                                .help(format!("rename it to `{method}`")),
+                            );
+                        }
+                    }
+                    continue;
+                };
+                let location = Location::at(path, func.sig.ident.span());
+                if !matches!(func.vis, Visibility::Public(_)) {
+                    diagnostics.push(
+                        Diagnostic::new(format!("handler `{name}` is not public"))
+                            .at(location.clone())
+                            .help(format!("export it: `pub async fn {name}(..)`")),
+                    );
+                }
+                if func.sig.asyncness.is_none() {
+                    diagnostics.push(
+                        Diagnostic::new(format!("handler `{name}` is not async"))
+                            .at(location.clone())
+                            .help(format!("declare it `pub async fn {name}(..)`")),
+                    );
+                }
+                let middleware = match func.attrs.iter().find(|a| attr::is_handler_attribute(a)) {
+                    None => None,
+                    Some(attribute) => match attribute.parse_args::<MiddlewareList>() {
+                        Ok(list) => Some(list.items.iter().map(attr::Middleware::display).collect()),
+                        // The attribute macro reports the syntax error with its span.
+                        Err(_) => Some(Vec::new()),
+                    },
+                };
+                let path_params = func.sig.inputs.iter().find_map(|input| match input {
+                    FnArg::Typed(arg) => path_params_shape(&arg.ty, &structs),
+                    FnArg::Receiver(_) => None,
+                });
+                source.handlers.push(Handler {
+                    method,
+                    location,
+                    middleware,
+                    path_params,
+                });
+            }
+            Item::Use(item) if matches!(item.vis, Visibility::Public(_)) => {
+                for (name, span) in use_leaf_names(&item.tree) {
+                    if let Some(method) = Method::from_export(&name) {
+                        source.handlers.push(Handler {
+                            method,
+                            location: Location::at(path, span),
+                            middleware: None,
+                            path_params: None,
+                        });
+                    }
+                }
+            }
+            Item::Const(item) if Method::from_export(&item.ident.to_string()).is_some() => {
+                diagnostics.push(
+                    Diagnostic::new(format!("`{}` must be an async fn, not a const", item.ident))
+                        .at(Location::at(path, item.ident.span()))
+                        .help(format!("write `pub async fn {}(..)`", item.ident)),
+                );
+            }
+            Item::Static(item) if Method::from_export(&item.ident.to_string()).is_some() => {
+                diagnostics.push(
+                    Diagnostic::new(format!("`{}` must be an async fn, not a static", item.ident))
+                        .at(Location::at(path, item.ident.span()))
+                        .help(format!("write `pub async fn {}(..)`", item.ident)),
+                );
+            }
+            Item::Macro(item) if attr::is_middleware_macro(&item.mac) => {
+                let list = item.mac.parse_body::<MiddlewareList>().map(|list| list.items);
+                source.file_middleware =
+                    Some(list.unwrap_or_default().iter().map(attr::Middleware::display).collect());
+            }
+            _ => {}
+        }
+    }
+
+    if source.handlers.is_empty() && diagnostics.is_empty() {
+        diagnostics.push(
+            Diagnostic::new("`route.rs` exports no HTTP method handler")
+                .in_file(path)
+                .help(
+                    "export at least one of `pub async fn GET`, `POST`, `PUT`, `PATCH`, `DELETE`, \
+                     `HEAD` or `OPTIONS`; to keep code here without a route, move it to a `_private` folder",
+                ),
+        );
+    }
+    source.handlers.sort_by_key(|h| h.method);
+    for pair in source.handlers.windows(2) {
+        if pair[0].method == pair[1].method {
+            diagnostics.push(
+                Diagnostic::new(format!("handler `{}` is exported twice", pair[0].method))
+                    .at(pair[0].location.clone())
+                    .at(pair[1].location.clone())
+                    .help("keep one of them"),
+            );
+        }
+    }
+    if diagnostics.is_empty() {
+        Ok(source)
+    } else {
+        Err(diagnostics)
+    }
+}
+
+/// Parses a folder's `middleware.rs`.
+pub(crate) fn parse_middleware(
+    path: &Path,
+    contents: &str,
+) -> Result<FolderMiddlewareSource, Vec<Diagnostic>> {
+    let file = parse_file(path, contents)?;
+    let mut found = None;
+    for item in &file.items {
+        match item {
+            Item::Fn(func) if func.sig.ident == "middleware" => {
+                if !matches!(func.vis, Visibility::Public(_)) || func.sig.asyncness.is_none() {
+                    return Err(vec![Diagnostic::new("folder middleware fn must be `pub async`")
+                        .at(Location::at(path, func.sig.ident.span()))
+                        .help("declare it `pub async fn middleware(request: Request, next: Next) -> Response`")]);
+                }
+                found = Some(FolderMiddlewareSource::Fn);
+            }
+            Item::Macro(item) if attr::is_middleware_macro(&item.mac) => {
+                let list = item.mac.parse_body::<MiddlewareList>().map(|list| list.items);
+                found = Some(FolderMiddlewareSource::List(
+                    list.unwrap_or_default().iter().map(attr::Middleware::display).collect(),
+                ));
+            }
+            _ => {}
+        }
+    }
+    found.ok_or_else(|| {
+        vec![Diagnostic::new("`middleware.rs` declares no middleware")
+            .in_file(path)
+            .help(
+                "export `pub async fn middleware(request: Request, next: Next) -> Response`, \
+                 or list middleware with `arbor::middleware!(first, second);`",
+            )]
+    })
+}
+
+fn parse_file(path: &Path, contents: &str) -> Result<syn::File, Vec<Diagnostic>> {
+    syn::parse_file(contents).map_err(|error| {
+        vec![
+            Diagnostic::new(format!("could not parse `{}`: {error}", file_name(path)))
+                .at(Location::at(path, error.span()))
+                .help("fix the syntax error; rustc will show more detail once it parses"),
+        ]
+    })
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn lowercase_method(name: &str) -> Option<Method> {
+    Method::ALL
+        .into_iter()
+        .find(|m| m.as_str().eq_ignore_ascii_case(name) && m.as_str() != name)
+}
+
+fn use_leaf_names(tree: &syn::UseTree) -> Vec<(String, proc_macro2::Span)> {
+    match tree {
+        syn::UseTree::Path(p) => use_leaf_names(&p.tree),
+        syn::UseTree::Name(n) => vec![(n.ident.to_string(), n.ident.span())],
+        syn::UseTree::Rename(r) => vec![(r.rename.to_string(), r.rename.span())],
+        syn::UseTree::Group(g) => g.items.iter().flat_map(use_leaf_names).collect(),
+        syn::UseTree::Glob(_) => Vec::new(),
+    }
+}
+
+/// `Path<T>` (any path ending in `Path`) → the shape of `T`, if the file says enough.
+fn path_params_shape(ty: &Type, structs: &[&syn::ItemStruct]) -> Option<ParamsShape> {
+    let Type::Path(type_path) = ty else { return None };
+    let last = type_path.path.segments.last()?;
+    if last.ident != "Path" {
+        return None;
+    }
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else { return None };
+    let Some(syn::GenericArgument::Type(inner)) = args.args.first() else { return None };
+    match inner {
+        Type::Tuple(tuple) => Some(ParamsShape::Tuple(tuple.elems.len())),
+        Type::Path(inner_path) if inner_path.qself.is_none() => {
+            let name = inner_path.path.segments.last()?.ident.to_string();
+            if inner_path.path.segments.len() == 1 {
+                if let Some(item) = structs.iter().find(|s| s.ident == name) {
+                    return struct_shape(item);
+                }
+            }
+            is_scalar(&name).then_some(ParamsShape::Single(name))
+        }
+        _ => None,
+    }
+}
+
+fn struct_shape(item: &syn::ItemStruct) -> Option<ParamsShape> {
+    if serde_container_attr_present(&item.attrs) {
+        // `rename_all`, `flatten` or similar: serde decides the names, not the fields.
+        return None;
+    }
+    match &item.fields {
+        syn::Fields::Named(fields) => {
+            let mut names = Vec::new();
+            for field in &fields.named {
+                let ident = field.ident.as_ref()?;
+                if serde_field_attr(&field.attrs, "flatten").is_some() {
+                    return None;
+                }
+                let name = serde_field_attr(&field.attrs, "rename")
+                    .unwrap_or_else(|| ident.to_string().trim_start_matches("r#").to_owned());
+                names.push(name);
+            }
+            Some(ParamsShape::Struct {
+                name: item.ident.to_string(),
+                fields: names,
+            })
+        }
+        syn::Fields::Unnamed(fields) => Some(ParamsShape::Tuple(fields.unnamed.len())),
+        syn::Fields::Unit => None,
+    }
+}
+
+fn serde_container_attr_present(attrs: &[syn::Attribute]) -> bool {
+    attrs.iter().filter(|a| a.path().is_ident("serde")).any(|a| {
+        let mut found = false;
+        let _ = a.parse_nested_meta(|meta| {
+            found |= meta.path.is_ident("rename_all") || meta.path.is_ident("transparent");
+            if meta.input.peek(syn::Token![=]) {
+                meta.value()?.parse::<syn::Expr>()?;
+            }
+            Ok(())
+        });
+        found
+    })
+}
+
+/// The value of `#[serde(key = "value")]` on a field (`Some("")` for a bare `#[serde(key)]`).
+fn serde_field_attr(attrs: &[syn::Attribute], key: &str) -> Option<String> {
+    let mut value = None;
+    for attribute in attrs.iter().filter(|a| a.path().is_ident("serde")) {
+        let _ = attribute.parse_nested_meta(|meta| {
+            let is_key = meta.path.is_ident(key);
+            if meta.input.peek(syn::Token![=]) {
+                let expr: syn::Expr = meta.value()?.parse()?;
+                if is_key {
+                    if let syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(s), .. }) = expr {
+                        value = Some(s.value());
+                    }
+                }
+            } else if is_key {
+                value = Some(String::new());
+            }
+            Ok(())
+        });
+    }
+    value
+}
+
+fn is_scalar(name: &str) -> bool {
+    matches!(
+        name,
+        "String" | "Uuid" | "Vec" | "bool" | "char" | "u8" | "u16" | "u32" | "u64" | "u128" | "usize"
+            | "i8" | "i16" | "i32" | "i64" | "i128" | "isize" | "f32" | "f64"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(src: &str) -> Result<RouteSource, Vec<String>> {
+        parse_route(Path::new("app/api/x/route.rs"), src)
+            .map_err(|ds| ds.iter().map(ToString::to_string).collect())
+    }
+
+    #[test]
+    fn finds_exported_handlers_in_allow_order() {
+        let source = route(
+            "pub async fn POST() {}\n#[arbor::handler(auth, rate_limit(limit = 5))]\npub async fn GET() {}\nfn helper() {}\npub use crate::shared::ping as DELETE;",
+        )
+        .unwrap();
+        let methods: Vec<Method> = source.handlers.iter().map(|h| h.method).collect();
+        assert_eq!(methods, [Method::Get, Method::Post, Method::Delete]);
+        assert_eq!(
+            source.handlers[0].middleware.as_deref(),
+            Some(&["auth".to_owned(), "rate_limit(limit = 5)".to_owned()][..])
+        );
+        assert_eq!(source.handlers[0].location.line_col, Some((3, 14)));
+    }
+
+    #[test]
+    fn reports_every_bad_export_with_its_line() {
+        let errors = route("pub async fn get() {}\nasync fn POST() {}\npub fn PUT() {}\npub const DELETE: u8 = 0;").unwrap_err();
+        assert_eq!(errors.len(), 4, "{errors:#?}");
+        assert!(errors[0].contains("`get` looks like a handler") && errors[0].contains("x/route.rs:1:14"));
+        assert!(errors[1].contains("handler `POST` is not public") && errors[1].contains(":2:10"));
+        assert!(errors[2].contains("handler `PUT` is not async") && errors[2].contains(":3:8"));
+        assert!(errors[3].contains("`DELETE` must be an async fn, not a const"));
+    }
+
+    #[test]
+    fn reports_no_exports_and_syntax_errors() {
+        let errors = route("fn helper() {}").unwrap_err();
+        assert!(errors[0].contains("exports no HTTP method handler"), "{errors:?}");
+        let errors = route("pub async fn GET() {\n  let x = ;\n}").unwrap_err();
+        assert!(errors[0].contains("could not parse `route.rs`") && errors[0].contains("x/route.rs:2:11"), "{errors:?}");
+    }
+
+    #[test]
+    fn reads_the_shape_of_path_params() {
+        let source = route(
+            "#[derive(Deserialize)] struct P { #[serde(rename = \"id\")] user_id: u64, r#type: String }\n\
+             pub async fn GET(Path(p): Path<P>) {}\n\
+             pub async fn PUT(axum::extract::Path((a, b)): axum::extract::Path<(u64, String)>) {}\n\
+             pub async fn DELETE(Path(id): Path<u64>) {}\n\
+             pub async fn POST(Path(x): Path<Imported>) {}",
+        )
+        .unwrap();
+        let shapes: Vec<Option<ParamsShape>> = source.handlers.iter().map(|h| h.path_params.clone()).collect();
+        assert_eq!(
+            shapes,
+            [
+                Some(ParamsShape::Struct { name: "P".into(), fields: vec!["id".into(), "type".into()] }),
+                None,
+                Some(ParamsShape::Tuple(2)),
+                Some(ParamsShape::Single("u64".into())),
+            ]
+        );
+    }
+
+    #[test]
+    fn folder_middleware_needs_a_fn_or_a_list() {
+        let path = Path::new("app/api/(auth)/middleware.rs");
+        assert_eq!(
+            parse_middleware(path, "pub async fn middleware(r: Request, n: Next) -> Response { n.run(r).await }"),
+            Ok(FolderMiddlewareSource::Fn)
+        );
+        assert_eq!(
+            parse_middleware(path, "arbor::middleware!(csrf, rate_limit(limit = 5));"),
+            Ok(FolderMiddlewareSource::List(vec!["csrf".into(), "rate_limit(limit = 5)".into()]))
+        );
+        let errors = parse_middleware(path, "fn nothing() {}").unwrap_err();
+        assert!(errors[0].to_string().contains("declares no middleware"));
+    }
+}
