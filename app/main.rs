@@ -1,1 +1,45 @@
-fn main() {}
+//! `cargo run` serves the reference app; `cargo run -- routes` prints its route table.
+
+use std::net::SocketAddr;
+
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    match std::env::args().nth(1).as_deref() {
+        Some("routes") => {
+            print!("{}", arbor::RouteInfo::table(arbor_app::routes::ROUTES));
+            std::process::ExitCode::SUCCESS
+        }
+        None | Some("serve") => match serve().await {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("error: {error}");
+                std::process::ExitCode::FAILURE
+            }
+        },
+        Some(other) => {
+            eprintln!("error: unknown command `{other}`\n\nusage: arbor-app [serve | routes]");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+async fn serve() -> std::io::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let host = std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".into());
+    let port = std::env::var("PORT").unwrap_or_else(|_| "3000".into());
+    let address: SocketAddr = format!("{host}:{port}").parse().map_err(|e| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("HOST/PORT: {e}"))
+    })?;
+    let listener = tokio::net::TcpListener::bind(address).await?;
+    tracing::info!(
+        "arbor reference app listening on http://{}",
+        listener.local_addr()?
+    );
+    arbor::serve(listener, arbor_app::app()).await
+}

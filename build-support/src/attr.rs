@@ -47,7 +47,12 @@ impl Parse for MiddlewareList {
 
 impl Parse for Middleware {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
-        if !(input.peek(Ident) || input.peek(Token![::]) || input.peek(Token![crate]) || input.peek(Token![super]) || input.peek(Token![self])) {
+        if !(input.peek(Ident)
+            || input.peek(Token![::])
+            || input.peek(Token![crate])
+            || input.peek(Token![super])
+            || input.peek(Token![self]))
+        {
             return Err(input.error(
                 "expected a middleware: the path of an async fn such as `require_user`, \
                  or a constructor call such as `rate_limit(limit = 5)`",
@@ -124,7 +129,11 @@ impl Middleware {
                 let args: Vec<String> = positional
                     .iter()
                     .map(tokens_string)
-                    .chain(named.iter().map(|(name, value)| format!("{name} = {}", tokens_string(value))))
+                    .chain(
+                        named
+                            .iter()
+                            .map(|(name, value)| format!("{name} = {}", tokens_string(value))),
+                    )
                     .collect();
                 format!("{}({})", path_string(func), args.join(", "))
             }
@@ -134,7 +143,11 @@ impl Middleware {
 
 fn path_string(path: &syn::Path) -> String {
     let segments: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
-    let lead = if path.leading_colon.is_some() { "::" } else { "" };
+    let lead = if path.leading_colon.is_some() {
+        "::"
+    } else {
+        ""
+    };
     format!("{lead}{}", segments.join("::"))
 }
 
@@ -154,12 +167,18 @@ fn tokens_string(tokens: &impl ToTokens) -> String {
 
 /// Whether an attribute is Arbor's handler attribute (`#[handler(..)]` or `#[arbor::handler(..)]`).
 pub fn is_handler_attribute(attr: &syn::Attribute) -> bool {
-    attr.path().segments.last().is_some_and(|s| s.ident == "handler")
+    attr.path()
+        .segments
+        .last()
+        .is_some_and(|s| s.ident == "handler")
 }
 
 /// Whether a macro invocation is Arbor's `middleware!(..)` list.
 pub fn is_middleware_macro(mac: &syn::Macro) -> bool {
-    mac.path.segments.last().is_some_and(|s| s.ident == "middleware")
+    mac.path
+        .segments
+        .last()
+        .is_some_and(|s| s.ident == "middleware")
 }
 
 #[cfg(test)]

@@ -111,13 +111,20 @@ pub struct Error {
 #[derive(Debug)]
 enum ErrorKind {
     Routes(Vec<Diagnostic>),
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     Config(String),
 }
 
 impl Error {
     pub(crate) fn routes(mut diagnostics: Vec<Diagnostic>) -> Self {
-        diagnostics.sort_by(|a, b| a.locations.cmp(&b.locations).then(a.message.cmp(&b.message)));
+        diagnostics.sort_by(|a, b| {
+            a.locations
+                .cmp(&b.locations)
+                .then(a.message.cmp(&b.message))
+        });
         diagnostics.dedup();
         Self {
             kind: ErrorKind::Routes(diagnostics),
@@ -166,10 +173,17 @@ impl fmt::Display for Error {
                 }
                 let count = diagnostics.len();
                 let plural = if count == 1 { "" } else { "s" };
-                write!(f, "error: arbor could not generate the router: {count} routing error{plural}")
+                write!(
+                    f,
+                    "error: arbor could not generate the router: {count} routing error{plural}"
+                )
             }
             ErrorKind::Io { path, source } => {
-                write!(f, "error: arbor could not access `{}`: {source}", display_path(path))
+                write!(
+                    f,
+                    "error: arbor could not access `{}`: {source}",
+                    display_path(path)
+                )
             }
             ErrorKind::Config(message) => write!(f, "error: {message}"),
         }

@@ -43,7 +43,9 @@ pub(crate) fn discover(root: &Path, display_root: &Path) -> Result<Discovered, E
         .follow_links(false)
         .sort_by_file_name()
         .into_iter()
-        .filter_entry(|entry| entry.depth() == 0 || !is_private(entry.file_name().to_string_lossy().as_ref()));
+        .filter_entry(|entry| {
+            entry.depth() == 0 || !is_private(entry.file_name().to_string_lossy().as_ref())
+        });
     for entry in walker {
         let entry = entry.map_err(|e| {
             let path = e.path().unwrap_or(root).to_owned();

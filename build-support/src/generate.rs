@@ -48,21 +48,28 @@ pub(crate) fn generate(table: &RouteTable, options: &Options<'_>) -> TokenStream
                 pub mod #module;
             }
         })
-        .chain(table.routes.iter().zip(&route_modules).map(|(route, module)| {
-            let path = absolute(options.manifest_dir, &route.file);
-            let methods: Vec<&str> = route.handlers.iter().map(|h| h.method.as_str()).collect();
-            let doc = format!(
-                " `{} {}` from `{}`.",
-                methods.join(", "),
-                route.display_url(options.url_prefix),
-                display_path(&route.file)
-            );
-            quote! {
-                #[doc = #doc]
-                #[path = #path]
-                pub mod #module;
-            }
-        }));
+        .chain(
+            table
+                .routes
+                .iter()
+                .zip(&route_modules)
+                .map(|(route, module)| {
+                    let path = absolute(options.manifest_dir, &route.file);
+                    let methods: Vec<&str> =
+                        route.handlers.iter().map(|h| h.method.as_str()).collect();
+                    let doc = format!(
+                        " `{} {}` from `{}`.",
+                        methods.join(", "),
+                        route.display_url(options.url_prefix),
+                        display_path(&route.file)
+                    );
+                    quote! {
+                        #[doc = #doc]
+                        #[path = #path]
+                        pub mod #module;
+                    }
+                }),
+        );
 
     let route_infos = table.routes.iter().flat_map(|route| {
         let url = route.display_url(options.url_prefix);
@@ -132,7 +139,7 @@ pub(crate) fn generate(table: &RouteTable, options: &Options<'_>) -> TokenStream
                 let methods = ::arbor::__private::MethodRouter::new()
                     #(#handlers)*
                     #auto_options
-                    .fallback(|| ::arbor::__private::method_not_allowed(ALLOW));
+                    .fallback(|method: ::arbor::http::Method| ::arbor::__private::method_not_allowed(method, ALLOW));
                 #file_layer
                 #(#folder_layers)*
                 #register
@@ -167,7 +174,9 @@ fn middleware_chain(table: &RouteTable, route: &Route, handler: Option<&[String]
     for &index in &route.folder_middleware {
         let folder = &table.middleware[index];
         match &folder.source {
-            FolderMiddlewareSource::Fn => chain.push(format!("{}::middleware", display_path(&folder.file))),
+            FolderMiddlewareSource::Fn => {
+                chain.push(format!("{}::middleware", display_path(&folder.file)))
+            }
             FolderMiddlewareSource::List(list) => chain.extend(list.iter().cloned()),
         }
     }
@@ -192,10 +201,18 @@ impl UniqueNames {
         for segment in segments {
             let word = match segment {
                 Segment::Static(s) | Segment::Group(s) => s.as_str(),
-                Segment::Dynamic(p) | Segment::CatchAll(p) | Segment::OptionalCatchAll(p) => p.as_str(),
+                Segment::Dynamic(p) | Segment::CatchAll(p) | Segment::OptionalCatchAll(p) => {
+                    p.as_str()
+                }
             };
             base.push('_');
-            base.extend(word.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }));
+            base.extend(word.chars().map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            }));
         }
         let mut name = base.clone();
         let mut counter = 2;

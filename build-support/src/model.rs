@@ -45,7 +45,9 @@ pub struct FolderMiddleware {
 impl Route {
     /// The segments that appear in the URL (groups removed).
     pub fn url_segments(&self) -> impl Iterator<Item = &Segment> {
-        self.segments.iter().filter(|s| !matches!(s, Segment::Group(_)))
+        self.segments
+            .iter()
+            .filter(|s| !matches!(s, Segment::Group(_)))
     }
 
     /// The URL in folder notation, as users think of it: `/api/users/[id]`.
@@ -77,7 +79,11 @@ impl Route {
                 Segment::Group(_) => {}
             }
         }
-        let bare = if base.is_empty() { "/".to_owned() } else { base.clone() };
+        let bare = if base.is_empty() {
+            "/".to_owned()
+        } else {
+            base.clone()
+        };
         match optional {
             Some(p) => vec![bare, format!("{base}/{{*{p}}}")],
             None => vec![bare],
@@ -108,7 +114,9 @@ impl Route {
     }
 
     fn priority_key(&self) -> Vec<(u8, String)> {
-        self.url_segments().map(|s| (s.rank(), s.to_string())).collect()
+        self.url_segments()
+            .map(|s| (s.rank(), s.to_string()))
+            .collect()
     }
 }
 
@@ -162,7 +170,11 @@ pub(crate) fn build(discovered: &Discovered) -> (RouteTable, Vec<Diagnostic>) {
         });
     }
 
-    table.routes.sort_by(|a, b| a.priority_key().cmp(&b.priority_key()).then(a.file.cmp(&b.file)));
+    table.routes.sort_by(|a, b| {
+        a.priority_key()
+            .cmp(&b.priority_key())
+            .then(a.file.cmp(&b.file))
+    });
     (table, diagnostics)
 }
 

@@ -38,7 +38,10 @@ impl Segment {
                 );
             };
             if group.is_empty() || group.contains(['(', ')']) {
-                return err("is not a valid route group", "a route group is written `(name)`");
+                return err(
+                    "is not a valid route group",
+                    "a route group is written `(name)`",
+                );
             }
             return Ok(Self::Group(group.to_owned()));
         }
@@ -48,7 +51,7 @@ impl Segment {
                 "remove the `@` or move the routes out of this folder",
             );
         }
-        if name.starts_with('[') || name.ends_with(']') {
+        if name.starts_with('[') || (name.ends_with(']') && !name.contains('[')) {
             return Self::parse_dynamic(name);
         }
         if name.contains(['[', ']', '(', ')', '{', '}']) {
@@ -115,7 +118,10 @@ impl Segment {
                 "has a parameter name that is not a valid Rust identifier",
                 format!(
                     "parameters become fields of your `Path<..>` type; try `{}`",
-                    name.replace(param, suggestion.trim_start_matches(|c: char| c.is_ascii_digit()))
+                    name.replace(
+                        param,
+                        suggestion.trim_start_matches(|c: char| c.is_ascii_digit())
+                    )
                 ),
             );
         }
@@ -206,8 +212,15 @@ mod tests {
             ("[[...slug]]", OptionalCatchAll("slug".into())),
         ];
         for (name, expected) in cases {
-            assert_eq!(Segment::parse(name).as_ref(), Ok(expected), "folder `{name}`");
-            assert_eq!(expected.to_string().replace("_internal", "%5Finternal"), name.replace("%5f", "%5F"));
+            assert_eq!(
+                Segment::parse(name).as_ref(),
+                Ok(expected),
+                "folder `{name}`"
+            );
+            assert_eq!(
+                expected.to_string().replace("_internal", "%5Finternal"),
+                name.replace("%5f", "%5F")
+            );
         }
     }
 

@@ -162,7 +162,9 @@ pub(crate) fn parse_route(path: &Path, contents: &str) -> Result<RouteSource, Ve
                 let middleware = match func.attrs.iter().find(|a| attr::is_handler_attribute(a)) {
                     None => None,
                     Some(attribute) => match attribute.parse_args::<MiddlewareList>() {
-                        Ok(list) => Some(list.items.iter().map(attr::Middleware::display).collect()),
+                        Ok(list) => {
+                            Some(list.items.iter().map(attr::Middleware::display).collect())
+                        }
                         // The attribute macro reports the syntax error with its span.
                         Err(_) => Some(Vec::new()),
                     },
@@ -199,15 +201,25 @@ pub(crate) fn parse_route(path: &Path, contents: &str) -> Result<RouteSource, Ve
             }
             Item::Static(item) if Method::from_export(&item.ident.to_string()).is_some() => {
                 diagnostics.push(
-                    Diagnostic::new(format!("`{}` must be an async fn, not a static", item.ident))
-                        .at(Location::at(path, item.ident.span()))
-                        .help(format!("write `pub async fn {}(..)`", item.ident)),
+                    Diagnostic::new(format!(
+                        "`{}` must be an async fn, not a static",
+                        item.ident
+                    ))
+                    .at(Location::at(path, item.ident.span()))
+                    .help(format!("write `pub async fn {}(..)`", item.ident)),
                 );
             }
             Item::Macro(item) if attr::is_middleware_macro(&item.mac) => {
-                let list = item.mac.parse_body::<MiddlewareList>().map(|list| list.items);
-                source.file_middleware =
-                    Some(list.unwrap_or_default().iter().map(attr::Middleware::display).collect());
+                let list = item
+                    .mac
+                    .parse_body::<MiddlewareList>()
+                    .map(|list| list.items);
+                source.file_middleware = Some(
+                    list.unwrap_or_default()
+                        .iter()
+                        .map(attr::Middleware::display)
+                        .collect(),
+                );
             }
             _ => {}
         }
@@ -259,9 +271,15 @@ pub(crate) fn parse_middleware(
                 found = Some(FolderMiddlewareSource::Fn);
             }
             Item::Macro(item) if attr::is_middleware_macro(&item.mac) => {
-                let list = item.mac.parse_body::<MiddlewareList>().map(|list| list.items);
+                let list = item
+                    .mac
+                    .parse_body::<MiddlewareList>()
+                    .map(|list| list.items);
                 found = Some(FolderMiddlewareSource::List(
-                    list.unwrap_or_default().iter().map(attr::Middleware::display).collect(),
+                    list.unwrap_or_default()
+                        .iter()
+                        .map(attr::Middleware::display)
+                        .collect(),
                 ));
             }
             _ => {}
@@ -311,13 +329,19 @@ fn use_leaf_names(tree: &syn::UseTree) -> Vec<(String, proc_macro2::Span)> {
 
 /// `Path<T>` (any path ending in `Path`) → the shape of `T`, if the file says enough.
 fn path_params_shape(ty: &Type, structs: &[&syn::ItemStruct]) -> Option<ParamsShape> {
-    let Type::Path(type_path) = ty else { return None };
+    let Type::Path(type_path) = ty else {
+        return None;
+    };
     let last = type_path.path.segments.last()?;
     if last.ident != "Path" {
         return None;
     }
-    let syn::PathArguments::AngleBracketed(args) = &last.arguments else { return None };
-    let Some(syn::GenericArgument::Type(inner)) = args.args.first() else { return None };
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    let Some(syn::GenericArgument::Type(inner)) = args.args.first() else {
+        return None;
+    };
     match inner {
         Type::Tuple(tuple) => Some(ParamsShape::Tuple(tuple.elems.len())),
         Type::Path(inner_path) if inner_path.qself.is_none() => {
@@ -361,17 +385,20 @@ fn struct_shape(item: &syn::ItemStruct) -> Option<ParamsShape> {
 }
 
 fn serde_container_attr_present(attrs: &[syn::Attribute]) -> bool {
-    attrs.iter().filter(|a| a.path().is_ident("serde")).any(|a| {
-        let mut found = false;
-        let _ = a.parse_nested_meta(|meta| {
-            found |= meta.path.is_ident("rename_all") || meta.path.is_ident("transparent");
-            if meta.input.peek(syn::Token![=]) {
-                meta.value()?.parse::<syn::Expr>()?;
-            }
-            Ok(())
-        });
-        found
-    })
+    attrs
+        .iter()
+        .filter(|a| a.path().is_ident("serde"))
+        .any(|a| {
+            let mut found = false;
+            let _ = a.parse_nested_meta(|meta| {
+                found |= meta.path.is_ident("rename_all") || meta.path.is_ident("transparent");
+                if meta.input.peek(syn::Token![=]) {
+                    meta.value()?.parse::<syn::Expr>()?;
+                }
+                Ok(())
+            });
+            found
+        })
 }
 
 /// The value of `#[serde(key = "value")]` on a field (`Some("")` for a bare `#[serde(key)]`).
@@ -383,7 +410,11 @@ fn serde_field_attr(attrs: &[syn::Attribute], key: &str) -> Option<String> {
             if meta.input.peek(syn::Token![=]) {
                 let expr: syn::Expr = meta.value()?.parse()?;
                 if is_key {
-                    if let syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(s), .. }) = expr {
+                    if let syn::Expr::Lit(syn::ExprLit {
+                        lit: syn::Lit::Str(s),
+                        ..
+                    }) = expr
+                    {
                         value = Some(s.value());
                     }
                 }
@@ -399,8 +430,25 @@ fn serde_field_attr(attrs: &[syn::Attribute], key: &str) -> Option<String> {
 fn is_scalar(name: &str) -> bool {
     matches!(
         name,
-        "String" | "Uuid" | "Vec" | "bool" | "char" | "u8" | "u16" | "u32" | "u64" | "u128" | "usize"
-            | "i8" | "i16" | "i32" | "i64" | "i128" | "isize" | "f32" | "f64"
+        "String"
+            | "Uuid"
+            | "Vec"
+            | "bool"
+            | "char"
+            | "u8"
+            | "u16"
+            | "u32"
+            | "u64"
+            | "u128"
+            | "usize"
+            | "i8"
+            | "i16"
+            | "i32"
+            | "i64"
+            | "i128"
+            | "isize"
+            | "f32"
+            | "f64"
     )
 }
 
@@ -430,9 +478,15 @@ mod tests {
 
     #[test]
     fn reports_every_bad_export_with_its_line() {
-        let errors = route("pub async fn get() {}\nasync fn POST() {}\npub fn PUT() {}\npub const DELETE: u8 = 0;").unwrap_err();
+        let errors = route(
+            "pub async fn get() {}\nasync fn POST() {}\npub fn PUT() {}\npub const DELETE: u8 = 0;",
+        )
+        .unwrap_err();
         assert_eq!(errors.len(), 4, "{errors:#?}");
-        assert!(errors[0].contains("`get` looks like a handler") && errors[0].contains("x/route.rs:1:14"));
+        assert!(
+            errors[0].contains("`get` looks like a handler")
+                && errors[0].contains("x/route.rs:1:14")
+        );
         assert!(errors[1].contains("handler `POST` is not public") && errors[1].contains(":2:10"));
         assert!(errors[2].contains("handler `PUT` is not async") && errors[2].contains(":3:8"));
         assert!(errors[3].contains("`DELETE` must be an async fn, not a const"));
@@ -441,9 +495,16 @@ mod tests {
     #[test]
     fn reports_no_exports_and_syntax_errors() {
         let errors = route("fn helper() {}").unwrap_err();
-        assert!(errors[0].contains("exports no HTTP method handler"), "{errors:?}");
+        assert!(
+            errors[0].contains("exports no HTTP method handler"),
+            "{errors:?}"
+        );
         let errors = route("pub async fn GET() {\n  let x = ;\n}").unwrap_err();
-        assert!(errors[0].contains("could not parse `route.rs`") && errors[0].contains("x/route.rs:2:11"), "{errors:?}");
+        assert!(
+            errors[0].contains("could not parse `route.rs`")
+                && errors[0].contains("x/route.rs:2:11"),
+            "{errors:?}"
+        );
     }
 
     #[test]
@@ -456,11 +517,18 @@ mod tests {
              pub async fn POST(Path(x): Path<Imported>) {}",
         )
         .unwrap();
-        let shapes: Vec<Option<ParamsShape>> = source.handlers.iter().map(|h| h.path_params.clone()).collect();
+        let shapes: Vec<Option<ParamsShape>> = source
+            .handlers
+            .iter()
+            .map(|h| h.path_params.clone())
+            .collect();
         assert_eq!(
             shapes,
             [
-                Some(ParamsShape::Struct { name: "P".into(), fields: vec!["id".into(), "type".into()] }),
+                Some(ParamsShape::Struct {
+                    name: "P".into(),
+                    fields: vec!["id".into(), "type".into()]
+                }),
                 None,
                 Some(ParamsShape::Tuple(2)),
                 Some(ParamsShape::Single("u64".into())),
@@ -472,12 +540,18 @@ mod tests {
     fn folder_middleware_needs_a_fn_or_a_list() {
         let path = Path::new("app/api/(auth)/middleware.rs");
         assert_eq!(
-            parse_middleware(path, "pub async fn middleware(r: Request, n: Next) -> Response { n.run(r).await }"),
+            parse_middleware(
+                path,
+                "pub async fn middleware(r: Request, n: Next) -> Response { n.run(r).await }"
+            ),
             Ok(FolderMiddlewareSource::Fn)
         );
         assert_eq!(
             parse_middleware(path, "arbor::middleware!(csrf, rate_limit(limit = 5));"),
-            Ok(FolderMiddlewareSource::List(vec!["csrf".into(), "rate_limit(limit = 5)".into()]))
+            Ok(FolderMiddlewareSource::List(vec![
+                "csrf".into(),
+                "rate_limit(limit = 5)".into()
+            ]))
         );
         let errors = parse_middleware(path, "fn nothing() {}").unwrap_err();
         assert!(errors[0].to_string().contains("declares no middleware"));

@@ -52,7 +52,9 @@ fn check_path_params(route: &Route, diagnostics: &mut Vec<Diagnostic>) {
     let params: Vec<&str> = route.params().collect();
     let folder = display_path(route.file.parent().unwrap_or(&route.file));
     for handler in &route.handlers {
-        let Some(shape) = &handler.path_params else { continue };
+        let Some(shape) = &handler.path_params else {
+            continue;
+        };
         let method = handler.method;
         let listed = quote_list(&params);
         let problem = match shape {
@@ -97,7 +99,11 @@ fn check_path_params(route: &Route, diagnostics: &mut Vec<Diagnostic>) {
             _ => None,
         };
         if let Some((message, help)) = problem {
-            diagnostics.push(Diagnostic::new(message).at(handler.location.clone()).help(help));
+            diagnostics.push(
+                Diagnostic::new(message)
+                    .at(handler.location.clone())
+                    .help(help),
+            );
         }
     }
 }
@@ -158,7 +164,9 @@ fn check_tree(table: &RouteTable, prefix: &str, diagnostics: &mut Vec<Diagnostic
     for level in levels.values() {
         for names in [&level.dynamic, &level.catch_all, &level.optional] {
             let mut names = names.iter();
-            let Some((first, first_routes)) = names.next() else { continue };
+            let Some((first, first_routes)) = names.next() else {
+                continue;
+            };
             for (other, other_routes) in names {
                 diagnostics.push(
                     Diagnostic::new(format!(
@@ -200,16 +208,27 @@ fn check_tree(table: &RouteTable, prefix: &str, diagnostics: &mut Vec<Diagnostic
         }
         let mut by_url: BTreeMap<String, Vec<&Route>> = BTreeMap::new();
         for route in &level.ending_here {
-            by_url.entry(route.display_url(prefix)).or_default().push(route);
+            by_url
+                .entry(route.display_url(prefix))
+                .or_default()
+                .push(route);
         }
         for (url, routes) in by_url.into_iter().filter(|(_, routes)| routes.len() > 1) {
-            let mut diagnostic = Diagnostic::new(format!("{} route files resolve to the same URL `{url}`", count_word(routes.len())));
+            let mut diagnostic = Diagnostic::new(format!(
+                "{} route files resolve to the same URL `{url}`",
+                count_word(routes.len())
+            ));
             for route in &routes {
                 diagnostic = diagnostic.at(Location::file(&route.file));
             }
             let groups: BTreeSet<String> = routes
                 .iter()
-                .flat_map(|r| r.segments.iter().filter(|s| matches!(s, Segment::Group(_))).map(ToString::to_string))
+                .flat_map(|r| {
+                    r.segments
+                        .iter()
+                        .filter(|s| matches!(s, Segment::Group(_)))
+                        .map(ToString::to_string)
+                })
                 .collect();
             let help = if groups.is_empty() {
                 "keep one route file for each URL".to_owned()
@@ -228,7 +247,11 @@ fn quote_list(names: &[&str]) -> String {
     if names.is_empty() {
         return "no parameters".to_owned();
     }
-    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn fields_word(names: &[&str]) -> String {
@@ -240,15 +263,27 @@ fn params_word(names: &[&str]) -> String {
 }
 
 fn is_are(names: &[&str]) -> &'static str {
-    if names.len() == 1 { "is" } else { "are" }
+    if names.len() == 1 {
+        "is"
+    } else {
+        "are"
+    }
 }
 
 fn has_have(names: &[&str]) -> &'static str {
-    if names.len() == 1 { "has" } else { "have" }
+    if names.len() == 1 {
+        "has"
+    } else {
+        "have"
+    }
 }
 
 fn plural(count: usize) -> &'static str {
-    if count == 1 { "" } else { "s" }
+    if count == 1 {
+        ""
+    } else {
+        "s"
+    }
 }
 
 fn count_word(count: usize) -> String {

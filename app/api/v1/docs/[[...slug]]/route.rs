@@ -1,0 +1,18 @@
+//! `/api/v1/docs` and `/api/v1/docs/a/b`: an optional catch-all is absent when nothing matched,
+//! which is not the same as an empty list.
+
+use arbor::{Json, Path};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+#[derive(Deserialize)]
+pub struct Params {
+    slug: Option<Vec<String>>,
+}
+
+pub async fn GET(Path(params): Path<Params>) -> Json<Value> {
+    match params.slug {
+        None => Json(json!({ "page": "index" })),
+        Some(slug) => Json(json!({ "page": slug.join("/"), "slug": slug })),
+    }
+}

@@ -1,0 +1,218 @@
+//! The one error shape every Arbor response uses: `{ "error": CODE, "message": ..., "details"? }`.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use axum::response::{IntoResponse, Response};
+use http::{header, HeaderValue, StatusCode};
+use serde::Serialize;
+
+/// An error answered to the client as JSON, with a status, a machine-readable code, a safe
+/// message and optional details.
+///
+/// ```
+/// use arbor::ApiError;
+///
+/// async fn find_user(id: u64) -> Result<String, ApiError> {
+///     Err(ApiError::not_found(format!("no user with id {id}")))
+/// }
+/// ```
+///
+/// Responds with:
+///
+/// ```text
+/// HTTP/1.1 404 Not Found
+/// content-type: application/json
+///
+/// {"error":"NOT_FOUND","message":"no user with id 7"}
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct ApiError {
+    status: StatusCode,
+    code: Cow<'static, str>,
+    message: Cow<'static, str>,
+    details: Option<serde_json::Value>,
+    headers: Vec<(header::HeaderName, HeaderValue)>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: &'a str,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<&'a serde_json::Value>,
+}
+
+impl ApiError {
+    /// An error with any status and code.
+    pub fn new(
+        status: StatusCode,
+        code: impl Into<Cow<'static, str>>,
+        message: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        Self {
+            status,
+            code: code.into(),
+            message: message.into(),
+            details: None,
+            headers: Vec::new(),
+        }
+    }
+
+    /// `400 BAD_REQUEST`.
+    pub fn bad_request(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "BAD_REQUEST", message)
+    }
+
+    /// `401 UNAUTHORIZED`.
+    pub fn unauthorized(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", message)
+    }
+
+    /// `403 FORBIDDEN`.
+    pub fn forbidden(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "FORBIDDEN", message)
+    }
+
+    /// `404 NOT_FOUND`.
+    pub fn not_found(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "NOT_FOUND", message)
+    }
+
+    /// `409 CONFLICT`.
+    pub fn conflict(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::CONFLICT, "CONFLICT", message)
+    }
+
+    /// `500 INTERNAL_ERROR` with the generic message. Log the cause before returning this:
+    /// nothing about it reaches the client.
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL_ERROR",
+            "An unexpected error occurred",
+        )
+    }
+
+    /// Attaches structured details (field errors, the current version, ...).
+    pub fn with_details(mut self, details: impl Serialize) -> Self {
+        // Serializing a caller's details can only fail for maps with non-string keys; an
+        // error response without details beats a panic.
+        self.details = serde_json::to_value(details).ok();
+        self
+    }
+
+    /// Adds a response header (`Allow`, `Retry-After`, ...).
+    pub fn with_header(mut self, name: header::HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The machine-readable code, such as `NOT_FOUND`.
+    pub fn code(&self) -> &str {
+        &self.code
+    }
+
+    /// The human-readable message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The details, if any.
+    pub fn details(&self) -> Option<&serde_json::Value> {
+        self.details.as_ref()
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.code,
+            self.message
+        )
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::to_vec(&Body {
+            error: &self.code,
+            message: &self.message,
+            details: self.details.as_ref(),
+        })
+        .unwrap_or_else(|_| {
+            br#"{"error":"INTERNAL_ERROR","message":"An unexpected error occurred"}"#.to_vec()
+        });
+        let mut response = (
+            self.status,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            body,
+        )
+            .into_response();
+        response.headers_mut().extend(self.headers);
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    async fn body_of(error: ApiError) -> (StatusCode, serde_json::Value, Option<String>) {
+        let response = error.into_response();
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap_or_default().to_owned());
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or_default(),
+            content_type,
+        )
+    }
+
+    #[tokio::test]
+    async fn renders_the_standard_shape() {
+        let (status, body, content_type) =
+            body_of(ApiError::not_found("no such user").with_details(serde_json::json!({"id": 7})))
+                .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(content_type.as_deref(), Some("application/json"));
+        assert_eq!(
+            body,
+            serde_json::json!({"error": "NOT_FOUND", "message": "no such user", "details": {"id": 7}})
+        );
+    }
+
+    #[tokio::test]
+    async fn omits_absent_details_and_hides_internals() {
+        let (status, body, _) = body_of(ApiError::internal()).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            body,
+            serde_json::json!({"error": "INTERNAL_ERROR", "message": "An unexpected error occurred"})
+        );
+    }
+}

@@ -1,0 +1,128 @@
+//! `Path<T>`: route params from the folder names, decoded per segment, typed by serde.
+
+use std::fmt;
+
+use axum::extract::{FromRequestParts, MatchedPath, OriginalUri};
+use axum::response::{IntoResponse, Response};
+use http::request::Parts;
+use http::StatusCode;
+use serde::de::DeserializeOwned;
+
+use super::params::{self, Params};
+use crate::ApiError;
+
+/// The params of the route's dynamic folders, deserialized into `T`.
+///
+/// - `[id]` is one segment, deserialized into any scalar (`String`, `u64`, `Uuid`, an enum).
+/// - `[...path]` is the list of segments, each percent-decoded on its own: `/files/a%2Fb/c`
+///   gives `["a/b", "c"]`.
+/// - `[[...slug]]` is absent when nothing matched (use `Option<Vec<String>>`), which is not the
+///   same as an empty list.
+///
+/// ```
+/// use arbor::Path;
+/// use serde::Deserialize;
+///
+/// // app/api/orgs/[org]/files/[...path]/route.rs
+/// #[derive(Deserialize)]
+/// pub struct Params {
+///     org: String,
+///     path: Vec<String>,
+/// }
+///
+/// pub async fn GET(Path(params): Path<Params>) -> String {
+///     format!("{} has {}", params.org, params.path.join("/"))
+/// }
+/// ```
+///
+/// A value that fails to decode or to parse answers `400 INVALID_PATH_PARAMS`, naming the param.
+/// `arbor-build` also checks at build time that a struct's fields match the folders.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Path<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Path<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = PathRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let Some(pattern) = parts.extensions.get::<MatchedPath>() else {
+            return Err(PathRejection::NotRouted);
+        };
+        let path = parts
+            .extensions
+            .get::<OriginalUri>()
+            .map_or_else(|| parts.uri.path(), |original| original.path());
+        let params = params::capture(pattern.as_str(), path)?;
+        T::deserialize(Params::new(&params))
+            .map(Path)
+            .map_err(PathRejection::Invalid)
+    }
+}
+
+impl<T> std::ops::Deref for Path<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+/// Why `Path<T>` could not be extracted.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum PathRejection {
+    /// A segment's percent-encoding is not valid UTF-8.
+    Decode {
+        /// The param.
+        param: String,
+    },
+    /// The value does not parse into the requested type.
+    Invalid(params::Error),
+    /// `Path` was used outside a routed handler (a bug in the app, answered as a 500).
+    NotRouted,
+}
+
+impl From<params::DecodeError> for PathRejection {
+    fn from(error: params::DecodeError) -> Self {
+        Self::Decode { param: error.param }
+    }
+}
+
+impl fmt::Display for PathRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Decode { param } => write!(
+                f,
+                "path parameter `{param}` is not valid percent-encoded UTF-8"
+            ),
+            Self::Invalid(error) => error.fmt(f),
+            Self::NotRouted => f.write_str("`Path` extractor used outside a matched route"),
+        }
+    }
+}
+
+impl std::error::Error for PathRejection {}
+
+impl IntoResponse for PathRejection {
+    fn into_response(self) -> Response {
+        match &self {
+            Self::Decode { param } => invalid(self.to_string(), Some(param)),
+            Self::Invalid(error) => invalid(error.to_string(), error.param()),
+            Self::NotRouted => {
+                tracing::error!("{self}");
+                ApiError::internal().into_response()
+            }
+        }
+    }
+}
+
+fn invalid(message: String, param: Option<&str>) -> Response {
+    let error = ApiError::new(StatusCode::BAD_REQUEST, "INVALID_PATH_PARAMS", message);
+    match param {
+        Some(param) => error.with_details(serde_json::json!({ "param": param })),
+        None => error,
+    }
+    .into_response()
+}
