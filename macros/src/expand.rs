@@ -7,15 +7,12 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 
 pub(crate) fn handler(args: TokenStream, item: TokenStream) -> TokenStream {
-    let func = match syn::parse2::<syn::ItemFn>(item.clone()) {
-        Ok(func) => func,
-        Err(_) => {
-            let error = syn::Error::new_spanned(
-                &item,
-                "`#[arbor::handler]` goes on a route handler such as `pub async fn GET(..)`",
-            );
-            return with_errors(item, error);
-        }
+    let Ok(func) = syn::parse2::<syn::ItemFn>(item.clone()) else {
+        let error = syn::Error::new_spanned(
+            &item,
+            "`#[arbor::handler]` goes on a route handler such as `pub async fn GET(..)`",
+        );
+        return with_errors(&item, error);
     };
     let mut errors: Option<syn::Error> = None;
     let mut report = |error: syn::Error| match &mut errors {
@@ -60,7 +57,7 @@ pub(crate) fn handler(args: TokenStream, item: TokenStream) -> TokenStream {
         }
     };
     if let Some(error) = errors {
-        return with_errors(quote!(#func), error);
+        return with_errors(&quote!(#func), error);
     }
     let (Some(list), Some(_)) = (list, method) else {
         unreachable!("errors were reported above");
@@ -142,7 +139,7 @@ fn layer_expr(middleware: &Middleware) -> TokenStream {
 
 /// The item as written plus the errors, so that one mistake does not cascade into
 /// "cannot find function" errors elsewhere.
-fn with_errors(item: TokenStream, error: syn::Error) -> TokenStream {
+fn with_errors(item: &TokenStream, error: syn::Error) -> TokenStream {
     let errors = error.into_compile_error();
     quote! {
         #item

@@ -1,0 +1,209 @@
+//! Requests per second through Arbor's generated router versus a hand-written axum router with
+//! the same routes and equivalent handlers, measured in the same run.
+//!
+//! ```text
+//! cargo bench --bench router                      # defaults: 5 rounds of 3 s, 32 connections
+//! BENCH_ROUNDS=9 BENCH_SECS=5 BENCH_CONNECTIONS=64 cargo bench --bench router
+//! ```
+//!
+//! Each server runs on its own single-threaded runtime and OS thread; the load generator is a
+//! minimal HTTP/1.1 keep-alive client on another thread, so on a 2-core machine the server and
+//! the load each get a core. Rounds alternate which server goes first; the report gives the
+//! median of the rounds and the ratio Arbor / axum (1.00 = no overhead).
+
+#![allow(clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// The hand-written equivalent of the reference app's routes that the benchmark hits.
+fn hand_written() -> Router {
+    #[derive(serde::Deserialize)]
+    struct Greeting {
+        name: String,
+    }
+    async fn hello() -> Json<Value> {
+        Json(json!({ "message": "hello" }))
+    }
+    async fn greet(Json(greeting): Json<Greeting>) -> Json<Value> {
+        Json(json!({ "message": format!("hello, {}", greeting.name) }))
+    }
+    async fn item(axum::extract::Path(id): axum::extract::Path<u64>) -> Json<Value> {
+        Json(json!({ "id": id, "name": format!("item {id}") }))
+    }
+    async fn delete_item(axum::extract::Path(id): axum::extract::Path<u64>) -> Json<Value> {
+        Json(json!({ "deleted": id }))
+    }
+    Router::new()
+        .route("/api/hello", get(hello).post(greet))
+        .route("/api/v1/items/{id}", get(item).delete(delete_item))
+}
+
+struct Endpoint {
+    name: &'static str,
+    request: &'static [u8],
+    expect: &'static str,
+}
+
+const ENDPOINTS: &[Endpoint] = &[
+    Endpoint {
+        name: "GET /api/hello",
+        request: b"GET /api/hello HTTP/1.1\r\nhost: bench\r\n\r\n",
+        expect: r#"{"message":"hello"}"#,
+    },
+    Endpoint {
+        name: "GET /api/v1/items/[id]",
+        request: b"GET /api/v1/items/42 HTTP/1.1\r\nhost: bench\r\n\r\n",
+        expect: r#"{"id":42,"name":"item 42"}"#,
+    },
+    Endpoint {
+        name: "POST /api/hello (JSON)",
+        request: b"POST /api/hello HTTP/1.1\r\nhost: bench\r\ncontent-type: application/json\r\ncontent-length: 14\r\n\r\n{\"name\":\"Ada\"}",
+        expect: r#"{"message":"hello, Ada"}"#,
+    },
+];
+
+fn serve_on_own_thread(router: Router) -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let address = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            axum::serve(listener, router).await.unwrap();
+        });
+    });
+    address
+}
+
+/// Sends `request` and reads one whole response; returns its body.
+async fn round_trip(stream: &mut TcpStream, request: &[u8], buffer: &mut Vec<u8>) -> std::io::Result<Vec<u8>> {
+    stream.write_all(request).await?;
+    buffer.clear();
+    loop {
+        let mut chunk = [0u8; 4096];
+        let read = stream.read(&mut chunk).await?;
+        if read == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        buffer.extend_from_slice(&chunk[..read]);
+        let Some(head_end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") else { continue };
+        let head = std::str::from_utf8(&buffer[..head_end]).unwrap_or_default().to_ascii_lowercase();
+        let length: usize = head
+            .lines()
+            .find_map(|line| line.strip_prefix("content-length:"))
+            .map_or(0, |v| v.trim().parse().unwrap_or(0));
+        if buffer.len() >= head_end + 4 + length {
+            return Ok(buffer[head_end + 4..head_end + 4 + length].to_vec());
+        }
+    }
+}
+
+/// Drives `connections` keep-alive connections for `duration`; returns requests per second.
+fn load(address: SocketAddr, endpoint: &'static Endpoint, connections: usize, duration: Duration) -> f64 {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async move {
+        let done = Arc::new(AtomicBool::new(false));
+        let count = Arc::new(AtomicU64::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..connections {
+            let (done, count) = (done.clone(), count.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut stream = TcpStream::connect(address).await.unwrap();
+                stream.set_nodelay(true).unwrap();
+                let mut buffer = Vec::with_capacity(8192);
+                while !done.load(Ordering::Relaxed) {
+                    round_trip(&mut stream, endpoint.request, &mut buffer).await.unwrap();
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+            }));
+        }
+        let started = Instant::now();
+        tokio::time::sleep(duration).await;
+        done.store(true, Ordering::Relaxed);
+        let requests = count.load(Ordering::Relaxed);
+        let elapsed = started.elapsed();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        requests as f64 / elapsed.as_secs_f64()
+    })
+}
+
+fn check(address: SocketAddr, endpoint: &'static Endpoint) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let body = runtime.block_on(async {
+        let mut stream = TcpStream::connect(address).await.unwrap();
+        round_trip(&mut stream, endpoint.request, &mut Vec::new()).await.unwrap()
+    });
+    assert_eq!(String::from_utf8_lossy(&body), endpoint.expect, "{} on {address}", endpoint.name);
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let middle = values.len() / 2;
+    if values.len() % 2 == 0 {
+        (values[middle - 1] + values[middle]) / 2.0
+    } else {
+        values[middle]
+    }
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` runs this with no load, as a check.
+    let quick = !std::env::args().any(|a| a == "--bench");
+    let rounds: usize = if quick { 1 } else { env_or("BENCH_ROUNDS", 5) };
+    let seconds: f64 = if quick { 0.2 } else { env_or("BENCH_SECS", 3.0) };
+    let connections: usize = env_or("BENCH_CONNECTIONS", 32);
+    let duration = Duration::from_secs_f64(seconds);
+
+    let arbor = serve_on_own_thread(arbor_app::app());
+    let axum = serve_on_own_thread(hand_written());
+    for endpoint in ENDPOINTS {
+        check(arbor, endpoint);
+        check(axum, endpoint);
+    }
+
+    println!("router benchmark: {rounds} rounds x {seconds} s, {connections} connections, single-threaded servers");
+    println!("{:<26} {:>14} {:>14} {:>8}   per-round ratios", "endpoint", "arbor req/s", "axum req/s", "ratio");
+    for endpoint in ENDPOINTS {
+        // Warm both servers up so the first measured round is not penalised.
+        load(arbor, endpoint, connections, duration / 4);
+        load(axum, endpoint, connections, duration / 4);
+        let (mut arbor_rps, mut axum_rps, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+        for round in 0..rounds {
+            let (a, b) = if round % 2 == 0 {
+                let a = load(arbor, endpoint, connections, duration);
+                (a, load(axum, endpoint, connections, duration))
+            } else {
+                let b = load(axum, endpoint, connections, duration);
+                (load(arbor, endpoint, connections, duration), b)
+            };
+            arbor_rps.push(a);
+            axum_rps.push(b);
+            ratios.push(a / b);
+        }
+        let shown: Vec<String> = ratios.iter().map(|r| format!("{r:.3}")).collect();
+        println!(
+            "{:<26} {:>14.0} {:>14.0} {:>8.3}   [{}]",
+            endpoint.name,
+            median(&mut arbor_rps),
+            median(&mut axum_rps),
+            median(&mut ratios),
+            shown.join(" ")
+        );
+    }
+}
