@@ -182,6 +182,7 @@ pub fn is_middleware_macro(mac: &syn::Macro) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -27,6 +27,8 @@
 //! The pipeline is discover → model → validate → generate → emit; see `ARCHITECTURE.md`.
 
 #![warn(missing_docs)]
+// The examples above are `build.rs` files: their `fn main` is the point.
+#![allow(clippy::needless_doctest_main)]
 
 #[doc(hidden)]
 pub mod attr;
@@ -170,6 +172,12 @@ impl Builder {
     }
 
     fn table_in(&self, manifest_dir: &Path) -> Result<RouteTable, Error> {
+        if !(self.url_prefix.is_empty() || self.url_prefix.starts_with('/')) {
+            return Err(Error::config(format!(
+                "Builder::url_prefix(\"{}\") must start with `/` (or be \"\" to serve the routes at the root)",
+                self.url_prefix
+            )));
+        }
         let discovered =
             discover::discover(&manifest_dir.join(&self.routes_dir), &self.routes_dir)?;
         let (table, mut diagnostics) = model::build(&discovered);

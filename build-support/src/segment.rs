@@ -54,6 +54,12 @@ impl Segment {
         if name.starts_with('[') || (name.ends_with(']') && !name.contains('[')) {
             return Self::parse_dynamic(name);
         }
+        if name.starts_with([':', '*']) {
+            return err(
+                "starts with `:` or `*`, which axum rejects in a literal path segment",
+                "a dynamic segment is written `[id]`, a catch-all `[...rest]`",
+            );
+        }
         if name.contains(['[', ']', '(', ')', '{', '}']) {
             return err(
                 "mixes brackets with other characters",
@@ -194,6 +200,7 @@ fn is_identifier(name: &str) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::Segment::{self, *};
 
@@ -246,6 +253,8 @@ mod tests {
             ("(auth", "unbalanced parenthesis"),
             ("()", "not a valid route group"),
             ("@modal", "parallel-route slot"),
+            (":id", "starts with `:` or `*`"),
+            ("*rest", "starts with `:` or `*`"),
         ];
         for (name, problem) in cases {
             let error = Segment::parse(name).expect_err(name);

@@ -135,7 +135,11 @@ fn check_tree(table: &RouteTable, prefix: &str, diagnostics: &mut Vec<Diagnostic
         let mut url = prefix.trim_end_matches('/').to_owned();
         for segment in &segments {
             let level = levels.entry(key.clone()).or_default();
-            level.url.clone_from(&url);
+            level.url = if url.is_empty() {
+                "/".into()
+            } else {
+                url.clone()
+            };
             let shape = match segment {
                 Segment::Static(s) => Shape::Static(s.clone()),
                 Segment::Dynamic(p) => {
