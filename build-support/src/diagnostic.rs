@@ -46,7 +46,7 @@ impl fmt::Display for Location {
 /// error: two route files resolve to the same URL `/api/login`
 ///   --> app/api/(auth)/login/route.rs
 ///   --> app/api/(public)/login/route.rs
-///   = help: route groups do not change the URL; rename or move one of the folders
+///   = help: route groups (`(auth)`, `(public)`) do not change the URL; merge the handlers into one file, or move one of them
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {

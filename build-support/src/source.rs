@@ -260,9 +260,11 @@ pub(crate) fn parse_middleware(
 ) -> Result<FolderMiddlewareSource, Vec<Diagnostic>> {
     let file = parse_file(path, contents)?;
     let mut found = None;
+    let mut forms = Vec::new();
     for item in &file.items {
         match item {
             Item::Fn(func) if func.sig.ident == "middleware" => {
+                forms.push(func.sig.ident.span());
                 if !matches!(func.vis, Visibility::Public(_)) || func.sig.asyncness.is_none() {
                     return Err(vec![Diagnostic::new("folder middleware fn must be `pub async`")
                         .at(Location::at(path, func.sig.ident.span()))
@@ -271,6 +273,13 @@ pub(crate) fn parse_middleware(
                 found = Some(FolderMiddlewareSource::Fn);
             }
             Item::Macro(item) if attr::is_middleware_macro(&item.mac) => {
+                forms.push(
+                    item.mac
+                        .path
+                        .segments
+                        .last()
+                        .map_or_else(proc_macro2::Span::call_site, |s| s.ident.span()),
+                );
                 let list = item
                     .mac
                     .parse_body::<MiddlewareList>()
@@ -284,6 +293,14 @@ pub(crate) fn parse_middleware(
             }
             _ => {}
         }
+    }
+    if let [first, second, ..] = forms.as_slice() {
+        return Err(vec![Diagnostic::new(
+            "`middleware.rs` declares its middleware more than once",
+        )
+        .at(Location::at(path, *first))
+        .at(Location::at(path, *second))
+        .help("keep one declaration: a `pub async fn middleware`, or one `arbor::middleware!(..)` list (which can name the fn)")]);
     }
     found.ok_or_else(|| {
         vec![Diagnostic::new("`middleware.rs` declares no middleware")
@@ -554,6 +571,15 @@ mod tests {
                 "rate_limit(limit = 5)".into()
             ]))
         );
+        let errors = parse_middleware(
+            path,
+            "pub async fn middleware(r: Request, n: Next) -> Response { n.run(r).await }\narbor::middleware!(csrf);",
+        )
+        .unwrap_err();
+        assert!(errors[0]
+            .to_string()
+            .contains("declares its middleware more than once"));
+        assert_eq!(errors[0].locations()[1].line_col, Some((2, 8)));
         let errors = parse_middleware(path, "fn nothing() {}").unwrap_err();
         assert!(errors[0].to_string().contains("declares no middleware"));
     }

@@ -42,7 +42,7 @@ fn check_route_shape(route: &Route, diagnostics: &mut Vec<Diagnostic>) {
                     "you cannot have the same parameter name `{param}` repeat within a single dynamic path"
                 ))
                 .in_file(&route.file)
-                .help("give each dynamic folder of the path its own name, for example `[orgId]/users/[userId]`"),
+                .help("give each dynamic folder of the path its own name, for example `[org_id]/users/[user_id]`"),
             );
         }
     }
@@ -180,6 +180,34 @@ fn check_tree(table: &RouteTable, prefix: &str, diagnostics: &mut Vec<Diagnostic
                     .at(Location::file(&first_routes[0].file))
                     .at(Location::file(&other_routes[0].file))
                     .help(format!("rename one of the folders so both use the same name, for example both `{first}`")),
+                );
+            }
+        }
+        // axum's router (matchit) keeps one wildcard per level: `{id}` beside `{*rest}` would
+        // make `router()` panic at start-up, so it is refused here with the files named.
+        if let Some((dynamic, dynamic_routes)) = level.dynamic.iter().next() {
+            let catch_all = level
+                .catch_all
+                .iter()
+                .map(|(name, routes)| (format!("[...{name}]"), routes))
+                .chain(
+                    level
+                        .optional
+                        .iter()
+                        .map(|(name, routes)| (format!("[[...{name}]]"), routes)),
+                )
+                .next();
+            if let Some((catch_all, catch_all_routes)) = catch_all {
+                diagnostics.push(
+                    Diagnostic::new(format!(
+                        "you cannot use a dynamic segment and a catch-all at the same level (\"[{dynamic}]\" and \"{catch_all}\") under `{}`: axum's router matches one parameter per level",
+                        level.url
+                    ))
+                    .at(Location::file(&dynamic_routes[0].file))
+                    .at(Location::file(&catch_all_routes[0].file))
+                    .help(format!(
+                        "keep the catch-all and read a single segment from it, or move one of them under a static folder (for example `by-id/[{dynamic}]`)"
+                    )),
                 );
             }
         }

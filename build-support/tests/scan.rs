@@ -191,13 +191,13 @@ const URL_CASES: &[UrlCase] = &[
         // files in file-name order, where `(`, `[` sort before letters.
         name: "priority order",
         files: &[
-            "[...rest]/route.rs",
+            "files/[...path]/route.rs",
             "[id]/edit/route.rs",
             "[id]/route.rs",
             "(marketing)/pricing/route.rs",
             "shop/[[...filters]]/route.rs",
-            "shop/[item]/route.rs",
             "shop/cart/route.rs",
+            "files/recent/route.rs",
             "blog/route.rs",
             "about/route.rs",
             "route.rs",
@@ -207,16 +207,21 @@ const URL_CASES: &[UrlCase] = &[
             ("about/route.rs", "/api/about", &["/api/about"]),
             ("blog/route.rs", "/api/blog", &["/api/blog"]),
             (
+                "files/recent/route.rs",
+                "/api/files/recent",
+                &["/api/files/recent"],
+            ),
+            (
+                "files/[...path]/route.rs",
+                "/api/files/[...path]",
+                &["/api/files/{*path}"],
+            ),
+            (
                 "(marketing)/pricing/route.rs",
                 "/api/pricing",
                 &["/api/pricing"],
             ),
             ("shop/cart/route.rs", "/api/shop/cart", &["/api/shop/cart"]),
-            (
-                "shop/[item]/route.rs",
-                "/api/shop/[item]",
-                &["/api/shop/{item}"],
-            ),
             (
                 "shop/[[...filters]]/route.rs",
                 "/api/shop/[[...filters]]",
@@ -224,7 +229,6 @@ const URL_CASES: &[UrlCase] = &[
             ),
             ("[id]/route.rs", "/api/[id]", &["/api/{id}"]),
             ("[id]/edit/route.rs", "/api/[id]/edit", &["/api/{id}/edit"]),
-            ("[...rest]/route.rs", "/api/[...rest]", &["/api/{*rest}"]),
         ],
     },
 ];

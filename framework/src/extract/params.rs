@@ -117,7 +117,8 @@ impl<'a> Params<'a> {
 macro_rules! delegate_to_single {
     ($($method:ident)*) => {$(
         fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-            self.single()?.$method(visitor)
+            let value = self.single()?;
+            value.$method(visitor).map_err(|e| e.for_param(value.param()))
         }
     )*};
 }
@@ -185,7 +186,8 @@ impl<'de> de::Deserializer<'de> for Params<'de> {
         variants: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, Error> {
-        self.single()?.deserialize_enum(name, variants, visitor)
+        let value = self.single()?;
+        value.deserialize_enum(name, variants, visitor).map_err(|e| e.for_param(value.param()))
     }
 
     fn deserialize_unit_struct<V: Visitor<'de>>(
@@ -201,7 +203,16 @@ impl<'de> de::Deserializer<'de> for Params<'de> {
         deserialize_i64 deserialize_i128 deserialize_u8 deserialize_u16 deserialize_u32
         deserialize_u64 deserialize_u128 deserialize_f32 deserialize_f64 deserialize_char
         deserialize_str deserialize_string deserialize_bytes deserialize_byte_buf
-        deserialize_option deserialize_unit deserialize_identifier deserialize_ignored_any
+        deserialize_unit deserialize_identifier deserialize_ignored_any
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        // `Path<Option<Vec<String>>>` on an optional catch-all: absent when nothing matched.
+        if self.params.is_empty() {
+            visitor.visit_none()
+        } else {
+            visitor.visit_some(self)
+        }
     }
 }
 
@@ -274,6 +285,12 @@ impl<'a> Value<'a> {
         match value {
             ParamValue::One(segment) => Self::One { param, segment },
             ParamValue::Many(segments) => Self::Many { param, segments },
+        }
+    }
+
+    fn param(self) -> &'a str {
+        match self {
+            Self::One { param, .. } | Self::Many { param, .. } => param,
         }
     }
 
@@ -460,6 +477,11 @@ mod tests {
         let none: Docs = params("/api/docs", "/api/docs").unwrap();
         assert_eq!(none, Docs { slug: None });
         let some: Docs = params("/api/docs/{*slug}", "/api/docs/a/b").unwrap();
+        assert_eq!(params::<Option<Vec<String>>>("/api/docs", "/api/docs"), Ok(None));
+        assert_eq!(
+            params::<Option<Vec<String>>>("/api/docs/{*slug}", "/api/docs/a"),
+            Ok(Some(vec!["a".to_owned()]))
+        );
         assert_eq!(
             some,
             Docs {
