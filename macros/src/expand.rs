@@ -3,13 +3,13 @@
 use arbor_build::attr::{Middleware, MiddlewareList};
 use arbor_build::Method;
 use proc_macro2::{Span, TokenStream};
-use quote::{format_ident, quote, quote_spanned};
+use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 
 pub(crate) fn handler(args: TokenStream, item: TokenStream) -> TokenStream {
     let Ok(func) = syn::parse2::<syn::ItemFn>(item.clone()) else {
         let error = syn::Error::new_spanned(
-            &item,
+            item_head(&item),
             "`#[arbor::handler]` goes on a route handler such as `pub async fn GET(..)`",
         );
         return with_errors(&item, error);
@@ -64,6 +64,7 @@ pub(crate) fn handler(args: TokenStream, item: TokenStream) -> TokenStream {
     };
 
     let wrapper = format_ident!("__arbor_handler_middleware_{}", name);
+    let support = fn_support(&list);
     let layers = list.items.iter().rev().map(|middleware| {
         let layer = layer_expr(middleware);
         quote! { let route = route.route_layer(#layer); }
@@ -79,6 +80,7 @@ pub(crate) fn handler(args: TokenStream, item: TokenStream) -> TokenStream {
         where
             S: ::core::clone::Clone + ::core::marker::Send + ::core::marker::Sync + 'static,
         {
+            #support
             #(#layers)*
             route
         }
@@ -90,9 +92,11 @@ pub(crate) fn middleware(input: TokenStream) -> TokenStream {
         Ok(list) => list,
         Err(error) => return error.into_compile_error(),
     };
+    let support = fn_support(&list);
+    // `layer` may change the router's error type; naming it keeps every step `Infallible`.
     let layers = list.items.iter().rev().map(|middleware| {
         let layer = layer_expr(middleware);
-        quote! { let route = route.layer(#layer); }
+        quote! { let route: ::arbor::__private::MethodRouter<S> = route.layer(#layer); }
     });
     quote! {
         #[doc(hidden)]
@@ -102,6 +106,7 @@ pub(crate) fn middleware(input: TokenStream) -> TokenStream {
         where
             S: ::core::clone::Clone + ::core::marker::Send + ::core::marker::Sync + 'static,
         {
+            #support
             #(#layers)*
             route
         }
@@ -123,17 +128,110 @@ fn layer_expr(middleware: &Middleware) -> TokenStream {
     match middleware {
         Middleware::Fn(path) => {
             let span = path.span();
-            quote_spanned!(span=> ::arbor::__private::from_fn(#path))
+            quote_spanned!(span=> __ArborMiddlewareFn::into_layer(#path))
         }
         Middleware::Constructor {
             func,
             positional,
             named,
         } => {
+            // Bound first, so that the value checked is spanned on the constructor's name
+            // rather than on a call expression that ends in macro-made tokens.
             let span = func.span();
-            let setters = named.iter().map(|(name, value)| quote!(.#name(#value)));
-            quote_spanned!(span=> ::arbor::__private::layer(#func(#(#positional),*) #(#setters)*))
+            let setters = named
+                .iter()
+                .map(|(name, value)| quote_spanned!(name.span()=> .#name(#value)));
+            quote_spanned! {span=> {
+                let layer = #func(#(#positional),*) #(#setters)*;
+                ::arbor::__private::layer(layer)
+            }}
         }
+    }
+}
+
+/// Items that turn a middleware fn into a layer, emitted inside a wrapper that lists one.
+///
+/// Through `from_fn` directly, a fn of the wrong shape is reported as "`FromFn<..>` does not
+/// implement `Service`" with axum's internals listed. Here the fn itself must implement
+/// `__ArborMiddlewareFn`, whose `on_unimplemented` message speaks of the user's fn. The second,
+/// impossible impl matters: with two candidate impls and neither applying, rustc reports the
+/// trait itself (one error, this message) instead of the unmet bound inside the only impl; and
+/// the layer type being a projection of the failed bound, no error cascades into `route_layer`.
+fn fn_support(list: &MiddlewareList) -> TokenStream {
+    if !list.items.iter().any(|m| matches!(m, Middleware::Fn(_))) {
+        return TokenStream::new();
+    }
+    quote! {
+        #[diagnostic::on_unimplemented(
+            message = "`{Self}` cannot be used as middleware",
+            label = "not an async fn `(Request, Next) -> impl IntoResponse`",
+            note = "a middleware fn is an `async fn` taking any extractors, then `arbor::Request`, then `arbor::Next`, that returns `impl IntoResponse` and whose future is `Send`",
+            note = "to use a tower `Layer`, call its constructor: `#[arbor::handler(my_layer())]`"
+        )]
+        trait __ArborMiddlewareFn<T, K> {
+            type Layer;
+            fn into_layer(self) -> Self::Layer;
+        }
+        enum __ArborFromFn {}
+        enum __ArborNever {}
+        trait __ArborImpossible {}
+        impl<F, T> __ArborMiddlewareFn<T, __ArborFromFn> for F
+        where
+            ::arbor::__private::axum::middleware::FromFnLayer<F, (), T>:
+                ::arbor::__private::MiddlewareLayer,
+        {
+            type Layer = ::arbor::__private::axum::middleware::FromFnLayer<F, (), T>;
+            fn into_layer(self) -> Self::Layer {
+                ::arbor::__private::from_fn(self)
+            }
+        }
+        impl<F: __ArborImpossible> __ArborMiddlewareFn<(), __ArborNever> for F {
+            type Layer = F;
+            fn into_layer(self) -> F {
+                self
+            }
+        }
+    }
+}
+
+/// The item up to its name (`pub struct GET`), so that an error about the item as a whole
+/// does not underline its entire body.
+fn item_head(item: &TokenStream) -> TokenStream {
+    match syn::parse2::<syn::Item>(item.clone()) {
+        Ok(syn::Item::Struct(s)) => {
+            let (vis, token, ident) = (&s.vis, &s.struct_token, &s.ident);
+            quote!(#vis #token #ident)
+        }
+        Ok(syn::Item::Enum(e)) => {
+            let (vis, token, ident) = (&e.vis, &e.enum_token, &e.ident);
+            quote!(#vis #token #ident)
+        }
+        Ok(syn::Item::Union(u)) => {
+            let (vis, token, ident) = (&u.vis, &u.union_token, &u.ident);
+            quote!(#vis #token #ident)
+        }
+        Ok(syn::Item::Trait(t)) => {
+            let (vis, token, ident) = (&t.vis, &t.trait_token, &t.ident);
+            quote!(#vis #token #ident)
+        }
+        Ok(syn::Item::Type(t)) => {
+            let (vis, token, ident) = (&t.vis, &t.type_token, &t.ident);
+            quote!(#vis #token #ident)
+        }
+        Ok(syn::Item::Const(c)) => {
+            let (vis, token, ident) = (&c.vis, &c.const_token, &c.ident);
+            quote!(#vis #token #ident)
+        }
+        Ok(syn::Item::Static(s)) => {
+            let (vis, token, ident) = (&s.vis, &s.static_token, &s.ident);
+            quote!(#vis #token #ident)
+        }
+        Ok(syn::Item::Mod(m)) => {
+            let (vis, token, ident) = (&m.vis, &m.mod_token, &m.ident);
+            quote!(#vis #token #ident)
+        }
+        Ok(syn::Item::Impl(i)) => i.impl_token.into_token_stream(),
+        _ => item.clone(),
     }
 }
 

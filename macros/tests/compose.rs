@@ -1,0 +1,335 @@
+//! Run-time behaviour of the expansions: routers built from `__arbor_handler_middleware_<M>` and
+//! `__arbor_middleware` run the listed middleware first-listed-outermost, can answer early, and
+//! can hand typed data to the handler.
+//!
+//! Every request carries its own [`Log`] as an extension, so tests share no state.
+
+// Handlers are `pub` and uppercase, in modules standing for route files; `arbor::routes!`
+// allows the same lints for the files it compiles.
+#![allow(clippy::unwrap_used, non_snake_case, unreachable_pub)]
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use arbor::http::{Method, StatusCode};
+use arbor::{Next, Request, Response};
+use axum::body::Body;
+use axum::routing::{get, MethodRouter};
+use axum::Router;
+use tower::{Layer, Service, ServiceExt};
+
+/// What ran, in order.
+#[derive(Clone, Default)]
+pub struct Log(Arc<Mutex<Vec<String>>>);
+
+impl Log {
+    fn push(&self, entry: impl Into<String>) {
+        self.0.lock().unwrap().push(entry.into());
+    }
+
+    fn entries(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+fn log_of(request: &Request) -> Log {
+    request
+        .extensions()
+        .get::<Log>()
+        .cloned()
+        .expect("the test request carries a Log")
+}
+
+/// Records `<name>:before`, runs the rest of the chain, then records `<name>:after`.
+async fn around(name: &str, request: Request, next: Next) -> Response {
+    let log = log_of(&request);
+    log.push(format!("{name}:before"));
+    let response = next.run(request).await;
+    log.push(format!("{name}:after"));
+    response
+}
+
+pub async fn outer(request: Request, next: Next) -> Response {
+    around("outer", request, next).await
+}
+
+pub async fn inner(request: Request, next: Next) -> Response {
+    around("inner", request, next).await
+}
+
+/// A tower layer, configured through a setter (`record(label = "..")`), that records like
+/// [`around`].
+#[derive(Clone)]
+pub struct Record {
+    label: &'static str,
+}
+
+pub fn record() -> Record {
+    Record { label: "record" }
+}
+
+impl Record {
+    pub fn label(mut self, label: &'static str) -> Self {
+        self.label = label;
+        self
+    }
+}
+
+impl<S> Layer<S> for Record {
+    type Service = Recorded<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Recorded {
+            inner,
+            label: self.label,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Recorded<S> {
+    inner: S,
+    label: &'static str,
+}
+
+impl<S> Service<Request> for Recorded<S>
+where
+    S: Service<Request>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let log = log_of(&request);
+        let label = self.label;
+        log.push(format!("{label}:before"));
+        let future = self.inner.call(request);
+        Box::pin(async move {
+            let response = future.await;
+            log.push(format!("{label}:after"));
+            response
+        })
+    }
+}
+
+async fn send(router: Router, method: Method) -> (StatusCode, String, Vec<String>) {
+    let log = Log::default();
+    let request = arbor::http::Request::builder()
+        .method(method)
+        .uri("/")
+        .extension(log.clone())
+        .body(Body::empty())
+        .unwrap();
+    let response = router.oneshot(request).await.unwrap();
+    let status = response.status();
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (
+        status,
+        String::from_utf8(body.to_vec()).unwrap(),
+        log.entries(),
+    )
+}
+
+fn route(method_router: MethodRouter) -> Router {
+    Router::new().route("/", method_router)
+}
+
+mod chain {
+    use arbor::Extension;
+
+    use super::{inner, outer, Log};
+
+    #[arbor::handler(outer, inner)]
+    pub async fn GET(Extension(log): Extension<Log>) -> &'static str {
+        log.push("handler");
+        "ok"
+    }
+}
+
+#[tokio::test]
+async fn handler_middleware_runs_first_listed_outermost() {
+    let router = route(chain::__arbor_handler_middleware_GET(get(chain::GET)));
+    let (status, body, log) = send(router, Method::GET).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "ok"));
+    assert_eq!(
+        log,
+        [
+            "outer:before",
+            "inner:before",
+            "handler",
+            "inner:after",
+            "outer:after"
+        ]
+    );
+}
+
+mod mixed {
+    use arbor::Extension;
+
+    use super::{inner, outer, record, Log};
+
+    #[arbor::handler(outer, record(label = "layer"), inner)]
+    pub async fn GET(Extension(log): Extension<Log>) -> &'static str {
+        log.push("handler");
+        "ok"
+    }
+}
+
+#[tokio::test]
+async fn constructor_layers_take_their_place_and_their_setters() {
+    let router = route(mixed::__arbor_handler_middleware_GET(get(mixed::GET)));
+    let (status, _, log) = send(router, Method::GET).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        log,
+        [
+            "outer:before",
+            "layer:before",
+            "inner:before",
+            "handler",
+            "inner:after",
+            "layer:after",
+            "outer:after"
+        ]
+    );
+}
+
+mod early {
+    use arbor::http::StatusCode;
+    use arbor::{Extension, IntoResponse, Next, Request, Response};
+
+    use super::{inner, log_of, Log};
+
+    /// Answers `401` without calling `next`.
+    pub async fn deny(request: Request, _next: Next) -> Response {
+        log_of(&request).push("deny");
+        (StatusCode::UNAUTHORIZED, "sign in first").into_response()
+    }
+
+    #[arbor::handler(deny, inner)]
+    pub async fn GET(Extension(log): Extension<Log>) -> &'static str {
+        log.push("handler");
+        "secret"
+    }
+}
+
+#[tokio::test]
+async fn middleware_that_answers_early_skips_the_rest() {
+    let router = route(early::__arbor_handler_middleware_GET(get(early::GET)));
+    let (status, body, log) = send(router, Method::GET).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body, "sign in first");
+    assert_eq!(log, ["deny"], "neither `inner` nor the handler may run");
+}
+
+mod typed {
+    use arbor::{Extension, Next, Request, Response};
+
+    #[derive(Clone, Debug)]
+    pub struct User {
+        pub id: u64,
+        pub name: &'static str,
+    }
+
+    pub async fn authenticate(mut request: Request, next: Next) -> Response {
+        request.extensions_mut().insert(User {
+            id: 42,
+            name: "ada",
+        });
+        next.run(request).await
+    }
+
+    #[arbor::handler(authenticate)]
+    pub async fn GET(Extension(user): Extension<User>) -> String {
+        format!("user {} is {}", user.id, user.name)
+    }
+}
+
+#[tokio::test]
+async fn middleware_hands_typed_data_to_the_handler() {
+    let router = route(typed::__arbor_handler_middleware_GET(get(typed::GET)));
+    let (status, body, _) = send(router, Method::GET).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, "user 42 is ada");
+}
+
+mod list {
+    use arbor::{Extension, Next, Request, Response};
+
+    use super::{around, record, Log};
+
+    pub async fn a(request: Request, next: Next) -> Response {
+        around("a", request, next).await
+    }
+
+    pub async fn b(request: Request, next: Next) -> Response {
+        around("b", request, next).await
+    }
+
+    arbor::middleware!(a, record(label = "c"), self::b);
+
+    pub async fn GET(Extension(log): Extension<Log>) -> &'static str {
+        log.push("handler");
+        "ok"
+    }
+}
+
+#[tokio::test]
+async fn middleware_list_runs_first_listed_outermost() {
+    let router = route(list::__arbor_middleware(get(list::GET)));
+    let (status, _, log) = send(router, Method::GET).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        log,
+        ["a:before", "c:before", "b:before", "handler", "b:after", "c:after", "a:after"]
+    );
+}
+
+#[tokio::test]
+async fn middleware_list_wraps_handler_middleware() {
+    let router = route(list::__arbor_middleware(
+        chain::__arbor_handler_middleware_GET(get(chain::GET)),
+    ));
+    let (_, _, log) = send(router, Method::GET).await;
+    assert_eq!(
+        log,
+        [
+            "a:before",
+            "c:before",
+            "b:before",
+            "outer:before",
+            "inner:before",
+            "handler",
+            "inner:after",
+            "outer:after",
+            "b:after",
+            "c:after",
+            "a:after"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn only_list_middleware_sees_methods_the_route_does_not_answer() {
+    // `#[handler]` uses `route_layer`, `middleware!` uses `layer`: a 405 passes through the
+    // list but never reaches handler middleware.
+    let router = route(list::__arbor_middleware(
+        chain::__arbor_handler_middleware_GET(get(chain::GET)),
+    ));
+    let (status, _, log) = send(router, Method::POST).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(
+        log,
+        ["a:before", "c:before", "b:before", "b:after", "c:after", "a:after"]
+    );
+}

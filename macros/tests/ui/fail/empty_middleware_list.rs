@@ -1,0 +1,3 @@
+arbor::middleware!();
+
+fn main() {}

@@ -1,0 +1,12 @@
+use arbor::{IntoResponse, Next, Request, Response};
+
+pub async fn auth(request: Request, next: Next) -> Response {
+    next.run(request).await
+}
+
+#[arbor::handler(auth)]
+async fn GET() -> impl IntoResponse {
+    "users"
+}
+
+fn main() {}
