@@ -45,7 +45,7 @@ use std::path::{Path, PathBuf};
 pub use diagnostic::{Diagnostic, Error, Location};
 pub use model::{FolderMiddleware, Route, RouteTable};
 pub use segment::{Segment, SegmentError};
-pub use source::{FolderMiddlewareSource, Handler, Method, ParamsShape};
+pub use source::{FolderMiddlewareSource, Handler, Method, ParamsShape, SegmentConfig};
 
 /// The file the generated module is written to, inside `OUT_DIR`; `arbor::routes!()` includes it.
 pub const OUTPUT_FILE: &str = "arbor_routes.rs";
@@ -129,7 +129,11 @@ impl Builder {
     }
 
     /// Scans, validates and generates, then writes `OUT_DIR/arbor_routes.rs` if its content
-    /// changed (an unchanged file keeps its timestamp, so nothing recompiles).
+    /// changed.
+    ///
+    /// Cargo re-runs the build script only when something under the routes folder changed
+    /// (and then recompiles the crate, as it always does after a build script runs); a build
+    /// with no change re-runs nothing. An unchanged output keeps its timestamp.
     pub fn compile(&self) -> Result<(), Error> {
         let manifest_dir = self.resolve_manifest_dir()?;
         if self.emit_rerun_if_changed {
