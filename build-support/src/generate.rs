@@ -99,13 +99,20 @@ pub(crate) fn generate(table: &RouteTable, options: &Options<'_>) -> TokenStream
             let method = handler.method.as_str();
             let export = Ident::new(method, Span::call_site());
             let routing_fn = Ident::new(&method.to_ascii_lowercase(), Span::call_site());
+            let mut endpoint = quote! { ::arbor::__private::axum::routing::#routing_fn(#module::#export) };
             if handler.middleware.is_some() {
                 let wrap = format_ident!("__arbor_handler_middleware_{}", method);
-                quote! {
-                    .merge(#module::#wrap(::arbor::__private::axum::routing::#routing_fn(#module::#export)))
-                }
-            } else {
+                endpoint = quote! { #module::#wrap(#endpoint) };
+            }
+            if handler.method == Method::Get && route.config.revalidate {
+                endpoint = quote! {
+                    #endpoint.route_layer(::arbor::cache::cache().ttl(#module::REVALIDATE))
+                };
+            }
+            if handler.middleware.is_none() && !(handler.method == Method::Get && route.config.revalidate) {
                 quote! { .#routing_fn(#module::#export) }
+            } else {
+                quote! { .merge(#endpoint) }
             }
         });
         let auto_options = (!route.exports(Method::Options)).then(|| {
@@ -125,6 +132,12 @@ pub(crate) fn generate(table: &RouteTable, options: &Options<'_>) -> TokenStream
                 },
             }
         });
+        // Outermost: the route's maximum duration covers its middleware too.
+        let max_duration = if route.config.max_duration {
+            quote! { ::core::option::Option::Some(::core::time::Duration::from_secs(#module::MAX_DURATION)) }
+        } else {
+            quote! { ::core::option::Option::None }
+        };
         let patterns = route.axum_patterns(options.url_prefix);
         let register = match patterns.as_slice() {
             [single] => quote! { router = router.route(#single, methods); },
@@ -142,6 +155,7 @@ pub(crate) fn generate(table: &RouteTable, options: &Options<'_>) -> TokenStream
                     .fallback(|method: ::arbor::http::Method| ::arbor::__private::method_not_allowed(method, ALLOW));
                 #file_layer
                 #(#folder_layers)*
+                let methods = methods.layer(::arbor::__private::MaxDuration(#max_duration));
                 #register
             }
         }

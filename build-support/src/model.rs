@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use crate::diagnostic::{Diagnostic, Location};
 use crate::discover::Discovered;
 use crate::segment::Segment;
-use crate::source::{self, FolderMiddlewareSource, Handler, Method};
+use crate::source::{self, FolderMiddlewareSource, Handler, Method, SegmentConfig};
 
 /// Every route and folder middleware of the tree, in match-priority order.
 #[derive(Debug, Clone, Default)]
@@ -29,6 +29,8 @@ pub struct Route {
     pub file_middleware: Option<Vec<String>>,
     /// Indices into [`RouteTable::middleware`], outermost folder first.
     pub folder_middleware: Vec<usize>,
+    /// `MAX_DURATION` / `REVALIDATE` exported by the file.
+    pub config: SegmentConfig,
 }
 
 /// One `middleware.rs`.
@@ -167,6 +169,7 @@ pub(crate) fn build(discovered: &Discovered) -> (RouteTable, Vec<Diagnostic>) {
             handlers: source.handlers,
             file_middleware: source.file_middleware,
             folder_middleware,
+            config: source.config,
         });
     }
 

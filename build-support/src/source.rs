@@ -72,7 +72,20 @@ pub(crate) struct RouteSource {
     pub handlers: Vec<Handler>,
     /// `arbor::middleware!(..)` in the file: applies to every handler of the route.
     pub file_middleware: Option<Vec<String>>,
+    /// Segment config the file exports.
+    pub config: SegmentConfig,
 }
+
+/// Next.js-style segment config: `pub const NAME: u64 = ..;` in a route file, in seconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SegmentConfig {
+    /// `MAX_DURATION`: the route's timeout, replacing the app default.
+    pub max_duration: bool,
+    /// `REVALIDATE`: cache `GET` responses for this many seconds.
+    pub revalidate: bool,
+}
+
+const CONFIG_CONSTS: [&str; 2] = ["MAX_DURATION", "REVALIDATE"];
 
 /// One exported method handler.
 #[derive(Debug, Clone)]
@@ -117,6 +130,7 @@ pub(crate) fn parse_route(path: &Path, contents: &str) -> Result<RouteSource, Ve
     let file = parse_file(path, contents)?;
     let mut source = RouteSource::default();
     let mut diagnostics = Vec::new();
+    let mut revalidate_at = None;
     let structs: Vec<&syn::ItemStruct> = file
         .items
         .iter()
@@ -192,6 +206,25 @@ pub(crate) fn parse_route(path: &Path, contents: &str) -> Result<RouteSource, Ve
                     }
                 }
             }
+            Item::Const(item) if CONFIG_CONSTS.contains(&item.ident.to_string().as_str()) => {
+                let name = item.ident.to_string();
+                let location = Location::at(path, item.ident.span());
+                let is_u64 = matches!(&*item.ty, Type::Path(p) if p.path.is_ident("u64"));
+                if !matches!(item.vis, Visibility::Public(_)) || !is_u64 {
+                    diagnostics.push(
+                        Diagnostic::new(format!(
+                            "segment config `{name}` must be a `pub const` of type `u64` (seconds)"
+                        ))
+                        .at(location)
+                        .help(format!("write `pub const {name}: u64 = 60;`")),
+                    );
+                } else if name == "MAX_DURATION" {
+                    source.config.max_duration = true;
+                } else {
+                    source.config.revalidate = true;
+                    revalidate_at = Some(location);
+                }
+            }
             Item::Const(item) if Method::from_export(&item.ident.to_string()).is_some() => {
                 diagnostics.push(
                     Diagnostic::new(format!("`{}` must be an async fn, not a const", item.ident))
@@ -234,6 +267,17 @@ pub(crate) fn parse_route(path: &Path, contents: &str) -> Result<RouteSource, Ve
                      `HEAD` or `OPTIONS`; to keep code here without a route, move it to a `_private` folder",
                 ),
         );
+    }
+    if let Some(location) = revalidate_at {
+        if !source.handlers.iter().any(|h| h.method == Method::Get) {
+            diagnostics.push(
+                Diagnostic::new(
+                    "`REVALIDATE` caches `GET` responses, but this route exports no `GET`",
+                )
+                .at(location)
+                .help("remove `REVALIDATE`, or export `pub async fn GET`"),
+            );
+        }
     }
     source.handlers.sort_by_key(|h| h.method);
     for pair in source.handlers.windows(2) {
@@ -508,6 +552,29 @@ mod tests {
         assert!(errors[1].contains("handler `POST` is not public") && errors[1].contains(":2:10"));
         assert!(errors[2].contains("handler `PUT` is not async") && errors[2].contains(":3:8"));
         assert!(errors[3].contains("`DELETE` must be an async fn, not a const"));
+    }
+
+    #[test]
+    fn reads_segment_config_and_checks_its_type() {
+        let source = route("pub const MAX_DURATION: u64 = 30;\npub const REVALIDATE: u64 = 60;\npub async fn GET() {}").unwrap();
+        assert_eq!(
+            source.config,
+            SegmentConfig {
+                max_duration: true,
+                revalidate: true
+            }
+        );
+        let errors = route(
+            "const MAX_DURATION: u64 = 30;\npub const REVALIDATE: u32 = 1;\npub async fn POST() {}",
+        )
+        .unwrap_err();
+        assert_eq!(errors.len(), 2, "{errors:#?}");
+        assert!(
+            errors[0].contains("segment config `MAX_DURATION` must be a `pub const` of type `u64`")
+        );
+        assert!(errors[1].contains("segment config `REVALIDATE`"));
+        let errors = route("pub const REVALIDATE: u64 = 60;\npub async fn POST() {}").unwrap_err();
+        assert!(errors[0].contains("exports no `GET`"), "{errors:?}");
     }
 
     #[test]
