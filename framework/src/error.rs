@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
 use axum::response::{IntoResponse, Response};
 use http::{header, HeaderValue, StatusCode};
@@ -34,6 +35,8 @@ pub struct ApiError {
     message: Cow<'static, str>,
     details: Option<serde_json::Value>,
     headers: Vec<(header::HeaderName, HeaderValue)>,
+    /// What really went wrong: logged with the request, never sent.
+    source: Option<Arc<anyhow::Error>>,
 }
 
 #[derive(Serialize)]
@@ -57,6 +60,7 @@ impl ApiError {
             message: message.into(),
             details: None,
             headers: Vec::new(),
+            source: None,
         }
     }
 
@@ -93,6 +97,31 @@ impl ApiError {
             "INTERNAL_ERROR",
             "An unexpected error occurred",
         )
+    }
+
+    /// `500 INTERNAL_ERROR` caused by `error`: the client sees only the generic message; the
+    /// full error chain is logged, inside the request's span (so with its request id), when
+    /// the response is produced.
+    ///
+    /// ```
+    /// use arbor::ApiError;
+    ///
+    /// fn load() -> Result<String, ApiError> {
+    ///     std::fs::read_to_string("/etc/app.toml").map_err(ApiError::internal_with)
+    /// }
+    /// ```
+    pub fn internal_with(error: impl Into<anyhow::Error>) -> Self {
+        let mut api_error = Self::internal();
+        api_error.source = Some(Arc::new(error.into()));
+        api_error
+    }
+
+    /// `422 UNPROCESSABLE_ENTITY`.
+    pub fn unprocessable(
+        code: impl Into<Cow<'static, str>>,
+        message: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
     }
 
     /// Attaches structured details (field errors, the current version, ...).
@@ -144,8 +173,51 @@ impl fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
+/// Unexpected errors from `?` become `500 INTERNAL_ERROR`, logged in full, never shown.
+impl From<anyhow::Error> for ApiError {
+    fn from(error: anyhow::Error) -> Self {
+        Self::internal_with(error)
+    }
+}
+
+impl From<std::io::Error> for ApiError {
+    fn from(error: std::io::Error) -> Self {
+        Self::internal_with(error)
+    }
+}
+
+impl From<tokio::task::JoinError> for ApiError {
+    fn from(error: tokio::task::JoinError) -> Self {
+        Self::internal_with(error)
+    }
+}
+
+/// `.or_internal()` on any `Result`: the error becomes a logged `500` that leaks nothing.
+pub trait ResultExt<T> {
+    /// Maps the error to [`ApiError::internal_with`].
+    ///
+    /// # Errors
+    /// When `self` is an error.
+    fn or_internal(self) -> Result<T, ApiError>;
+}
+
+impl<T, E: Into<anyhow::Error>> ResultExt<T> for Result<T, E> {
+    fn or_internal(self) -> Result<T, ApiError> {
+        self.map_err(ApiError::internal_with)
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        if let Some(source) = &self.source {
+            tracing::error!(
+                error = format!("{source:#}"),
+                status = self.status.as_u16(),
+                "request failed"
+            );
+        } else if self.status.is_server_error() {
+            tracing::error!(code = %self.code, status = self.status.as_u16(), message = %self.message, "request failed");
+        }
         let body = serde_json::to_vec(&Body {
             error: &self.code,
             message: &self.message,
@@ -204,6 +276,16 @@ mod tests {
             body,
             serde_json::json!({"error": "NOT_FOUND", "message": "no such user", "details": {"id": 7}})
         );
+    }
+
+    #[tokio::test]
+    async fn internal_errors_keep_their_cause_out_of_the_body() {
+        let cause = std::io::Error::other("connection refused to db.internal:5432");
+        let (status, body, _) = body_of(ApiError::from(cause)).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!body.to_string().contains("db.internal"), "{body}");
+        let result: Result<(), std::fmt::Error> = Err(std::fmt::Error);
+        assert_eq!(result.or_internal().unwrap_err().code(), "INTERNAL_ERROR");
     }
 
     #[tokio::test]

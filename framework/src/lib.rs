@@ -30,22 +30,49 @@
 
 #![warn(missing_docs)]
 
+mod app;
+pub mod auth;
+pub mod cache;
+mod client_ip;
+pub mod cors;
 mod error;
 pub mod extract;
+pub mod idempotency;
+pub mod logging;
+pub mod rate_limit;
+pub mod request_id;
 mod route_info;
 mod routing;
 mod serve;
 pub mod test;
+mod timeout;
 
+pub use app::{App, DEFAULT_BODY_LIMIT, DEFAULT_TIMEOUT};
 pub use arbor_macros::{handler, middleware};
 pub use axum::extract::Request;
 pub use axum::middleware::Next;
 pub use axum::response::{IntoResponse, Response};
-pub use axum::{Json, Router};
-pub use error::ApiError;
-pub use extract::{Extension, Path};
+pub use axum::Router;
+pub use client_ip::{ClientIp, TrustedProxies};
+pub use error::{ApiError, ResultExt};
+pub use extract::{Extension, Form, Json, Path, Query, Valid};
 pub use http;
+pub use rate_limit::rate_limit;
+pub use request_id::RequestId;
 pub use route_info::RouteInfo;
+pub use timeout::{timeout, MaxDuration};
+pub use validator;
+
+/// Caps request bodies of a route at `bytes` (default 2 MiB): larger bodies are refused with
+/// `413 PAYLOAD_TOO_LARGE` by Arbor's body extractors.
+///
+/// ```ignore
+/// #[arbor::handler(arbor::body_limit(10 * 1024 * 1024))]
+/// pub async fn POST(body: arbor::Json<Document>) -> impl IntoResponse { /* ... */ }
+/// ```
+pub fn body_limit(bytes: usize) -> axum::extract::DefaultBodyLimit {
+    axum::extract::DefaultBodyLimit::max(bytes)
+}
 pub use serve::serve;
 
 /// Pulls in the router that `arbor-build` generated, as `pub mod routes` (or a module named
@@ -72,6 +99,7 @@ macro_rules! routes {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::routing::{layer, method_not_allowed, not_found, options, MiddlewareLayer};
+    pub use crate::timeout::MaxDuration;
     pub use axum;
     pub use axum::middleware::from_fn;
     pub use axum::routing::MethodRouter;

@@ -1,8 +1,14 @@
 //! Extractors whose rejections answer in the standard JSON error shape.
 
 mod extension;
+mod json;
 mod params;
 mod path;
+mod query;
+mod validate;
 
 pub use extension::Extension;
+pub use json::{from_slice, Json};
 pub use path::{Path, PathRejection};
+pub use query::{Form, Query};
+pub use validate::Valid;

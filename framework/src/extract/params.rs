@@ -187,7 +187,9 @@ impl<'de> de::Deserializer<'de> for Params<'de> {
         visitor: V,
     ) -> Result<V::Value, Error> {
         let value = self.single()?;
-        value.deserialize_enum(name, variants, visitor).map_err(|e| e.for_param(value.param()))
+        value
+            .deserialize_enum(name, variants, visitor)
+            .map_err(|e| e.for_param(value.param()))
     }
 
     fn deserialize_unit_struct<V: Visitor<'de>>(
@@ -477,7 +479,10 @@ mod tests {
         let none: Docs = params("/api/docs", "/api/docs").unwrap();
         assert_eq!(none, Docs { slug: None });
         let some: Docs = params("/api/docs/{*slug}", "/api/docs/a/b").unwrap();
-        assert_eq!(params::<Option<Vec<String>>>("/api/docs", "/api/docs"), Ok(None));
+        assert_eq!(
+            params::<Option<Vec<String>>>("/api/docs", "/api/docs"),
+            Ok(None)
+        );
         assert_eq!(
             params::<Option<Vec<String>>>("/api/docs/{*slug}", "/api/docs/a"),
             Ok(Some(vec!["a".to_owned()]))

@@ -1,0 +1,145 @@
+//! `App`: the app-wide stack around a generated router — request ids, structured logs, panic
+//! safety, client addresses behind trusted proxies, the default timeout, body limit and CORS.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::client_ip::{ClientIp, TrustedProxies};
+use crate::cors::{Cors, CorsError};
+use crate::request_id::RequestIdLayer;
+use crate::timeout::DefaultTimeout;
+use crate::{logging, ApiError};
+
+/// The default maximum duration of a request (see [`App::timeout`]).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default request body limit (see [`App::body_limit`]).
+pub const DEFAULT_BODY_LIMIT: usize = 2 * 1024 * 1024;
+
+/// Wraps a router in Arbor's production defaults.
+///
+/// ```no_run
+/// # fn routes() -> arbor::Router { arbor::Router::new() }
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use arbor::{cors::Cors, App, TrustedProxies};
+///
+/// let app = App::new(routes())
+///     .trusted_proxies(TrustedProxies::new(["10.0.0.0/8"])?)
+///     .cors(Cors::new().allow_origins(["https://app.example.com"]))?
+///     .into_router();
+/// let listener = tokio::net::TcpListener::bind("0.0.0.0:3000").await?;
+/// arbor::serve(listener, app).await?;
+/// # Ok(()) }
+/// ```
+///
+/// From the outside in, every request passes: request id (`X-Request-ID` kept when well formed,
+/// else a UUID; echoed on the response) → a `tracing` span with one `request` and one
+/// `response` event → CORS (if set) → panic catcher (`500 INTERNAL_ERROR`, the process keeps
+/// serving) → client address resolution → the routes, each under its maximum duration.
+#[derive(Debug)]
+#[must_use]
+pub struct App {
+    router: Router,
+    trusted_proxies: TrustedProxies,
+    timeout: Option<Duration>,
+    body_limit: usize,
+    cors: Option<tower_http::cors::CorsLayer>,
+}
+
+impl App {
+    /// The defaults: no trusted proxies, 10 s timeout, 2 MiB bodies, no CORS.
+    pub fn new(router: Router) -> Self {
+        Self {
+            router,
+            trusted_proxies: TrustedProxies::none(),
+            timeout: Some(DEFAULT_TIMEOUT),
+            body_limit: DEFAULT_BODY_LIMIT,
+            cors: None,
+        }
+    }
+
+    /// Proxies whose `X-Forwarded-For` / `X-Real-IP` are believed (default: none).
+    pub fn trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
+        self.trusted_proxies = proxies;
+        self
+    }
+
+    /// The default maximum duration of a request; routes override it with
+    /// `pub const MAX_DURATION: u64` or `#[arbor::handler(timeout(..))]`. `None` disables it.
+    pub fn timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The default request body limit in bytes; routes override it with
+    /// [`crate::body_limit`].
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes;
+        self
+    }
+
+    /// An app-wide CORS policy.
+    ///
+    /// # Errors
+    /// If the policy cannot work (for example `*` with credentials): the app refuses to start.
+    pub fn cors(mut self, cors: Cors) -> Result<Self, CorsError> {
+        self.cors = Some(cors.build()?);
+        Ok(self)
+    }
+
+    /// The router with the stack applied, ready for [`crate::serve`].
+    pub fn into_router(self) -> Router {
+        let proxies = self.trusted_proxies;
+        let timeout = self.timeout;
+        let mut router = self
+            .router
+            .layer(DefaultBodyLimit::max(self.body_limit))
+            .layer(axum::middleware::from_fn(
+                move |mut request: Request, next: axum::middleware::Next| {
+                    let proxies = proxies.clone();
+                    async move {
+                        if let Some(ConnectInfo(peer)) = request
+                            .extensions()
+                            .get::<ConnectInfo<SocketAddr>>()
+                            .copied()
+                        {
+                            let client = proxies.resolve(peer.ip(), request.headers());
+                            request.extensions_mut().insert(ClientIp(client));
+                        }
+                        if let Some(timeout) = timeout {
+                            request.extensions_mut().insert(DefaultTimeout(timeout));
+                        }
+                        next.run(request).await
+                    }
+                },
+            ))
+            .layer(CatchPanicLayer::custom(panic_response));
+        if let Some(cors) = self.cors {
+            router = router.layer(cors);
+        }
+        router
+            .layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(logging::make_span)
+                    .on_request(logging::on_request)
+                    .on_response(logging::on_response)
+                    .on_failure(()),
+            )
+            .layer(RequestIdLayer)
+    }
+}
+
+fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".into());
+    tracing::error!(panic = %message, "handler panicked");
+    ApiError::internal().into_response()
+}

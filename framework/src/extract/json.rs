@@ -1,0 +1,162 @@
+//! `Json<T>`: request bodies with rejections in the standard shape, and JSON responses.
+
+use axum::extract::{FromRequest, Request};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::{header, HeaderMap, HeaderValue, StatusCode};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::validate::FieldErrors;
+use crate::ApiError;
+
+/// A JSON request body or response.
+///
+/// As an extractor it requires `Content-Type: application/json` (`415` otherwise), honours the
+/// route's body limit (`413`, see [`crate::body_limit`]), and answers malformed JSON with
+/// `400 INVALID_JSON` saying where (line and column), and JSON of the wrong shape with
+/// `400 VALIDATION_ERROR` naming the field:
+///
+/// ```text
+/// {"error":"INVALID_JSON","message":"Malformed JSON at line 1, column 12: expected `,` or `}`"}
+/// {"error":"VALIDATION_ERROR","message":"Invalid request body",
+///  "details":{"fieldErrors":{"age":["invalid type: string \"x\", expected u8"]},"formErrors":[]}}
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+#[must_use]
+pub struct Json<T>(pub T);
+
+impl<T, S> FromRequest<S> for Json<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !has_content_type(request.headers(), "application/json", true) {
+            return Err(unsupported_media_type("application/json"));
+        }
+        let bytes = read_body(request, state).await?;
+        from_slice(&bytes).map(Json)
+    }
+}
+
+/// Parses JSON bytes with the same errors as the extractor.
+///
+/// # Errors
+/// `400 INVALID_JSON` or `400 VALIDATION_ERROR`.
+pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer)
+        .map_err(|error| json_error(&error.path().to_string(), &error.into_inner()))?;
+    // Trailing characters after the value are malformed JSON too.
+    deserializer
+        .end()
+        .map_err(|error| json_error(".", &error))?;
+    Ok(value)
+}
+
+fn json_error(path: &str, inner: &serde_json::Error) -> ApiError {
+    let message = without_position(&inner.to_string());
+    match inner.classify() {
+        serde_json::error::Category::Data => {
+            let mut fields = FieldErrors::default();
+            match message
+                .strip_prefix("missing field `")
+                .and_then(|m| m.strip_suffix('`'))
+            {
+                Some(field) => fields.field(&join_path(path, field), "is required".into()),
+                None if path == "." => fields.form(message),
+                None => fields.field(path, message),
+            }
+            fields.into_error("Invalid request body")
+        }
+        _ => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "INVALID_JSON",
+            format!(
+                "Malformed JSON at line {}, column {}: {message}",
+                inner.line(),
+                inner.column()
+            ),
+        ),
+    }
+}
+
+fn join_path(parent: &str, field: &str) -> String {
+    if parent == "." {
+        field.to_owned()
+    } else {
+        format!("{parent}.{field}")
+    }
+}
+
+fn without_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(index) => message[..index].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+/// Whether the request declares `expected` (or `+json`-style suffixes when `suffix` is set).
+pub(crate) fn has_content_type(headers: &HeaderMap, expected: &str, suffix: bool) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == expected
+        || (suffix && essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+pub(crate) fn unsupported_media_type(expected: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "UNSUPPORTED_MEDIA_TYPE",
+        format!("Expected a request body with `Content-Type: {expected}`"),
+    )
+}
+
+/// Buffers the body within the route's limit.
+pub(crate) async fn read_body<S: Send + Sync>(
+    request: Request,
+    state: &S,
+) -> Result<Bytes, ApiError> {
+    Bytes::from_request(request, state)
+        .await
+        .map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "PAYLOAD_TOO_LARGE",
+                    "The request body is too large",
+                )
+            } else {
+                ApiError::bad_request("The request body could not be read")
+            }
+        })
+}
+
+impl<T: Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        match serde_json::to_vec(&self.0) {
+            Ok(body) => (
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )],
+                body,
+            )
+                .into_response(),
+            Err(error) => ApiError::internal_with(error).into_response(),
+        }
+    }
+}

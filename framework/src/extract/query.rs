@@ -1,0 +1,68 @@
+//! `Query<T>` and `Form<T>`: urlencoded data with rejections in the standard shape.
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use super::json::{has_content_type, read_body, unsupported_media_type};
+use super::validate::FieldErrors;
+use crate::ApiError;
+
+/// The query string, deserialized into `T`. A value that does not parse is
+/// `400 VALIDATION_ERROR` naming the field (`?page=-1` for a `u32`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        from_urlencoded(
+            parts.uri.query().unwrap_or_default().as_bytes(),
+            "Invalid query parameters",
+        )
+        .map(Query)
+    }
+}
+
+/// An `application/x-www-form-urlencoded` body deserialized into `T` (`415` for another
+/// content type, `400 VALIDATION_ERROR` naming the field).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Form<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Form<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !has_content_type(
+            request.headers(),
+            "application/x-www-form-urlencoded",
+            false,
+        ) {
+            return Err(unsupported_media_type("application/x-www-form-urlencoded"));
+        }
+        let body = read_body(request, state).await?;
+        from_urlencoded(&body, "Invalid form data").map(Form)
+    }
+}
+
+fn from_urlencoded<T: DeserializeOwned>(
+    input: &[u8],
+    summary: &'static str,
+) -> Result<T, ApiError> {
+    let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded::parse(input));
+    serde_path_to_error::deserialize(deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let message = error.into_inner().to_string();
+        let mut fields = FieldErrors::default();
+        match message
+            .strip_prefix("missing field `")
+            .and_then(|m| m.strip_suffix('`'))
+        {
+            Some(field) => fields.field(field, "is required".into()),
+            None if path == "." => fields.form(message),
+            None => fields.field(&path, message),
+        }
+        fields.into_error(summary)
+    })
+}

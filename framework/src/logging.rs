@@ -1,0 +1,138 @@
+//! Structured request logs with `tracing`: one `request` and one `response` event per request,
+//! inside a span that carries the request id, so every log line of the request has it.
+//!
+//! Secrets are never logged: headers other than `User-Agent` are not recorded at all
+//! (`Authorization`, cookies), and query parameters with sensitive names (`password`,
+//! `token`, `secret`, `api_key`, ...) are replaced by `[REDACTED]`.
+
+use std::time::Duration;
+
+use axum::extract::Request;
+use axum::response::Response;
+use tracing::Span;
+
+use crate::request_id::RequestId;
+
+/// Output format for [`init`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// One JSON object per line, for production log pipelines.
+    Json,
+    /// Human-readable, for development.
+    Pretty,
+}
+
+impl Format {
+    /// `ARBOR_LOG_FORMAT=json` selects JSON; anything else is human-readable.
+    pub fn from_env() -> Self {
+        match std::env::var("ARBOR_LOG_FORMAT").as_deref() {
+            Ok("json") => Self::Json,
+            _ => Self::Pretty,
+        }
+    }
+}
+
+/// Installs a global `tracing` subscriber with the level from `RUST_LOG` (default `info`).
+/// Does nothing if one is already installed.
+pub fn init(format: Format) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let _ = match format {
+        Format::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init(),
+        Format::Pretty => builder.try_init(),
+    };
+}
+
+pub(crate) fn make_span(request: &Request) -> Span {
+    let id = request
+        .extensions()
+        .get::<RequestId>()
+        .map(RequestId::as_str)
+        .unwrap_or("-");
+    tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = %request.method(),
+        path = %request.uri().path(),
+    )
+}
+
+pub(crate) fn on_request(request: &Request, _span: &Span) {
+    let user_agent = request
+        .headers()
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    let query = request.uri().query().map(redact_query).unwrap_or_default();
+    tracing::info!(query = %query, user_agent = %user_agent, "request");
+}
+
+pub(crate) fn on_response(response: &Response, latency: Duration, _span: &Span) {
+    tracing::info!(
+        status = response.status().as_u16(),
+        duration_ms = latency.as_secs_f64() * 1000.0,
+        "response"
+    );
+}
+
+const SENSITIVE: &[&str] = &[
+    "password",
+    "passwd",
+    "pwd",
+    "token",
+    "secret",
+    "api_key",
+    "apikey",
+    "key",
+    "auth",
+    "authorization",
+    "access_token",
+    "refresh_token",
+    "id_token",
+    "session",
+    "signature",
+    "sig",
+    "code",
+    "otp",
+];
+
+/// The query string with the values of sensitive parameters replaced by `[REDACTED]`.
+pub fn redact_query(query: &str) -> String {
+    query
+        .split('&')
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let decoded = percent_encoding::percent_decode_str(name)
+                .decode_utf8_lossy()
+                .to_ascii_lowercase();
+            let sensitive = SENSITIVE
+                .iter()
+                .any(|s| decoded == *s || decoded.ends_with(&format!("_{s}")));
+            if sensitive && !value.is_empty() {
+                format!("{name}=[REDACTED]")
+            } else {
+                pair.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_query;
+
+    #[test]
+    fn redacts_sensitive_query_values_only() {
+        assert_eq!(
+            redact_query("page=2&password=hunter2&Access_Token=abc&user_api_key=k&q=token"),
+            "page=2&password=[REDACTED]&Access_Token=[REDACTED]&user_api_key=[REDACTED]&q=token"
+        );
+        assert_eq!(redact_query("pass%77ord=x"), "pass%77ord=[REDACTED]");
+    }
+}
