@@ -2,8 +2,6 @@
 
 use std::net::SocketAddr;
 
-use tracing_subscriber::EnvFilter;
-
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     match std::env::args().nth(1).as_deref() {
@@ -26,11 +24,9 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn serve() -> std::io::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
+    arbor::logging::init(arbor::logging::Format::from_env());
+    let app = arbor_app::app_from_env()
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let host = std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".into());
     let port = std::env::var("PORT").unwrap_or_else(|_| "3000".into());
     let address: SocketAddr = format!("{host}:{port}").parse().map_err(|e| {
@@ -41,5 +37,5 @@ async fn serve() -> std::io::Result<()> {
         "arbor reference app listening on http://{}",
         listener.local_addr()?
     );
-    arbor::serve(listener, arbor_app::app()).await
+    arbor::serve(listener, app).await
 }

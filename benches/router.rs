@@ -76,7 +76,10 @@ fn serve_on_own_thread(router: Router) -> SocketAddr {
     listener.set_nonblocking(true).unwrap();
     let address = listener.local_addr().unwrap();
     std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         runtime.block_on(async move {
             let listener = tokio::net::TcpListener::from_std(listener).unwrap();
             axum::serve(listener, router).await.unwrap();
@@ -86,7 +89,11 @@ fn serve_on_own_thread(router: Router) -> SocketAddr {
 }
 
 /// Sends `request` and reads one whole response; returns its body.
-async fn round_trip(stream: &mut TcpStream, request: &[u8], buffer: &mut Vec<u8>) -> std::io::Result<Vec<u8>> {
+async fn round_trip(
+    stream: &mut TcpStream,
+    request: &[u8],
+    buffer: &mut Vec<u8>,
+) -> std::io::Result<Vec<u8>> {
     stream.write_all(request).await?;
     buffer.clear();
     loop {
@@ -96,8 +103,12 @@ async fn round_trip(stream: &mut TcpStream, request: &[u8], buffer: &mut Vec<u8>
             return Err(std::io::ErrorKind::UnexpectedEof.into());
         }
         buffer.extend_from_slice(&chunk[..read]);
-        let Some(head_end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") else { continue };
-        let head = std::str::from_utf8(&buffer[..head_end]).unwrap_or_default().to_ascii_lowercase();
+        let Some(head_end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") else {
+            continue;
+        };
+        let head = std::str::from_utf8(&buffer[..head_end])
+            .unwrap_or_default()
+            .to_ascii_lowercase();
         let length: usize = head
             .lines()
             .find_map(|line| line.strip_prefix("content-length:"))
@@ -109,8 +120,16 @@ async fn round_trip(stream: &mut TcpStream, request: &[u8], buffer: &mut Vec<u8>
 }
 
 /// Drives `connections` keep-alive connections for `duration`; returns requests per second.
-fn load(address: SocketAddr, endpoint: &'static Endpoint, connections: usize, duration: Duration) -> f64 {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+fn load(
+    address: SocketAddr,
+    endpoint: &'static Endpoint,
+    connections: usize,
+    duration: Duration,
+) -> f64 {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async move {
         let done = Arc::new(AtomicBool::new(false));
         let count = Arc::new(AtomicU64::new(0));
@@ -122,7 +141,9 @@ fn load(address: SocketAddr, endpoint: &'static Endpoint, connections: usize, du
                 stream.set_nodelay(true).unwrap();
                 let mut buffer = Vec::with_capacity(8192);
                 while !done.load(Ordering::Relaxed) {
-                    round_trip(&mut stream, endpoint.request, &mut buffer).await.unwrap();
+                    round_trip(&mut stream, endpoint.request, &mut buffer)
+                        .await
+                        .unwrap();
                     count.fetch_add(1, Ordering::Relaxed);
                 }
             }));
@@ -140,12 +161,22 @@ fn load(address: SocketAddr, endpoint: &'static Endpoint, connections: usize, du
 }
 
 fn check(address: SocketAddr, endpoint: &'static Endpoint) {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let body = runtime.block_on(async {
         let mut stream = TcpStream::connect(address).await.unwrap();
-        round_trip(&mut stream, endpoint.request, &mut Vec::new()).await.unwrap()
+        round_trip(&mut stream, endpoint.request, &mut Vec::new())
+            .await
+            .unwrap()
     });
-    assert_eq!(String::from_utf8_lossy(&body), endpoint.expect, "{} on {address}", endpoint.name);
+    assert_eq!(
+        String::from_utf8_lossy(&body),
+        endpoint.expect,
+        "{} on {address}",
+        endpoint.name
+    );
 }
 
 fn median(values: &mut [f64]) -> f64 {
@@ -159,18 +190,25 @@ fn median(values: &mut [f64]) -> f64 {
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` runs this with no load, as a check.
     let quick = !std::env::args().any(|a| a == "--bench");
     let rounds: usize = if quick { 1 } else { env_or("BENCH_ROUNDS", 5) };
-    let seconds: f64 = if quick { 0.2 } else { env_or("BENCH_SECS", 3.0) };
+    let seconds: f64 = if quick {
+        0.2
+    } else {
+        env_or("BENCH_SECS", 3.0)
+    };
     let connections: usize = env_or("BENCH_CONNECTIONS", 32);
     let duration = Duration::from_secs_f64(seconds);
 
-    let arbor = serve_on_own_thread(arbor_app::app());
+    let arbor = serve_on_own_thread(arbor_app::routes::router());
     let axum = serve_on_own_thread(hand_written());
     for endpoint in ENDPOINTS {
         check(arbor, endpoint);
@@ -178,7 +216,10 @@ fn main() {
     }
 
     println!("router benchmark: {rounds} rounds x {seconds} s, {connections} connections, single-threaded servers");
-    println!("{:<26} {:>14} {:>14} {:>8}   per-round ratios", "endpoint", "arbor req/s", "axum req/s", "ratio");
+    println!(
+        "{:<26} {:>14} {:>14} {:>8}   per-round ratios",
+        "endpoint", "arbor req/s", "axum req/s", "ratio"
+    );
     for endpoint in ENDPOINTS {
         // Warm both servers up so the first measured round is not penalised.
         load(arbor, endpoint, connections, duration / 4);

@@ -100,6 +100,10 @@ async fn every_segment_kind_routes_and_decodes() {
 
     let hello = server.get("/api/hello").await;
     assert_eq!(hello.status, StatusCode::OK);
+    // The app runs inside Arbor's stack: every answer carries a request id.
+    assert!(hello
+        .header("x-request-id")
+        .is_some_and(|id| id.len() == 36));
     assert_eq!(hello.header("content-type"), Some("application/json"));
     assert_eq!(hello.json(), json!({"message": "hello"}));
 
