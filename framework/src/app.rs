@@ -135,11 +135,6 @@ impl App {
 }
 
 fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    let message = panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "non-string panic payload".into());
-    tracing::error!(panic = %message, "handler panicked");
+    tracing::error!(panic = %logging::panic_message(&*panic), "handler panicked; answered 500");
     ApiError::internal().into_response()
 }

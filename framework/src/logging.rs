@@ -32,13 +32,15 @@ impl Format {
     }
 }
 
-/// Installs a global `tracing` subscriber with the level from `RUST_LOG` (default `info`).
-/// Does nothing if one is already installed.
+/// Installs a global `tracing` subscriber with the level from `RUST_LOG` (default `info`),
+/// and a panic hook that logs panics as `tracing` errors (inside the request's span, so with
+/// its request id) instead of printing them to stderr. Does nothing if a subscriber is already
+/// installed.
 pub fn init(format: Format) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    let _ = match format {
+    let installed = match format {
         Format::Json => builder
             .json()
             .flatten_event(true)
@@ -46,6 +48,24 @@ pub fn init(format: Format) {
             .try_init(),
         Format::Pretty => builder.try_init(),
     };
+    if installed.is_ok() {
+        std::panic::set_hook(Box::new(|info| {
+            let location = info
+                .location()
+                .map(|l| format!("{}:{}", l.file(), l.line()))
+                .unwrap_or_default();
+            tracing::error!(location = %location, "panic: {}", panic_message(info.payload()));
+        }));
+    }
+}
+
+/// The message of a panic payload (`&str` or `String`), for logs.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".into())
 }
 
 pub(crate) fn make_span(request: &Request) -> Span {
