@@ -12,8 +12,9 @@
 //! app/api/_lib/helpers.rs              -> not routed
 //! ```
 //!
-//! ```no_run
-//! // src/main.rs, with `fn main() { arbor_build::compile(); }` in build.rs
+//! ```ignore
+//! // src/main.rs, with `fn main() { arbor_build::compile(); }` in build.rs (the macro needs
+//! // the `OUT_DIR` that the build script fills, so this example is not compiled here)
 //! arbor::routes!();
 //!
 //! #[tokio::main]
@@ -53,10 +54,12 @@ pub use axum::extract::Request;
 pub use axum::middleware::Next;
 pub use axum::response::{IntoResponse, Response};
 pub use axum::Router;
+pub use cache::{cache, cache_control, CacheControl};
 pub use client_ip::{ClientIp, TrustedProxies};
 pub use error::{ApiError, ResultExt};
 pub use extract::{Extension, Form, Json, Path, Query, Valid};
 pub use http;
+pub use idempotency::idempotency;
 pub use rate_limit::rate_limit;
 pub use request_id::RequestId;
 pub use route_info::RouteInfo;
