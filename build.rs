@@ -1,3 +1,6 @@
 fn main() {
-    arbor_build::compile();
+    arbor_build::Builder::new()
+        .state("crate::AppState")
+        .compile()
+        .unwrap_or_else(|error| error.exit());
 }

@@ -1,17 +1,40 @@
 //! Arbor's reference application: the patterns of the Route Handlers guide, served from the
-//! route files under `app/api/`.
+//! route files under `app/api/`, on a real database.
 
+pub mod auth;
+pub mod config;
+pub mod db;
 pub mod middleware;
+pub mod services;
+mod state;
+pub mod validation;
+
+pub use config::Config;
+pub use state::AppState;
 
 arbor::routes!();
 
-/// The application: every route file under `app/api` inside Arbor's production stack
-/// (request ids, logs, panic safety, timeouts), with default settings.
-pub fn app() -> arbor::Router {
-    arbor::App::new(routes::router()).into_router()
+/// The strong `ETag` of a resource version: `"3"`.
+pub fn etag(version: i64) -> arbor::http::HeaderValue {
+    arbor::http::HeaderValue::from_str(&format!("\"{version}\""))
+        .unwrap_or(arbor::http::HeaderValue::from_static("\"0\""))
 }
 
-/// The application configured from the environment:
+/// The application: every route file under `app/api` inside Arbor's production stack
+/// (request ids, logs, panic safety, timeouts), with default settings.
+pub fn app(state: AppState) -> arbor::Router {
+    arbor::App::new(router(state)).into_router()
+}
+
+/// The routes with their state: handlers extract `State<AppState>`; middleware reads it from
+/// the request extensions.
+pub fn router(state: AppState) -> arbor::Router {
+    routes::router()
+        .layer(axum::Extension(state.clone()))
+        .with_state(state)
+}
+
+/// The application configured from the environment: [`Config::from_env`] plus
 ///
 /// - `ARBOR_TRUSTED_PROXIES`: comma-separated addresses or CIDR networks whose
 ///   `X-Forwarded-For` is believed (default: none);
@@ -20,8 +43,8 @@ pub fn app() -> arbor::Router {
 ///
 /// # Errors
 /// A setting that cannot work, with a message naming it.
-pub fn app_from_env() -> Result<arbor::Router, String> {
-    let mut app = arbor::App::new(routes::router());
+pub fn app_from_env(state: AppState) -> Result<arbor::Router, String> {
+    let mut app = arbor::App::new(router(state));
     if let Ok(proxies) = std::env::var("ARBOR_TRUSTED_PROXIES") {
         let proxies =
             arbor::TrustedProxies::new(proxies.split(',').filter(|p| !p.trim().is_empty()))
@@ -37,7 +60,9 @@ pub fn app_from_env() -> Result<arbor::Router, String> {
                 "authorization",
                 "idempotency-key",
                 "if-match",
+                "if-none-match",
             ])
+            .expose_headers(["etag", "x-request-id", "retry-after"])
             .allow_credentials(true);
         app = app
             .cors(cors)

@@ -25,8 +25,10 @@ async fn main() -> std::process::ExitCode {
 
 async fn serve() -> std::io::Result<()> {
     arbor::logging::init(arbor::logging::Format::from_env());
-    let app = arbor_app::app_from_env()
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
+    let config = arbor_app::Config::from_env().map_err(invalid)?;
+    let state = arbor_app::AppState::new(config).await.map_err(invalid)?;
+    let app = arbor_app::app_from_env(state).map_err(invalid)?;
     let host = std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".into());
     let port = std::env::var("PORT").unwrap_or_else(|_| "3000".into());
     let address: SocketAddr = format!("{host}:{port}").parse().map_err(|e| {

@@ -2,6 +2,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::net::SocketAddr;
 
 use bytes::Bytes;
@@ -13,6 +15,7 @@ use serde_json::{json, Value};
 
 struct Server {
     base: String,
+    _dir: tempfile::TempDir,
     client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
 }
 
@@ -57,9 +60,11 @@ impl Server {
             .await
             .unwrap();
         let address = listener.local_addr().unwrap();
-        tokio::spawn(arbor::serve(listener, arbor_app::app()));
+        let (state, dir) = common::state(common::Backend::Sqlite).await;
+        tokio::spawn(arbor::serve(listener, arbor_app::app(state)));
         Self {
             base: format!("http://{address}"),
+            _dir: dir,
             client: Client::builder(TokioExecutor::new()).build_http(),
         }
     }
@@ -91,6 +96,28 @@ impl Server {
 
     async fn get(&self, path: &str) -> Reply {
         self.send(Method::GET, path, &[], "").await
+    }
+
+    /// Registers a user and returns `Bearer <token>`.
+    async fn bearer(&self) -> String {
+        let email = format!("{}@example.com", uuid::Uuid::new_v4().simple());
+        let body = json!({ "email": email, "name": "Chain Tester", "password": "Str0ngPassword" })
+            .to_string();
+        let reply = self
+            .send(
+                Method::POST,
+                "/api/v1/register",
+                &[("content-type", "application/json")],
+                &body,
+            )
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::CREATED,
+            "{}",
+            String::from_utf8_lossy(&reply.body)
+        );
+        format!("Bearer {}", reply.json()["token"].as_str().unwrap())
     }
 }
 
@@ -252,31 +279,34 @@ async fn fn_level_chain_runs_first_listed_outermost() {
         .await;
     wrong.assert_error(401, "UNAUTHORIZED");
 
+    let bearer = server.bearer().await;
     let allowed = server
         .send(
             Method::GET,
             "/api/v1/whoami",
-            &[("authorization", "Bearer dev-token")],
+            &[("authorization", &bearer)],
             "",
         )
         .await;
     assert_eq!(allowed.status, StatusCode::OK);
-    assert_eq!(allowed.json(), json!({"subject": "api-client"}));
+    assert_eq!(allowed.json()["role"], "user");
     assert!(allowed.header("server-timing").is_some());
 }
 
 #[tokio::test]
 async fn folder_middleware_wraps_every_answer_of_the_group() {
     let server = Server::start().await;
+    let bearer = server.bearer().await;
     let ok = server
         .send(
             Method::GET,
             "/api/v1/session",
-            &[("authorization", "Bearer dev-token")],
+            &[("authorization", &bearer)],
             "",
         )
         .await;
     assert_eq!(ok.status, StatusCode::OK);
+    assert_eq!(ok.json()["credential"], "bearer");
     assert_eq!(ok.header("cache-control"), Some("no-store"));
 
     // Folder middleware is outside the handler's own chain, so it sees the early 401 too,

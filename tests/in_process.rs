@@ -3,16 +3,19 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use arbor::test::TestClient;
 use serde_json::{json, Value};
 
-fn client() -> TestClient {
-    TestClient::new(arbor_app::app())
+async fn client() -> (TestClient, tempfile::TempDir) {
+    let (state, dir) = common::state(common::Backend::Sqlite).await;
+    (TestClient::new(arbor_app::app(state)), dir)
 }
 
 #[tokio::test]
 async fn handlers_answer_without_a_server() {
-    let client = client();
+    let (client, _dir) = client().await;
     let response = client.get("/api/v1/items/5").send().await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.json::<Value>(), json!({"id": 5, "name": "item 5"}));
@@ -30,7 +33,8 @@ async fn handlers_answer_without_a_server() {
 
 #[tokio::test]
 async fn errors_have_the_standard_shape_in_process_too() {
-    let response = client().delete("/api/hello").send().await;
+    let (client, _dir) = client().await;
+    let response = client.delete("/api/hello").send().await;
     assert_eq!(response.status(), 405);
     assert_eq!(response.header("allow"), Some("GET, HEAD, POST, OPTIONS"));
     assert_eq!(response.json::<Value>()["error"], "METHOD_NOT_ALLOWED");
@@ -51,24 +55,37 @@ fn route_table_lists_every_handler_with_its_chain() {
     );
     assert_eq!(
         find("DELETE", "/api/v1/items/[id]").middleware,
-        &[] as &[&str]
+        ["crate::auth::csrf"]
     );
+    // Folder (outer first), then file, then fn level.
     assert_eq!(
         find("GET", "/api/v1/whoami").middleware,
-        ["server_timing", "require_token"]
+        ["crate::auth::csrf", "server_timing", "require_auth(Sessions)"]
     );
     assert_eq!(
         find("GET", "/api/v1/session").middleware,
-        ["crate::middleware::no_store", "require_token"]
+        ["crate::auth::csrf", "crate::middleware::no_store", "require_auth(Sessions)"]
+    );
+    assert_eq!(
+        find("POST", "/api/v1/login").middleware,
+        ["crate::auth::csrf", "crate::middleware::no_store", "arbor::rate_limit(limit = 5, window = 60)"]
+    );
+    assert_eq!(
+        find("PATCH", "/api/v1/users/[id]").middleware,
+        ["crate::auth::csrf", "require_auth(Sessions)"]
     );
     assert_eq!(
         find("GET", "/api/v1/session").file,
         "app/api/v1/(auth)/session/route.rs"
     );
+    assert_eq!(find("GET", "/api/hello").middleware, &[] as &[&str]);
     assert!(routes.iter().all(|r| !r.file.contains("/_lib/")));
 
     let table = arbor::RouteInfo::table(routes);
     assert!(table.starts_with("METHOD"), "{table}");
     assert_eq!(table.lines().count(), routes.len() + 1);
-    assert!(table.contains("server_timing > require_token"), "{table}");
+    assert!(
+        table.contains("server_timing > require_auth(Sessions)"),
+        "{table}"
+    );
 }

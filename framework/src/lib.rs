@@ -50,7 +50,7 @@ mod timeout;
 
 pub use app::{App, DEFAULT_BODY_LIMIT, DEFAULT_TIMEOUT};
 pub use arbor_macros::{handler, middleware};
-pub use axum::extract::Request;
+pub use axum::extract::{Request, State};
 pub use axum::middleware::Next;
 pub use axum::response::{IntoResponse, Response};
 pub use axum::Router;

@@ -1,11 +1,14 @@
-//! `/api/v1/whoami`: a fn-level middleware chain, first listed outermost.
+//! `/api/v1/whoami`: a fn-level middleware chain, first listed outermost: the timing header
+//! is added even when authentication ends the request early.
 
-use arbor::{Extension, Json};
+use arbor::auth::{require_auth, Auth};
+use arbor::Json;
 use serde_json::{json, Value};
 
-use crate::middleware::{require_token, server_timing, Principal};
+use crate::auth::{CurrentUser, Sessions};
+use crate::middleware::server_timing;
 
-#[arbor::handler(server_timing, require_token)]
-pub async fn GET(Extension(principal): Extension<Principal>) -> Json<Value> {
-    Json(json!({ "subject": principal.subject }))
+#[arbor::handler(server_timing, require_auth(Sessions))]
+pub async fn GET(Auth(current): Auth<CurrentUser>) -> Json<Value> {
+    Json(json!({ "id": current.user.id, "email": current.user.email, "role": current.user.role }))
 }

@@ -1,11 +1,17 @@
-//! `/api/v1/session`: inside the `(auth)` group, so its folder middleware applies.
+//! `GET /api/v1/session`: who is signed in. Inside the `(auth)` group, so its folder
+//! middleware (`Cache-Control: no-store`) applies.
 
-use arbor::{Extension, Json};
+use arbor::auth::{require_auth, Auth};
+use arbor::Json;
 use serde_json::{json, Value};
 
-use crate::middleware::{require_token, Principal};
+use crate::auth::{Credential, CurrentUser, Sessions};
 
-#[arbor::handler(require_token)]
-pub async fn GET(Extension(principal): Extension<Principal>) -> Json<Value> {
-    Json(json!({ "subject": principal.subject }))
+#[arbor::handler(require_auth(Sessions))]
+pub async fn GET(Auth(current): Auth<CurrentUser>) -> Json<Value> {
+    let via = match current.credential {
+        Credential::Bearer => "bearer",
+        Credential::Cookie => "cookie",
+    };
+    Json(json!({ "user": current.user, "credential": via }))
 }

@@ -1,0 +1,126 @@
+//! `/api/v1/posts/{id}` with optimistic locking: `GET` answers with an `ETag` (and `304` to a
+//! matching `If-None-Match`); `PUT`/`PATCH` require `If-Match` (`428` without it) and answer
+//! `409` with `currentVersion` when someone else wrote first.
+
+use arbor::auth::{require_auth, Auth};
+use arbor::http::{header, HeaderMap, StatusCode};
+use arbor::{ApiError, IntoResponse, Json, Path, Response, State, Valid};
+use serde::Deserialize;
+use validator::Validate;
+
+use crate::auth::{CurrentUser, Sessions};
+use crate::services::posts::{Post, PostChanges, UpdateError};
+use crate::{etag, AppState};
+
+#[derive(Deserialize)]
+pub struct Params {
+    id: String,
+}
+
+#[derive(Deserialize, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct ReplacePost {
+    #[validate(length(min = 1, max = 200))]
+    title: String,
+    #[validate(length(min = 1, max = 20_000))]
+    body: String,
+}
+
+#[derive(Deserialize, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct EditPost {
+    #[validate(length(min = 1, max = 200))]
+    title: Option<String>,
+    #[validate(length(min = 1, max = 20_000))]
+    body: Option<String>,
+}
+
+pub async fn GET(State(state): State<AppState>, Path(params): Path<Params>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let post = state.posts.find(&params.id).await?.ok_or_else(not_found)?;
+    let tag = etag(post.version);
+    let fresh = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == "*" || t.trim().trim_start_matches("W/") == tag));
+    if fresh {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, tag)]).into_response());
+    }
+    Ok(([(header::ETAG, tag)], Json(post)).into_response())
+}
+
+#[arbor::handler(require_auth(Sessions))]
+pub async fn PUT(
+    State(state): State<AppState>,
+    Auth(current): Auth<CurrentUser>,
+    Path(params): Path<Params>,
+    headers: HeaderMap,
+    Valid(Json(input)): Valid<Json<ReplacePost>>,
+) -> Result<Response, ApiError> {
+    let changes = PostChanges { title: Some(input.title), body: Some(input.body) };
+    update(&state, &current, &params.id, &headers, changes).await
+}
+
+#[arbor::handler(require_auth(Sessions))]
+pub async fn PATCH(
+    State(state): State<AppState>,
+    Auth(current): Auth<CurrentUser>,
+    Path(params): Path<Params>,
+    headers: HeaderMap,
+    Valid(Json(input)): Valid<Json<EditPost>>,
+) -> Result<Response, ApiError> {
+    let changes = PostChanges { title: input.title, body: input.body };
+    update(&state, &current, &params.id, &headers, changes).await
+}
+
+#[arbor::handler(require_auth(Sessions))]
+pub async fn DELETE(
+    State(state): State<AppState>,
+    Auth(current): Auth<CurrentUser>,
+    Path(params): Path<Params>,
+) -> Result<StatusCode, ApiError> {
+    let post = state.posts.find(&params.id).await?.ok_or_else(not_found)?;
+    current.require_self_or_admin(&post.author_id)?;
+    state.posts.delete(&post.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn update(
+    state: &AppState,
+    current: &CurrentUser,
+    id: &str,
+    headers: &HeaderMap,
+    changes: PostChanges,
+) -> Result<Response, ApiError> {
+    let expected = expected_version(headers)?;
+    let post = state.posts.find(id).await?.ok_or_else(not_found)?;
+    current.require_self_or_admin(&post.author_id)?;
+    match state.posts.update(id, expected, changes).await {
+        Ok(post) => Ok(([(header::ETAG, etag(post.version))], Json::<Post>(post)).into_response()),
+        Err(UpdateError::NotFound) => Err(not_found()),
+        Err(UpdateError::Stale { current_version }) => Err(ApiError::conflict("The post was modified by someone else")
+            .with_details(serde_json::json!({ "currentVersion": current_version }))
+            .with_header(header::ETAG, etag(current_version))),
+        Err(UpdateError::Failed(error)) => Err(error),
+    }
+}
+
+/// The version in `If-Match` (`"3"`, `W/"3"` or `3`); `428` without one.
+fn expected_version(headers: &HeaderMap) -> Result<i64, ApiError> {
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Err(ApiError::new(
+            StatusCode::PRECONDITION_REQUIRED,
+            "PRECONDITION_REQUIRED",
+            "If-Match header required for updates: send the ETag you read",
+        ));
+    };
+    value
+        .to_str()
+        .ok()
+        .map(|v| v.trim().trim_start_matches("W/").trim_matches('"'))
+        .and_then(|v| v.parse::<i64>().ok())
+        .ok_or_else(|| ApiError::bad_request("If-Match must be an ETag such as \"3\""))
+}
+
+fn not_found() -> ApiError {
+    ApiError::not_found("Post not found")
+}

@@ -1,0 +1,37 @@
+//! `/api/v1/posts`: list (public) and create (signed in).
+
+use arbor::auth::{require_auth, Auth};
+use arbor::http::{header, HeaderValue, StatusCode};
+use arbor::{ApiError, Json, Query, State, Valid};
+use serde::Deserialize;
+use validator::Validate;
+
+use crate::auth::{CurrentUser, Sessions};
+use crate::services::posts::Post;
+use crate::validation::PageQuery;
+use crate::AppState;
+
+#[derive(Deserialize, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct NewPost {
+    #[validate(length(min = 1, max = 200))]
+    title: String,
+    #[validate(length(min = 1, max = 20_000))]
+    body: String,
+}
+
+pub async fn GET(State(state): State<AppState>, Valid(Query(page)): Valid<Query<PageQuery>>) -> Result<Json<Vec<Post>>, ApiError> {
+    let offset = (page.page - 1).saturating_mul(page.limit);
+    Ok(Json(state.posts.list(None, page.limit, offset).await?))
+}
+
+#[arbor::handler(require_auth(Sessions))]
+pub async fn POST(
+    State(state): State<AppState>,
+    Auth(current): Auth<CurrentUser>,
+    Valid(Json(input)): Valid<Json<NewPost>>,
+) -> Result<(StatusCode, [(header::HeaderName, HeaderValue); 2], Json<Post>), ApiError> {
+    let post = state.posts.create(&current.user.id, &input.title, &input.body).await?;
+    let location = HeaderValue::from_str(&format!("/api/v1/posts/{}", post.id)).map_err(ApiError::internal_with)?;
+    Ok((StatusCode::CREATED, [(header::ETAG, crate::etag(post.version)), (header::LOCATION, location)], Json(post)))
+}

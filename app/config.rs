@@ -1,0 +1,79 @@
+//! Settings from the environment, with defaults that let `cargo run` work with no set-up.
+
+use std::path::PathBuf;
+
+/// The reference app's settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `DATABASE_URL`: `sqlite://…` or `postgres://…`. Default: `sqlite://data/arbor.db`,
+    /// created on first run.
+    pub database_url: String,
+    /// `ARBOR_SECURE_COOKIES=1`: mark the session cookie `Secure` (set it when serving over TLS).
+    pub secure_cookies: bool,
+    /// `ARBOR_SESSION_TTL_SECS`: session lifetime. Default 7 days.
+    pub session_ttl_secs: i64,
+    /// `ARBOR_ADMIN_EMAIL` and `ARBOR_ADMIN_PASSWORD`: an administrator created at start-up if
+    /// no user has that email.
+    pub admin: Option<(String, String)>,
+    /// `ARBOR_UPLOAD_DIR`: where uploads are stored. Default `data/uploads`.
+    pub upload_dir: PathBuf,
+    /// `STRIPE_WEBHOOK_SECRET`: enables `/api/webhooks/stripe`.
+    pub stripe_webhook_secret: Option<String>,
+    /// `GITHUB_WEBHOOK_SECRET`: enables `/api/webhooks/github`.
+    pub github_webhook_secret: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            database_url: "sqlite://data/arbor.db?mode=rwc".into(),
+            secure_cookies: false,
+            session_ttl_secs: 7 * 24 * 3600,
+            admin: None,
+            upload_dir: PathBuf::from("data/uploads"),
+            stripe_webhook_secret: None,
+            github_webhook_secret: None,
+        }
+    }
+}
+
+impl Config {
+    /// Reads the environment over the defaults.
+    ///
+    /// # Errors
+    /// A variable that is set but unusable, named in the message.
+    pub fn from_env() -> Result<Self, String> {
+        let mut config = Self::default();
+        if let Some(url) = var("DATABASE_URL") {
+            config.database_url = url;
+        }
+        config.secure_cookies =
+            var("ARBOR_SECURE_COOKIES").is_some_and(|v| v == "1" || v == "true");
+        if let Some(ttl) = var("ARBOR_SESSION_TTL_SECS") {
+            config.session_ttl_secs = ttl
+                .parse()
+                .ok()
+                .filter(|ttl| *ttl > 0)
+                .ok_or("ARBOR_SESSION_TTL_SECS must be a positive number of seconds")?;
+        }
+        config.admin = match (var("ARBOR_ADMIN_EMAIL"), var("ARBOR_ADMIN_PASSWORD")) {
+            (Some(email), Some(password)) => Some((email, password)),
+            (None, None) => None,
+            _ => {
+                return Err(
+                    "set both ARBOR_ADMIN_EMAIL and ARBOR_ADMIN_PASSWORD, or neither".into(),
+                )
+            }
+        };
+        if let Some(dir) = var("ARBOR_UPLOAD_DIR") {
+            config.upload_dir = dir.into();
+        }
+        config.stripe_webhook_secret = var("STRIPE_WEBHOOK_SECRET");
+        config.github_webhook_secret = var("GITHUB_WEBHOOK_SECRET");
+        Ok(config)
+    }
+}
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}

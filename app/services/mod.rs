@@ -1,0 +1,6 @@
+//! The service layer: business logic and queries. Route handlers stay thin: they extract,
+//! validate, call a service and shape the response.
+
+pub mod posts;
+pub mod sessions;
+pub mod users;

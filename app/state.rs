@@ -1,0 +1,52 @@
+//! What every handler can reach: configuration, the pool, the services.
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::db::{self, Db};
+use crate::services::posts::Posts;
+use crate::services::sessions::Sessions;
+use crate::services::users::Users;
+
+/// Shared application state (cheap to clone: pools and `Arc`s).
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// Settings.
+    pub config: Arc<Config>,
+    /// The connection pool.
+    pub db: Db,
+    /// Users.
+    pub users: Users,
+    /// Sessions.
+    pub sessions: Sessions,
+    /// Posts.
+    pub posts: Posts,
+}
+
+impl AppState {
+    /// Connects, migrates and seeds the configured administrator.
+    ///
+    /// # Errors
+    /// A message naming what failed (the database URL's scheme, a migration...).
+    pub async fn new(config: Config) -> Result<Self, String> {
+        let db = db::connect(&config.database_url).await.map_err(|e| {
+            let scheme = config.database_url.split(':').next().unwrap_or_default();
+            format!("could not open the {scheme} database: {e}")
+        })?;
+        let state = Self {
+            users: Users::new(db.clone()),
+            sessions: Sessions::new(db.clone(), config.session_ttl_secs),
+            posts: Posts::new(db.clone()),
+            config: Arc::new(config),
+            db,
+        };
+        if let Some((email, password)) = &state.config.admin {
+            state
+                .users
+                .ensure_admin(email, password)
+                .await
+                .map_err(|e| format!("could not create the administrator: {e}"))?;
+        }
+        Ok(state)
+    }
+}

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The test command (README "Test", run by .ci/run): starts a throwaway PostgreSQL server on
+# loopback (installing it with apt if needed) so the database tests run on PostgreSQL as well as
+# SQLite, then runs every test of the workspace.
+#
+#   bash tests/run.sh                 # everything
+#   bash tests/run.sh -p arbor        # extra arguments go to `cargo test`
+#
+# Set ARBOR_TEST_POSTGRES_URL to use a server of your own instead.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+start_postgres() {
+  local bin
+  bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+  if [ -z "$bin" ] || [ ! -x "$bin/initdb" ]; then
+    echo "== installing PostgreSQL (apt)"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+  fi
+  local port=${ARBOR_TEST_POSTGRES_PORT:-55432}
+  PG_DIR=$(mktemp -d /tmp/arbor-pg.XXXXXX)
+  # initdb refuses to run as root: run the server as the `postgres` user then.
+  local run=()
+  if [ "$(id -u)" = 0 ]; then
+    id postgres >/dev/null 2>&1 || useradd --system --no-create-home postgres
+    chown postgres "$PG_DIR"
+    run=(runuser -u postgres --)
+  fi
+  PG_RUN=("${run[@]}")
+  PG_BIN=$bin
+  "${run[@]}" "$bin/initdb" -D "$PG_DIR/data" -U postgres -A trust --no-sync >/dev/null
+  "${run[@]}" "$bin/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w \
+    -o "-c listen_addresses=127.0.0.1 -p $port -k $PG_DIR -c fsync=off -c max_connections=300" start >/dev/null
+  trap stop_postgres EXIT
+  export ARBOR_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres"
+  echo "== PostgreSQL $("$bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$port"
+}
+
+stop_postgres() {
+  "${PG_RUN[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate stop >/dev/null 2>&1 || true
+  rm -rf "$PG_DIR"
+}
+
+if [ -z "${ARBOR_TEST_POSTGRES_URL:-}" ]; then
+  start_postgres
+fi
+export ARBOR_REQUIRE_POSTGRES=1
+cargo test --workspace "$@"
