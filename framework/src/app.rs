@@ -48,7 +48,7 @@ pub struct App {
     trusted_proxies: TrustedProxies,
     timeout: Option<Duration>,
     body_limit: usize,
-    cors: Option<tower_http::cors::CorsLayer>,
+    cors: Option<crate::cors::CorsPolicyLayer>,
 }
 
 impl App {
@@ -135,6 +135,8 @@ impl App {
 }
 
 fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    tracing::error!(panic = %logging::panic_message(&*panic), "handler panicked; answered 500");
-    ApiError::internal().into_response()
+    // The panic itself was already reported by the panic hook (see `logging::init`); the
+    // cause goes with the 500 so the log line that closes the request names it.
+    let message = logging::panic_message(&*panic);
+    ApiError::internal_with(std::io::Error::other(format!("handler panicked: {message}"))).into_response()
 }

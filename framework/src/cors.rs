@@ -17,11 +17,14 @@
 //! ```
 
 use std::fmt;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use axum::extract::Request;
 use axum::routing::Route;
-use http::{HeaderName, HeaderValue, Method};
-use tower::Layer;
+use futures_util::future::Either;
+use http::{header, HeaderName, HeaderValue, Method};
+use tower::{Layer, Service};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 /// A CORS policy. Use it app-wide with [`crate::App::cors`], or per folder / route in a
@@ -111,7 +114,16 @@ impl Cors {
     /// # Errors
     /// `*` with credentials (browsers reject it), an origin or header that is not valid, or a
     /// policy that allows no origin at all.
-    pub fn build(&self) -> Result<CorsLayer, CorsError> {
+    pub fn build(&self) -> Result<CorsPolicyLayer, CorsError> {
+        if self.credentials {
+            for (list, what) in [(&self.headers, "allow_headers"), (&self.methods, "allow_methods"), (&self.expose, "expose_headers")] {
+                if list.iter().any(|v| v == "*") {
+                    return Err(CorsError(format!(
+                        "`*` in `{what}` cannot be combined with `allow_credentials(true)`: browsers refuse it; list the values instead"
+                    )));
+                }
+            }
+        }
         if self.any_origin && self.credentials {
             return Err(CorsError(
                 "`allow_any_origin()` (`*`) cannot be combined with `allow_credentials(true)`: browsers refuse it; list the origins instead".into(),
@@ -165,7 +177,62 @@ impl Cors {
         if let Some(seconds) = self.max_age {
             layer = layer.max_age(Duration::from_secs(seconds));
         }
-        Ok(layer)
+        Ok(CorsPolicyLayer { cors: layer })
+    }
+}
+
+/// A checked CORS policy, ready to wrap routes.
+///
+/// Only real preflights (`OPTIONS` with `Access-Control-Request-Method`) are answered by the
+/// policy; any other `OPTIONS` reaches the route, so its `204` with `Allow` (or an exported
+/// `OPTIONS` handler) still answers.
+#[derive(Debug, Clone)]
+pub struct CorsPolicyLayer {
+    cors: CorsLayer,
+}
+
+impl<S: Clone> Layer<S> for CorsPolicyLayer {
+    type Service = CorsPolicy<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        CorsPolicy {
+            cors: self.cors.layer(inner.clone()),
+            plain: inner,
+        }
+    }
+}
+
+/// See [`CorsPolicyLayer`].
+#[derive(Debug, Clone)]
+pub struct CorsPolicy<S> {
+    cors: tower_http::cors::Cors<S>,
+    plain: S,
+}
+
+impl<S, B> Service<Request> for CorsPolicy<S>
+where
+    S: Service<Request, Response = http::Response<B>> + Clone,
+    B: Default,
+{
+    type Response = http::Response<B>;
+    type Error = S::Error;
+    type Future = Either<tower_http::cors::ResponseFuture<S::Future>, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        match self.cors.poll_ready(cx) {
+            Poll::Ready(Ok(())) => self.plain.poll_ready(cx),
+            other => other,
+        }
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let preflight = request.method() == Method::OPTIONS
+            && request.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+        if request.method() == Method::OPTIONS && !preflight {
+            Either::Right(self.plain.call(request))
+        } else {
+            Either::Left(self.cors.call(request))
+        }
     }
 }
 
@@ -182,7 +249,7 @@ fn header_names(names: &[String]) -> Result<Vec<HeaderName>, CorsError> {
 /// In a middleware list the policy is checked when the router is built, at start-up: an
 /// invalid policy stops the server from starting with the message of [`CorsError`].
 impl Layer<Route> for Cors {
-    type Service = <CorsLayer as Layer<Route>>::Service;
+    type Service = CorsPolicy<Route>;
 
     fn layer(&self, inner: Route) -> Self::Service {
         match self.build() {

@@ -132,7 +132,7 @@ impl ApiError {
         self
     }
 
-    /// Adds a response header (`Allow`, `Retry-After`, ...).
+    /// Sets a response header (`Allow`, `Retry-After`, ...), replacing any earlier value.
     pub fn with_header(mut self, name: header::HeaderName, value: HeaderValue) -> Self {
         self.headers.push((name, value));
         self
@@ -216,7 +216,7 @@ impl IntoResponse for ApiError {
                 "request failed"
             );
         } else if self.status.is_server_error() {
-            tracing::error!(code = %self.code, status = self.status.as_u16(), message = %self.message, "request failed");
+            tracing::error!(code = %self.code, status = self.status.as_u16(), reason = %self.message, "request failed");
         }
         let body = serde_json::to_vec(&Body {
             error: &self.code,
@@ -235,7 +235,9 @@ impl IntoResponse for ApiError {
             body,
         )
             .into_response();
-        response.headers_mut().extend(self.headers);
+        for (name, value) in self.headers {
+            response.headers_mut().insert(name, value);
+        }
         response
     }
 }

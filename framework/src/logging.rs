@@ -100,26 +100,23 @@ pub(crate) fn on_response(response: &Response, latency: Duration, _span: &Span) 
     );
 }
 
-const SENSITIVE: &[&str] = &[
-    "password",
-    "passwd",
-    "pwd",
-    "token",
-    "secret",
-    "api_key",
-    "apikey",
-    "key",
-    "auth",
-    "authorization",
-    "access_token",
-    "refresh_token",
-    "id_token",
-    "session",
-    "signature",
-    "sig",
-    "code",
-    "otp",
+/// Parameter names are compared lower-cased with `-`, `_` and `.` removed, so `accessToken`,
+/// `access_token` and `X-Api-Key` are all caught.
+const SENSITIVE_PARTS: &[&str] = &[
+    "password", "passwd", "passphrase", "token", "secret", "apikey", "authorization", "signature",
+    "session", "cookie", "credential", "privatekey",
 ];
+const SENSITIVE_NAMES: &[&str] = &["pwd", "pass", "key", "auth", "sig", "code", "otp", "pin", "jwt"];
+
+fn is_sensitive(name: &str) -> bool {
+    let normalized: String = name
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    SENSITIVE_PARTS.iter().any(|part| normalized.contains(part))
+        || SENSITIVE_NAMES.iter().any(|exact| normalized == *exact)
+}
 
 /// The query string with the values of sensitive parameters replaced by `[REDACTED]`.
 pub fn redact_query(query: &str) -> String {
@@ -127,13 +124,8 @@ pub fn redact_query(query: &str) -> String {
         .split('&')
         .map(|pair| {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let decoded = percent_encoding::percent_decode_str(name)
-                .decode_utf8_lossy()
-                .to_ascii_lowercase();
-            let sensitive = SENSITIVE
-                .iter()
-                .any(|s| decoded == *s || decoded.ends_with(&format!("_{s}")));
-            if sensitive && !value.is_empty() {
+            let decoded = percent_encoding::percent_decode_str(name).decode_utf8_lossy();
+            if is_sensitive(&decoded) && !value.is_empty() {
                 format!("{name}=[REDACTED]")
             } else {
                 pair.to_owned()
@@ -154,5 +146,9 @@ mod tests {
             "page=2&password=[REDACTED]&Access_Token=[REDACTED]&user_api_key=[REDACTED]&q=token"
         );
         assert_eq!(redact_query("pass%77ord=x"), "pass%77ord=[REDACTED]");
+        assert_eq!(
+            redact_query("accessToken=a&X-Api-Key=b&sessionId=c&keyword=rust&sort=asc"),
+            "accessToken=[REDACTED]&X-Api-Key=[REDACTED]&sessionId=[REDACTED]&keyword=rust&sort=asc"
+        );
     }
 }

@@ -105,24 +105,26 @@ impl fmt::Display for PathRejection {
 
 impl std::error::Error for PathRejection {}
 
-impl IntoResponse for PathRejection {
-    fn into_response(self) -> Response {
-        match &self {
-            Self::Decode { param } => invalid(self.to_string(), Some(param)),
-            Self::Invalid(error) => invalid(error.to_string(), error.param()),
-            Self::NotRouted => {
-                tracing::error!("{self}");
-                ApiError::internal().into_response()
-            }
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        match &rejection {
+            PathRejection::Decode { param } => invalid(rejection.to_string(), Some(param)),
+            PathRejection::Invalid(error) => invalid(error.to_string(), error.param()),
+            PathRejection::NotRouted => ApiError::internal_with(std::io::Error::other(rejection.to_string())),
         }
     }
 }
 
-fn invalid(message: String, param: Option<&str>) -> Response {
+impl IntoResponse for PathRejection {
+    fn into_response(self) -> Response {
+        ApiError::from(self).into_response()
+    }
+}
+
+fn invalid(message: String, param: Option<&str>) -> ApiError {
     let error = ApiError::new(StatusCode::BAD_REQUEST, "INVALID_PATH_PARAMS", message);
     match param {
         Some(param) => error.with_details(serde_json::json!({ "param": param })),
         None => error,
     }
-    .into_response()
 }

@@ -91,9 +91,7 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let Path(value) = Path::<T>::from_request_parts(parts, state)
-            .await
-            .map_err(|rejection| ApiError::bad_request(rejection.to_string()))?;
+        let Path(value) = Path::<T>::from_request_parts(parts, state).await?;
         check(&value, "Invalid path parameters")?;
         Ok(Valid(Path(value)))
     }
@@ -179,7 +177,9 @@ fn describe(error: &validator::ValidationError) -> String {
         "url" => "must be a valid URL".into(),
         "required" => "is required".into(),
         "regex" => "has an invalid format".into(),
-        "must_match" => format!("must match `{}`", param("other").unwrap_or_default()),
+        // validator puts the other field's *value* in `other`: never echo it (it is often a
+        // password).
+        "must_match" => "must match the field it confirms".into(),
         "length" => match (param("min"), param("max"), param("equal")) {
             (_, _, Some(equal)) => format!("must have a length of exactly {equal}"),
             (Some(min), Some(max), _) => format!("must have a length between {min} and {max}"),
