@@ -21,6 +21,9 @@ pub struct Config {
     pub stripe_webhook_secret: Option<String>,
     /// `GITHUB_WEBHOOK_SECRET`: enables `/api/webhooks/github`.
     pub github_webhook_secret: Option<String>,
+    /// `ARBOR_WEBHOOKS`: the webhook providers to serve (`stripe,github`, or `none`); each needs
+    /// its secret. Default (`None`): those whose secret is set.
+    pub webhooks: Option<Vec<crate::webhooks::Provider>>,
 }
 
 impl Default for Config {
@@ -33,6 +36,7 @@ impl Default for Config {
             upload_dir: PathBuf::from("data/uploads"),
             stripe_webhook_secret: None,
             github_webhook_secret: None,
+            webhooks: None,
         }
     }
 }
@@ -70,6 +74,9 @@ impl Config {
         }
         config.stripe_webhook_secret = var("STRIPE_WEBHOOK_SECRET");
         config.github_webhook_secret = var("GITHUB_WEBHOOK_SECRET");
+        if let Some(list) = var("ARBOR_WEBHOOKS") {
+            config.webhooks = Some(crate::webhooks::Provider::parse_list(&list).map_err(|e| format!("ARBOR_WEBHOOKS: {e}"))?);
+        }
         Ok(config)
     }
 }

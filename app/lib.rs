@@ -8,6 +8,7 @@ pub mod middleware;
 pub mod services;
 mod state;
 pub mod validation;
+pub mod webhooks;
 
 pub use config::Config;
 pub use state::AppState;

@@ -21,6 +21,8 @@ pub struct AppState {
     pub sessions: Sessions,
     /// Posts.
     pub posts: Posts,
+    /// Webhook verification and background processing.
+    pub webhooks: crate::webhooks::Webhooks,
 }
 
 impl AppState {
@@ -37,6 +39,7 @@ impl AppState {
             users: Users::new(db.clone()),
             sessions: Sessions::new(db.clone(), config.session_ttl_secs),
             posts: Posts::new(db.clone()),
+            webhooks: crate::webhooks::Webhooks::start(db.clone(), &config).await?,
             config: Arc::new(config),
             db,
         };

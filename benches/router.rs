@@ -1,5 +1,9 @@
-//! Requests per second through Arbor's generated router versus a hand-written axum router with
-//! the same routes and equivalent handlers, measured in the same run.
+//! Requests per second, in one run:
+//!
+//! 1. Arbor's generated router versus a hand-written axum router with the same routes and
+//!    equivalent handlers (issue: the generated router costs nothing you would not write);
+//! 2. one route inside Arbor's full production stack (request id, JSON logging, rate limit,
+//!    errors, CORS) versus the same route bare.
 //!
 //! ```text
 //! cargo bench --bench router                      # defaults: 5 rounds of 3 s, 32 connections
@@ -42,9 +46,13 @@ fn hand_written() -> Router {
     async fn delete_item(axum::extract::Path(id): axum::extract::Path<u64>) -> Json<Value> {
         Json(json!({ "deleted": id }))
     }
-    Router::new()
-        .route("/api/hello", get(hello).post(greet))
-        .route("/api/v1/items/{id}", get(item).delete(delete_item))
+    Router::new().route("/api/hello", get(hello).post(greet)).route(
+        "/api/v1/items/{id}",
+        // The reference app's /api/v1 folder middleware, written by hand.
+        get(item)
+            .delete(delete_item)
+            .layer(axum::middleware::from_fn(arbor_app::auth::csrf)),
+    )
 }
 
 struct Endpoint {
@@ -196,6 +204,59 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
+/// A fresh app state on a temporary SQLite file (the benchmarked routes do not query it).
+fn state(dir: &std::path::Path) -> arbor_app::AppState {
+    let config = arbor_app::Config {
+        database_url: format!("sqlite://{}/bench.db?mode=rwc", dir.display()),
+        upload_dir: dir.join("uploads"),
+        ..arbor_app::Config::default()
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(arbor_app::AppState::new(config)).unwrap()
+}
+
+/// The reference app's router inside the whole production stack, logging JSON to a sink.
+fn full_stack(state: arbor_app::AppState) -> Router {
+    use arbor::rate_limit::rate_limit;
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_writer(std::io::sink)
+        .with_max_level(tracing::Level::INFO)
+        .try_init();
+    let routes = arbor_app::router(state).route_layer(rate_limit().limit(u32::MAX).window(60));
+    arbor::App::new(routes)
+        .cors(arbor::cors::Cors::new().allow_origins(["https://app.example.com"]))
+        .unwrap()
+        .into_router()
+}
+
+/// Runs `endpoint` against `a` and `b` alternately and prints medians and the ratio a / b.
+fn compare(label: &str, a: SocketAddr, b: SocketAddr, endpoint: &'static Endpoint, rounds: usize, connections: usize, duration: Duration) {
+    load(a, endpoint, connections, duration / 4);
+    load(b, endpoint, connections, duration / 4);
+    let (mut a_rps, mut b_rps, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let (x, y) = if round % 2 == 0 {
+            let x = load(a, endpoint, connections, duration);
+            (x, load(b, endpoint, connections, duration))
+        } else {
+            let y = load(b, endpoint, connections, duration);
+            (load(a, endpoint, connections, duration), y)
+        };
+        a_rps.push(x);
+        b_rps.push(y);
+        ratios.push(x / y);
+    }
+    let shown: Vec<String> = ratios.iter().map(|r| format!("{r:.3}")).collect();
+    println!(
+        "{label:<34} {:>12.0} {:>12.0} {:>8.3}   [{}]",
+        median(&mut a_rps),
+        median(&mut b_rps),
+        median(&mut ratios),
+        shown.join(" ")
+    );
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` runs this with no load, as a check.
     let quick = !std::env::args().any(|a| a == "--bench");
@@ -208,43 +269,20 @@ fn main() {
     let connections: usize = env_or("BENCH_CONNECTIONS", 32);
     let duration = Duration::from_secs_f64(seconds);
 
-    let arbor = serve_on_own_thread(arbor_app::routes::router());
+    let dir = tempfile::tempdir().unwrap();
+    let arbor = serve_on_own_thread(arbor_app::router(state(dir.path())));
     let axum = serve_on_own_thread(hand_written());
+    let stack = serve_on_own_thread(full_stack(state(dir.path())));
     for endpoint in ENDPOINTS {
         check(arbor, endpoint);
         check(axum, endpoint);
+        check(stack, endpoint);
     }
 
     println!("router benchmark: {rounds} rounds x {seconds} s, {connections} connections, single-threaded servers");
-    println!(
-        "{:<26} {:>14} {:>14} {:>8}   per-round ratios",
-        "endpoint", "arbor req/s", "axum req/s", "ratio"
-    );
+    println!("{:<34} {:>12} {:>12} {:>8}   per-round ratios", "comparison", "A req/s", "B req/s", "A / B");
     for endpoint in ENDPOINTS {
-        // Warm both servers up so the first measured round is not penalised.
-        load(arbor, endpoint, connections, duration / 4);
-        load(axum, endpoint, connections, duration / 4);
-        let (mut arbor_rps, mut axum_rps, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-        for round in 0..rounds {
-            let (a, b) = if round % 2 == 0 {
-                let a = load(arbor, endpoint, connections, duration);
-                (a, load(axum, endpoint, connections, duration))
-            } else {
-                let b = load(axum, endpoint, connections, duration);
-                (load(arbor, endpoint, connections, duration), b)
-            };
-            arbor_rps.push(a);
-            axum_rps.push(b);
-            ratios.push(a / b);
-        }
-        let shown: Vec<String> = ratios.iter().map(|r| format!("{r:.3}")).collect();
-        println!(
-            "{:<26} {:>14.0} {:>14.0} {:>8.3}   [{}]",
-            endpoint.name,
-            median(&mut arbor_rps),
-            median(&mut axum_rps),
-            median(&mut ratios),
-            shown.join(" ")
-        );
+        compare(&format!("arbor / axum  {}", endpoint.name), arbor, axum, endpoint, rounds, connections, duration);
     }
+    compare(&format!("stack / bare  {}", ENDPOINTS[0].name), stack, arbor, &ENDPOINTS[0], rounds, connections, duration);
 }

@@ -19,18 +19,7 @@ pub enum Backend {
 
 /// A state on a new, empty database (plus the seeded administrator). Keep the guard alive.
 pub async fn state(backend: Backend) -> (AppState, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let database_url = match backend {
-        Backend::Sqlite => format!("sqlite://{}/test.db?mode=rwc", dir.path().display()),
-        Backend::Postgres => fresh_postgres_database().await,
-    };
-    let config = Config {
-        database_url,
-        admin: Some((ADMIN_EMAIL.into(), ADMIN_PASSWORD.into())),
-        upload_dir: dir.path().join("uploads"),
-        ..Config::default()
-    };
-    (AppState::new(config).await.unwrap(), dir)
+    state_with(backend, |_| {}).await
 }
 
 /// `ARBOR_TEST_POSTGRES_URL` (a server URL such as `postgres://postgres@127.0.0.1:55432/postgres`)
@@ -217,5 +206,42 @@ fn with_token(request: reqwest::RequestBuilder, token: Option<&str>) -> reqwest:
     match token {
         Some(token) => request.bearer_auth(token),
         None => request,
+    }
+}
+
+/// Like [`state`], with `configure` applied to the config first (webhook secrets, ...).
+pub async fn state_with(
+    backend: Backend,
+    configure: impl FnOnce(&mut Config),
+) -> (AppState, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = match backend {
+        Backend::Sqlite => format!("sqlite://{}/test.db?mode=rwc", dir.path().display()),
+        Backend::Postgres => fresh_postgres_database().await,
+    };
+    let mut config = Config {
+        database_url,
+        admin: Some((ADMIN_EMAIL.into(), ADMIN_PASSWORD.into())),
+        upload_dir: dir.path().join("uploads"),
+        ..Config::default()
+    };
+    configure(&mut config);
+    (AppState::new(config).await.unwrap(), dir)
+}
+
+impl Server {
+    /// Like [`Server::start`], with `configure` applied to the config first.
+    pub async fn start_with(backend: Backend, configure: impl FnOnce(&mut Config)) -> Self {
+        let (state, dir) = state_with(backend, configure).await;
+        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(arbor::serve(listener, arbor_app::app(state.clone())));
+        Self {
+            base,
+            state,
+            _dir: dir,
+        }
     }
 }
