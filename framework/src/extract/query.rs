@@ -53,7 +53,7 @@ fn from_urlencoded<T: DeserializeOwned>(
     let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded::parse(input));
     serde_path_to_error::deserialize(deserializer).map_err(|error| {
         let path = error.path().to_string();
-        let message = error.into_inner().to_string();
+        let message = friendly(error.into_inner().to_string());
         let mut fields = FieldErrors::default();
         match message
             .strip_prefix("missing field `")
@@ -65,4 +65,16 @@ fn from_urlencoded<T: DeserializeOwned>(
         }
         fields.into_error(summary)
     })
+}
+
+/// Rewords the standard library's number-parsing messages for API clients.
+fn friendly(message: String) -> String {
+    match message.as_str() {
+        "invalid digit found in string" => "must be a whole number (0 or more)".into(),
+        "cannot parse integer from empty string" => "must not be empty".into(),
+        "number too large to fit in target type" => "is too large".into(),
+        "number too small to fit in target type" => "is too small".into(),
+        "invalid float literal" => "must be a number".into(),
+        _ => message,
+    }
 }
