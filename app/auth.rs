@@ -146,3 +146,19 @@ fn same_origin(headers: &arbor::http::HeaderMap) -> bool {
         .map(|rest| rest.split('/').next().unwrap_or_default())
         .is_some_and(|origin_host| origin_host.eq_ignore_ascii_case(host))
 }
+
+/// Scopes idempotency keys to the signed-in user (instead of the client address), so two users
+/// can never collide on a key and one user's retries replay from any network. List it after
+/// `require_auth(Sessions)` and before `arbor::idempotency()`.
+pub async fn idempotency_per_user(mut request: Request, next: Next) -> Response {
+    let user = request
+        .extensions()
+        .get::<arbor::auth::Auth<CurrentUser>>()
+        .map(|auth| auth.0.user.id.clone());
+    if let Some(user) = user {
+        request
+            .extensions_mut()
+            .insert(arbor::idempotency::Scope(format!("user:{user}")));
+    }
+    next.run(request).await
+}

@@ -1,4 +1,4 @@
-//! `/api/v1/posts`: list (public) and create (signed in).
+//! `/api/v1/posts`: list (public) and create (signed in, idempotent with `Idempotency-Key`).
 
 use arbor::auth::{require_auth, Auth};
 use arbor::http::{header, HeaderValue, StatusCode};
@@ -6,7 +6,7 @@ use arbor::{ApiError, Json, Query, State, Valid};
 use serde::Deserialize;
 use validator::Validate;
 
-use crate::auth::{CurrentUser, Sessions};
+use crate::auth::{idempotency_per_user, CurrentUser, Sessions};
 use crate::services::posts::Post;
 use crate::validation::PageQuery;
 use crate::AppState;
@@ -25,7 +25,9 @@ pub async fn GET(State(state): State<AppState>, Valid(Query(page)): Valid<Query<
     Ok(Json(state.posts.list(None, page.limit, offset).await?))
 }
 
-#[arbor::handler(require_auth(Sessions))]
+/// Safe to retry: send an `Idempotency-Key` and a retried request replays the first answer
+/// instead of creating a second post.
+#[arbor::handler(require_auth(Sessions), idempotency_per_user, arbor::idempotency())]
 pub async fn POST(
     State(state): State<AppState>,
     Auth(current): Auth<CurrentUser>,

@@ -5,6 +5,11 @@ use arbor::{Json, Path};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+/// Segment config, as in Next.js: `GET` answers are cached for a minute (`X-Cache: HIT|MISS`)
+/// and the route may take up to 5 seconds.
+pub const REVALIDATE: u64 = 60;
+pub const MAX_DURATION: u64 = 5;
+
 #[derive(Deserialize)]
 pub struct Params {
     slug: Option<Vec<String>>,
