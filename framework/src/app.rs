@@ -138,5 +138,8 @@ fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
     // The panic itself was already reported by the panic hook (see `logging::init`); the
     // cause goes with the 500 so the log line that closes the request names it.
     let message = logging::panic_message(&*panic);
-    ApiError::internal_with(std::io::Error::other(format!("handler panicked: {message}"))).into_response()
+    ApiError::internal_with(std::io::Error::other(format!(
+        "handler panicked: {message}"
+    )))
+    .into_response()
 }

@@ -116,7 +116,11 @@ impl Cors {
     /// policy that allows no origin at all.
     pub fn build(&self) -> Result<CorsPolicyLayer, CorsError> {
         if self.credentials {
-            for (list, what) in [(&self.headers, "allow_headers"), (&self.methods, "allow_methods"), (&self.expose, "expose_headers")] {
+            for (list, what) in [
+                (&self.headers, "allow_headers"),
+                (&self.methods, "allow_methods"),
+                (&self.expose, "expose_headers"),
+            ] {
                 if list.iter().any(|v| v == "*") {
                     return Err(CorsError(format!(
                         "`*` in `{what}` cannot be combined with `allow_credentials(true)`: browsers refuse it; list the values instead"
@@ -227,7 +231,9 @@ where
 
     fn call(&mut self, request: Request) -> Self::Future {
         let preflight = request.method() == Method::OPTIONS
-            && request.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+            && request
+                .headers()
+                .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
         if request.method() == Method::OPTIONS && !preflight {
             Either::Right(self.plain.call(request))
         } else {

@@ -37,16 +37,20 @@ pub mod cache;
 mod client_ip;
 pub mod cors;
 mod error;
+pub mod events;
 pub mod extract;
 pub mod idempotency;
 pub mod logging;
+pub mod progress;
 pub mod rate_limit;
 pub mod request_id;
 mod route_info;
 mod routing;
 mod serve;
+pub mod sse;
 pub mod test;
 mod timeout;
+pub mod upload;
 
 pub use app::{App, DEFAULT_BODY_LIMIT, DEFAULT_TIMEOUT};
 pub use arbor_macros::{handler, middleware};
@@ -77,6 +81,7 @@ pub fn body_limit(bytes: usize) -> axum::extract::DefaultBodyLimit {
     axum::extract::DefaultBodyLimit::max(bytes)
 }
 pub use serve::serve;
+pub use serve::{serve_with, ServeOptions, Shutdown, DEFAULT_SHUTDOWN_GRACE};
 
 /// Pulls in the router that `arbor-build` generated, as `pub mod routes` (or a module named
 /// by the caller: `arbor::routes!(pub(crate) mod api);`).

@@ -103,10 +103,22 @@ pub(crate) fn on_response(response: &Response, latency: Duration, _span: &Span) 
 /// Parameter names are compared lower-cased with `-`, `_` and `.` removed, so `accessToken`,
 /// `access_token` and `X-Api-Key` are all caught.
 const SENSITIVE_PARTS: &[&str] = &[
-    "password", "passwd", "passphrase", "token", "secret", "apikey", "authorization", "signature",
-    "session", "cookie", "credential", "privatekey",
+    "password",
+    "passwd",
+    "passphrase",
+    "token",
+    "secret",
+    "apikey",
+    "authorization",
+    "signature",
+    "session",
+    "cookie",
+    "credential",
+    "privatekey",
 ];
-const SENSITIVE_NAMES: &[&str] = &["pwd", "pass", "key", "auth", "sig", "code", "otp", "pin", "jwt"];
+const SENSITIVE_NAMES: &[&str] = &[
+    "pwd", "pass", "key", "auth", "sig", "code", "otp", "pin", "jwt",
+];
 
 fn is_sensitive(name: &str) -> bool {
     let normalized: String = name

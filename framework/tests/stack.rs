@@ -468,7 +468,14 @@ async fn cors_answers_preflight_for_listed_origins_only() {
         .contains("POST"));
 
     // A plain OPTIONS (no preflight headers) still gets the route's own answer.
-    let plain = server.send(Method::OPTIONS, "/users", &[("origin", "https://app.example.com")], "").await;
+    let plain = server
+        .send(
+            Method::OPTIONS,
+            "/users",
+            &[("origin", "https://app.example.com")],
+            "",
+        )
+        .await;
     // (This test router has no OPTIONS handler: the route's own 405 comes through, where a
     // CORS layer that treated every OPTIONS as a preflight would answer 200.)
     assert_eq!(plain.status, StatusCode::METHOD_NOT_ALLOWED);

@@ -110,7 +110,9 @@ impl From<PathRejection> for ApiError {
         match &rejection {
             PathRejection::Decode { param } => invalid(rejection.to_string(), Some(param)),
             PathRejection::Invalid(error) => invalid(error.to_string(), error.param()),
-            PathRejection::NotRouted => ApiError::internal_with(std::io::Error::other(rejection.to_string())),
+            PathRejection::NotRouted => {
+                ApiError::internal_with(std::io::Error::other(rejection.to_string()))
+            }
         }
     }
 }
