@@ -2,8 +2,10 @@
 //! route files under `app/api/`, on a real database.
 
 pub mod auth;
+pub mod batch;
 pub mod config;
 pub mod db;
+pub mod graphql;
 pub mod middleware;
 pub mod services;
 mod state;
@@ -30,9 +32,15 @@ pub fn app(state: AppState) -> arbor::Router {
 /// The routes with their state: handlers extract `State<AppState>`; middleware reads it from
 /// the request extensions.
 pub fn router(state: AppState) -> arbor::Router {
-    routes::router()
+    // `/api/batch` dispatches its operations through this very router (same middleware
+    // instances, so rate limits and caches are shared): it reaches it through `dispatcher`.
+    let dispatcher = batch::Dispatcher::default();
+    let router = routes::router()
         .layer(axum::Extension(state.clone()))
-        .with_state(state)
+        .layer(axum::Extension(dispatcher.clone()))
+        .with_state(state);
+    dispatcher.install(&router);
+    router
 }
 
 /// The application configured from the environment: [`Config::from_env`] plus

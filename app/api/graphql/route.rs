@@ -1,0 +1,52 @@
+//! `/api/graphql` (guide: "Use Case 3: GraphQL Endpoint"): `GET` serves GraphiQL, with its
+//! files from this same URL (`?asset=NAME`); `POST` runs a query. The schema, its limits and
+//! its rules are in `app/graphql.rs`.
+
+use arbor::auth::{optional_auth, Auth};
+use arbor::http::{HeaderMap, StatusCode};
+use arbor::{Query, Response, State};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use serde::Deserialize;
+
+use crate::auth::{CurrentUser, Sessions};
+use crate::graphql;
+use crate::AppState;
+
+#[derive(Deserialize)]
+pub struct Page {
+    asset: Option<String>,
+}
+
+/// GraphiQL, or one of its files with `?asset=NAME`.
+pub async fn GET(Query(page): Query<Page>) -> Response {
+    match page.asset {
+        Some(name) => graphql::asset(&name),
+        None => graphql::graphiql(),
+    }
+}
+
+/// Runs `{"query", "variables"?, "operationName"?}` as the session's user, if any. A
+/// cookie-authenticated request must come from this site, as for `/api/v1`.
+#[arbor::handler(crate::auth::csrf, optional_auth(Sessions))]
+pub async fn POST(
+    State(state): State<AppState>,
+    viewer: Option<Auth<CurrentUser>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    match body {
+        Ok(body) => {
+            graphql::execute(state, viewer.map(|Auth(current)| current), &headers, &body).await
+        }
+        Err(rejection) => {
+            let status = rejection.status();
+            let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                "PAYLOAD_TOO_LARGE"
+            } else {
+                "BAD_REQUEST"
+            };
+            graphql::request_error(status, code, rejection.body_text())
+        }
+    }
+}
