@@ -17,6 +17,8 @@ pub struct Config {
     pub admin: Option<(String, String)>,
     /// `ARBOR_UPLOAD_DIR`: where uploads are stored. Default `data/uploads`.
     pub upload_dir: PathBuf,
+    /// `ARBOR_UPLOAD_MAX_BYTES`: the largest upload accepted. Default 200 MiB.
+    pub upload_max_bytes: u64,
     /// `STRIPE_WEBHOOK_SECRET`: enables `/api/webhooks/stripe`.
     pub stripe_webhook_secret: Option<String>,
     /// `GITHUB_WEBHOOK_SECRET`: enables `/api/webhooks/github`.
@@ -34,6 +36,7 @@ impl Default for Config {
             session_ttl_secs: 7 * 24 * 3600,
             admin: None,
             upload_dir: PathBuf::from("data/uploads"),
+            upload_max_bytes: 200 * 1024 * 1024,
             stripe_webhook_secret: None,
             github_webhook_secret: None,
             webhooks: None,
@@ -72,10 +75,20 @@ impl Config {
         if let Some(dir) = var("ARBOR_UPLOAD_DIR") {
             config.upload_dir = dir.into();
         }
+        if let Some(max) = var("ARBOR_UPLOAD_MAX_BYTES") {
+            config.upload_max_bytes = max
+                .parse()
+                .ok()
+                .filter(|max| *max > 0)
+                .ok_or("ARBOR_UPLOAD_MAX_BYTES must be a positive number of bytes")?;
+        }
         config.stripe_webhook_secret = var("STRIPE_WEBHOOK_SECRET");
         config.github_webhook_secret = var("GITHUB_WEBHOOK_SECRET");
         if let Some(list) = var("ARBOR_WEBHOOKS") {
-            config.webhooks = Some(crate::webhooks::Provider::parse_list(&list).map_err(|e| format!("ARBOR_WEBHOOKS: {e}"))?);
+            config.webhooks = Some(
+                crate::webhooks::Provider::parse_list(&list)
+                    .map_err(|e| format!("ARBOR_WEBHOOKS: {e}"))?,
+            );
         }
         Ok(config)
     }

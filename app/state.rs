@@ -4,7 +4,11 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::db::{self, Db};
+use arbor::events::Bus;
+use arbor::upload::LocalStorage;
+
 use crate::services::posts::Posts;
+use crate::services::reports::Reports;
 use crate::services::sessions::Sessions;
 use crate::services::users::Users;
 
@@ -21,6 +25,12 @@ pub struct AppState {
     pub sessions: Sessions,
     /// Posts.
     pub posts: Posts,
+    /// Report generation.
+    pub reports: Reports,
+    /// Per-user live events (`/api/v1/events`).
+    pub events: Bus,
+    /// Where uploads are stored.
+    pub uploads: Arc<LocalStorage>,
     /// Webhook verification and background processing.
     pub webhooks: crate::webhooks::Webhooks,
 }
@@ -35,11 +45,15 @@ impl AppState {
             let scheme = config.database_url.split(':').next().unwrap_or_default();
             format!("could not open the {scheme} database: {e}")
         })?;
+        let events = Bus::in_memory();
         let state = Self {
             users: Users::new(db.clone()),
             sessions: Sessions::new(db.clone(), config.session_ttl_secs),
             posts: Posts::new(db.clone()),
-            webhooks: crate::webhooks::Webhooks::start(db.clone(), &config).await?,
+            webhooks: crate::webhooks::Webhooks::start(db.clone(), &config, events.clone()).await?,
+            reports: Reports::new(db.clone()),
+            uploads: Arc::new(LocalStorage::new(config.upload_dir.clone())),
+            events,
             config: Arc::new(config),
             db,
         };

@@ -329,7 +329,7 @@ impl Processor for LinkUsers {
 /// The user event stream is wired up by a later issue: publish the event here, e.g.
 /// `bus.publish(&arbor::events::user_topic(user_id), "webhook", &json!({ "provider": ..,
 /// "eventId": .., "type": .. }))`.
-pub fn on_user_event(user_id: &str, event: &Event) {
+pub async fn on_user_event(bus: &arbor::events::Bus, user_id: &str, event: &Event) {
     tracing::info!(
         user_id,
         provider = event.provider.as_str(),
@@ -337,6 +337,18 @@ pub fn on_user_event(user_id: &str, event: &Event) {
         event_type = %event.event_type,
         "webhook event concerns a user"
     );
+    let data = serde_json::json!({
+        "provider": event.provider.as_str(),
+        "eventId": event.id,
+        "type": event.event_type,
+    });
+    if let Err(error) = bus
+        .publish(&arbor::events::user_topic(user_id), "webhook", &data)
+        .await
+    {
+        // The event is processed and stored; a live notification is best effort.
+        tracing::warn!(%error, user_id, "could not publish the webhook event to the user's stream");
+    }
 }
 
 /// How failed attempts are retried: attempt `n` (from 1) that fails is retried after
@@ -414,6 +426,8 @@ pub struct Webhooks {
 
 struct Inner {
     db: Db,
+    /// Where events that concern a user are published (their `/api/v1/events` stream).
+    bus: arbor::events::Bus,
     /// The secret of each enabled provider, by [`Provider::index`]; `None` when disabled.
     secrets: [Option<Vec<u8>>; 2],
     processor: RwLock<Arc<dyn Processor>>,
@@ -447,7 +461,7 @@ impl Webhooks {
     ///
     /// # Errors
     /// An enabled provider without its secret, naming the variable; a database failure.
-    pub async fn start(db: Db, config: &Config) -> Result<Self, String> {
+    pub async fn start(db: Db, config: &Config, bus: arbor::events::Bus) -> Result<Self, String> {
         let enabled = match &config.webhooks {
             Some(list) => list.clone(),
             None => Provider::ALL
@@ -471,6 +485,7 @@ impl Webhooks {
             inner: Arc::new(Inner {
                 processor: RwLock::new(Arc::new(LinkUsers::new(db.clone()))),
                 db,
+                bus,
                 secrets,
                 policy: RwLock::new(RetryPolicy::default()),
                 permits: Semaphore::new(CONCURRENCY),
@@ -796,7 +811,7 @@ impl Webhooks {
                     "webhook processed"
                 );
                 if let Some(user_id) = &outcome.user_id {
-                    on_user_event(user_id, &event);
+                    on_user_event(&self.inner.bus, user_id, &event).await;
                 }
                 Ok(Step::Done)
             }

@@ -2,5 +2,6 @@
 //! validate, call a service and shape the response.
 
 pub mod posts;
+pub mod reports;
 pub mod sessions;
 pub mod users;

@@ -133,7 +133,9 @@ impl FieldErrors {
     fn collect(&mut self, errors: &ValidationErrors, prefix: &str) {
         for (field, kind) in errors.errors() {
             let path = match (prefix.is_empty(), field.as_ref()) {
-                (_, "__all__") => None,
+                // A nested struct's own (schema-level) error belongs to that struct's field.
+                (false, "__all__") => Some(prefix.to_owned()),
+                (true, "__all__") => None,
                 (true, field) => Some(field.to_owned()),
                 (false, field) => Some(format!("{prefix}.{field}")),
             };

@@ -95,7 +95,14 @@ async fn update(
     let post = state.posts.find(id).await?.ok_or_else(not_found)?;
     current.require_self_or_admin(&post.author_id)?;
     match state.posts.update(id, expected, changes).await {
-        Ok(post) => Ok(([(header::ETAG, etag(post.version))], Json::<Post>(post)).into_response()),
+        Ok(post) => {
+            // The author's live stream hears about it (`GET /api/v1/events`); best effort.
+            let notice = serde_json::json!({ "id": post.id, "version": post.version, "title": post.title, "by": current.user.id });
+            if let Err(error) = state.events.publish(&arbor::events::user_topic(&post.author_id), "post.updated", &notice).await {
+                tracing::warn!(%error, "could not publish post.updated");
+            }
+            Ok(([(header::ETAG, etag(post.version))], Json::<Post>(post)).into_response())
+        }
         Err(UpdateError::NotFound) => Err(not_found()),
         Err(UpdateError::Stale { current_version }) => Err(ApiError::conflict("The post was modified by someone else")
             .with_details(serde_json::json!({ "currentVersion": current_version }))
