@@ -46,13 +46,15 @@ fn hand_written() -> Router {
     async fn delete_item(axum::extract::Path(id): axum::extract::Path<u64>) -> Json<Value> {
         Json(json!({ "deleted": id }))
     }
-    Router::new().route("/api/hello", get(hello).post(greet)).route(
-        "/api/v1/items/{id}",
-        // The reference app's /api/v1 folder middleware, written by hand.
-        get(item)
-            .delete(delete_item)
-            .layer(axum::middleware::from_fn(arbor_app::auth::csrf)),
-    )
+    Router::new()
+        .route("/api/hello", get(hello).post(greet))
+        .route(
+            "/api/v1/items/{id}",
+            // The reference app's /api/v1 folder middleware, written by hand.
+            get(item)
+                .delete(delete_item)
+                .layer(axum::middleware::from_fn(arbor_app::auth::csrf)),
+        )
 }
 
 struct Endpoint {
@@ -211,7 +213,10 @@ fn state(dir: &std::path::Path) -> arbor_app::AppState {
         upload_dir: dir.join("uploads"),
         ..arbor_app::Config::default()
     };
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(arbor_app::AppState::new(config)).unwrap()
 }
 
@@ -231,7 +236,15 @@ fn full_stack(state: arbor_app::AppState) -> Router {
 }
 
 /// Runs `endpoint` against `a` and `b` alternately and prints medians and the ratio a / b.
-fn compare(label: &str, a: SocketAddr, b: SocketAddr, endpoint: &'static Endpoint, rounds: usize, connections: usize, duration: Duration) {
+fn compare(
+    label: &str,
+    a: SocketAddr,
+    b: SocketAddr,
+    endpoint: &'static Endpoint,
+    rounds: usize,
+    connections: usize,
+    duration: Duration,
+) {
     load(a, endpoint, connections, duration / 4);
     load(b, endpoint, connections, duration / 4);
     let (mut a_rps, mut b_rps, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
@@ -280,9 +293,28 @@ fn main() {
     }
 
     println!("router benchmark: {rounds} rounds x {seconds} s, {connections} connections, single-threaded servers");
-    println!("{:<34} {:>12} {:>12} {:>8}   per-round ratios", "comparison", "A req/s", "B req/s", "A / B");
+    println!(
+        "{:<34} {:>12} {:>12} {:>8}   per-round ratios",
+        "comparison", "A req/s", "B req/s", "A / B"
+    );
     for endpoint in ENDPOINTS {
-        compare(&format!("arbor / axum  {}", endpoint.name), arbor, axum, endpoint, rounds, connections, duration);
+        compare(
+            &format!("arbor / axum  {}", endpoint.name),
+            arbor,
+            axum,
+            endpoint,
+            rounds,
+            connections,
+            duration,
+        );
     }
-    compare(&format!("stack / bare  {}", ENDPOINTS[0].name), stack, arbor, &ENDPOINTS[0], rounds, connections, duration);
+    compare(
+        &format!("stack / bare  {}", ENDPOINTS[0].name),
+        stack,
+        arbor,
+        &ENDPOINTS[0],
+        rounds,
+        connections,
+        duration,
+    );
 }

@@ -60,15 +60,27 @@ fn route_table_lists_every_handler_with_its_chain() {
     // Folder (outer first), then file, then fn level.
     assert_eq!(
         find("GET", "/api/v1/whoami").middleware,
-        ["crate::auth::csrf", "server_timing", "require_auth(Sessions)"]
+        [
+            "crate::auth::csrf",
+            "server_timing",
+            "require_auth(Sessions)"
+        ]
     );
     assert_eq!(
         find("GET", "/api/v1/session").middleware,
-        ["crate::auth::csrf", "crate::middleware::no_store", "require_auth(Sessions)"]
+        [
+            "crate::auth::csrf",
+            "crate::middleware::no_store",
+            "require_auth(Sessions)"
+        ]
     );
     assert_eq!(
         find("POST", "/api/v1/login").middleware,
-        ["crate::auth::csrf", "crate::middleware::no_store", "arbor::rate_limit(limit = 5, window = 60)"]
+        [
+            "crate::auth::csrf",
+            "crate::middleware::no_store",
+            "arbor::rate_limit(limit = 5, window = 60)"
+        ]
     );
     assert_eq!(
         find("PATCH", "/api/v1/users/[id]").middleware,
