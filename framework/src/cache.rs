@@ -30,7 +30,6 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -53,81 +52,7 @@ pub const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
 /// The longest TTL accepted (ten years); larger values are clamped.
 const MAX_TTL_SECS: u64 = 10 * 365 * 24 * 60 * 60;
 
-// ---------------------------------------------------------------------------------------------
-// Clock
-// ---------------------------------------------------------------------------------------------
-
-/// The time source of the response cache and the idempotency store, injectable so that expiry
-/// can be tested without sleeping.
-pub trait Clock: Send + Sync + 'static {
-    /// The current instant.
-    fn now(&self) -> Instant;
-}
-
-/// The real clock, [`Instant::now`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> Instant {
-        Instant::now()
-    }
-}
-
-/// A clock that only moves when told to, for tests. Clones share the same time.
-///
-/// ```
-/// use std::time::Duration;
-/// use arbor::cache::{Clock, ManualClock};
-///
-/// let clock = ManualClock::new();
-/// let start = clock.now();
-/// clock.advance(Duration::from_secs(61));
-/// assert_eq!(clock.now() - start, Duration::from_secs(61));
-/// ```
-#[derive(Debug, Clone)]
-pub struct ManualClock {
-    start: Instant,
-    offset_nanos: Arc<AtomicU64>,
-}
-
-impl ManualClock {
-    /// A clock standing at the current instant.
-    pub fn new() -> Self {
-        Self {
-            start: Instant::now(),
-            offset_nanos: Arc::new(AtomicU64::new(0)),
-        }
-    }
-
-    /// Moves the clock (and every clone of it) forward.
-    pub fn advance(&self, by: Duration) {
-        let nanos = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
-        let _ = self
-            .offset_nanos
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |now| {
-                Some(now.saturating_add(nanos))
-            });
-    }
-}
-
-impl Default for ManualClock {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> Instant {
-        self.start + Duration::from_nanos(self.offset_nanos.load(Ordering::SeqCst))
-    }
-}
-
-impl<C: Clock> Clock for Arc<C> {
-    fn now(&self) -> Instant {
-        (**self).now()
-    }
-}
+pub use crate::clock::{Clock, ManualClock, SystemClock};
 
 // ---------------------------------------------------------------------------------------------
 // Cache-Control

@@ -35,6 +35,7 @@ mod app;
 pub mod auth;
 pub mod cache;
 mod client_ip;
+pub mod clock;
 pub mod cors;
 mod error;
 pub mod events;

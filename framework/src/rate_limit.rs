@@ -45,6 +45,7 @@ use tower::{Layer, Service};
 use crate::{ApiError, ClientIp};
 
 /// The boxed future [`RateLimitStore::check`] returns (from `futures-util`).
+pub use crate::clock::{Clock, ManualClock, SystemClock};
 pub use futures_util::future::BoxFuture;
 
 /// Requests allowed per window when [`RateLimit::limit`] is not called.
@@ -635,6 +636,8 @@ impl std::error::Error for StoreError {
 pub struct MemoryStore {
     cache: Cache<String, Arc<Slot>>,
     clock: Arc<dyn Clock>,
+    /// Times are measured from here, so they fit the per-key atomic.
+    origin: Instant,
 }
 
 struct Slot {
@@ -686,21 +689,24 @@ impl MemoryStore {
         Self {
             cache,
             clock: Arc::new(SystemClock),
+            origin: Instant::now(),
         }
     }
 
-    /// Uses `clock` for time (a [`ManualClock`] in tests).
+    /// Uses `clock` for time (a [`ManualClock`] in tests); times count from its current reading.
     pub fn with_clock(mut self, clock: impl Clock) -> Self {
+        self.origin = clock.now();
         self.clock = Arc::new(clock);
         self
     }
 
     /// Decides a request for `key` at the clock's current time.
     pub fn check_now(&self, key: &str, quota: Quota) -> Decision {
-        self.check_at(key, quota, self.clock.now())
+        let now = self.clock.now().saturating_duration_since(self.origin);
+        self.check_at(key, quota, now)
     }
 
-    /// Decides a request for `key` at `now` (a duration since the clock's origin).
+    /// Decides a request for `key` at `now` (a duration since the store's origin).
     pub fn check_at(&self, key: &str, quota: Quota, now: Duration) -> Decision {
         // Allocates (a copy of the key) only for a key not in the cache.
         let slot = self.cache.get_with_by_ref(key, || {
@@ -760,66 +766,6 @@ impl RateLimitStore for MemoryStore {
         quota: Quota,
     ) -> BoxFuture<'a, Result<Decision, StoreError>> {
         Box::pin(future::ready(Ok(self.check_now(key, quota))))
-    }
-}
-
-/// Time for a [`MemoryStore`]: a monotonic duration since a fixed origin.
-pub trait Clock: Send + Sync + 'static {
-    /// The current time.
-    fn now(&self) -> Duration;
-}
-
-/// The system's monotonic clock ([`Instant`]), from the first time it is read in the process.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> Duration {
-        static ORIGIN: OnceLock<Instant> = OnceLock::new();
-        ORIGIN.get_or_init(Instant::now).elapsed()
-    }
-}
-
-/// A clock that moves only when told to, for tests: clones share the same time.
-///
-/// ```
-/// use std::time::Duration;
-///
-/// use arbor::rate_limit::{ManualClock, MemoryStore, Quota};
-///
-/// let clock = ManualClock::new();
-/// let store = MemoryStore::new(1_000).with_clock(clock.clone());
-/// let quota = Quota::new(1, Duration::from_secs(10));
-/// assert!(store.check_now("k", quota).allowed);
-/// assert!(!store.check_now("k", quota).allowed);
-/// clock.advance(Duration::from_secs(10));
-/// assert!(store.check_now("k", quota).allowed);
-/// ```
-#[derive(Debug, Clone, Default)]
-pub struct ManualClock {
-    nanos: Arc<AtomicU64>,
-}
-
-impl ManualClock {
-    /// A clock at time zero.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Moves the clock forward.
-    pub fn advance(&self, by: Duration) {
-        self.nanos.fetch_add(nanos(by), Ordering::SeqCst);
-    }
-
-    /// Sets the time.
-    pub fn set(&self, to: Duration) {
-        self.nanos.store(nanos(to), Ordering::SeqCst);
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> Duration {
-        Duration::from_nanos(self.nanos.load(Ordering::SeqCst))
     }
 }
 
