@@ -73,17 +73,7 @@ pub struct Server {
 
 impl Server {
     pub async fn start(backend: Backend) -> Self {
-        let (state, dir) = state(backend).await;
-        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-            .await
-            .unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(arbor::serve(listener, arbor_app::app(state.clone())));
-        Self {
-            base,
-            state,
-            _dir: dir,
-        }
+        Self::start_with(backend, |_| {}).await
     }
 
     pub fn client(&self) -> Client {
