@@ -8,12 +8,12 @@ pub mod db;
 pub mod graphql;
 pub mod middleware;
 pub mod services;
-mod state;
+pub mod state;
 pub mod validation;
 pub mod webhooks;
 
 pub use config::Config;
-pub use state::AppState;
+pub use state::{AppState, Services};
 
 arbor::routes!();
 
@@ -32,14 +32,13 @@ pub fn app(state: AppState) -> arbor::Router {
 /// The routes with their state: handlers extract `State<AppState>`; middleware reads it from
 /// the request extensions.
 pub fn router(state: AppState) -> arbor::Router {
-    // `/api/batch` dispatches its operations through this very router (same middleware
-    // instances, so rate limits and caches are shared): it reaches it through `dispatcher`.
-    let dispatcher = batch::Dispatcher::default();
     let router = routes::router()
         .layer(axum::Extension(state.clone()))
-        .layer(axum::Extension(dispatcher.clone()))
-        .with_state(state);
-    dispatcher.install(&router);
+        .with_state(state.clone());
+    // `/api/batch` dispatches its operations through this very router (same middleware
+    // instances, so rate limits and caches are shared). The first router built for a state is
+    // the one batches use.
+    state.dispatcher.install(&router);
     router
 }
 

@@ -12,9 +12,22 @@ use crate::services::reports::Reports;
 use crate::services::sessions::Sessions;
 use crate::services::users::Users;
 
-/// Shared application state (cheap to clone: pools and `Arc`s).
+/// Shared application state. One `Arc`: axum clones the state for every request (and the
+/// router puts it in the request extensions too), so a clone must be a single reference count.
 #[derive(Debug, Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+/// What [`AppState`] holds.
+#[derive(Debug)]
+pub struct Services {
     /// Settings.
     pub config: Arc<Config>,
     /// The connection pool.
@@ -33,6 +46,8 @@ pub struct AppState {
     pub uploads: Arc<LocalStorage>,
     /// Webhook verification and background processing.
     pub webhooks: crate::webhooks::Webhooks,
+    /// The router itself, for `/api/batch` (installed by [`crate::router`]).
+    pub dispatcher: crate::batch::Dispatcher,
 }
 
 impl AppState {
@@ -46,7 +61,7 @@ impl AppState {
             format!("could not open the {scheme} database: {e}")
         })?;
         let events = Bus::in_memory();
-        let state = Self {
+        let state = Services {
             users: Users::new(db.clone()),
             sessions: Sessions::new(db.clone(), config.session_ttl_secs),
             posts: Posts::new(db.clone()),
@@ -56,6 +71,7 @@ impl AppState {
             events,
             config: Arc::new(config),
             db,
+            dispatcher: crate::batch::Dispatcher::default(),
         };
         if let Some((email, password)) = &state.config.admin {
             state
@@ -64,6 +80,6 @@ impl AppState {
                 .await
                 .map_err(|e| format!("could not create the administrator: {e}"))?;
         }
-        Ok(state)
+        Ok(Self(Arc::new(state)))
     }
 }

@@ -132,12 +132,15 @@ pub(crate) fn generate(table: &RouteTable, options: &Options<'_>) -> TokenStream
                 },
             }
         });
-        // Outermost: the route's maximum duration covers its middleware too.
-        let max_duration = if route.config.max_duration {
-            quote! { ::core::option::Option::Some(::core::time::Duration::from_secs(#module::MAX_DURATION)) }
-        } else {
-            quote! { ::core::option::Option::None }
-        };
+        // Outermost: the route's maximum duration covers its middleware too. Routes without
+        // one get no layer; the app-wide default applies to them (see `arbor::App`).
+        let max_duration = route.config.max_duration.then(|| {
+            quote! {
+                let methods = methods.layer(::arbor::__private::MaxDuration(::core::option::Option::Some(
+                    ::core::time::Duration::from_secs(#module::MAX_DURATION),
+                )));
+            }
+        });
         let patterns = route.axum_patterns(options.url_prefix);
         let register = match patterns.as_slice() {
             [single] => quote! { router = router.route(#single, methods); },
@@ -155,7 +158,7 @@ pub(crate) fn generate(table: &RouteTable, options: &Options<'_>) -> TokenStream
                     .fallback(|method: ::arbor::http::Method| ::arbor::__private::method_not_allowed(method, ALLOW));
                 #file_layer
                 #(#folder_layers)*
-                let methods = methods.layer(::arbor::__private::MaxDuration(#max_duration));
+                #max_duration
                 #register
             }
         }

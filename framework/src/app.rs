@@ -1,19 +1,18 @@
 //! `App`: the app-wide stack around a generated router — request ids, structured logs, panic
 //! safety, client addresses behind trusted proxies, the default timeout, body limit and CORS.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Request};
+use axum::extract::DefaultBodyLimit;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::client_ip::{ClientIp, TrustedProxies};
+use crate::client_ip::{ClientIpLayer, TrustedProxies};
 use crate::cors::{Cors, CorsError};
 use crate::request_id::RequestIdLayer;
-use crate::timeout::DefaultTimeout;
+use crate::timeout::AppTimeout;
 use crate::{logging, ApiError};
 
 /// The default maximum duration of a request (see [`App::timeout`]).
@@ -94,31 +93,14 @@ impl App {
 
     /// The router with the stack applied, ready for [`crate::serve`].
     pub fn into_router(self) -> Router {
-        let proxies = self.trusted_proxies;
-        let timeout = self.timeout;
         let mut router = self
             .router
             .layer(DefaultBodyLimit::max(self.body_limit))
-            .layer(axum::middleware::from_fn(
-                move |mut request: Request, next: axum::middleware::Next| {
-                    let proxies = proxies.clone();
-                    async move {
-                        if let Some(ConnectInfo(peer)) = request
-                            .extensions()
-                            .get::<ConnectInfo<SocketAddr>>()
-                            .copied()
-                        {
-                            let client = proxies.resolve(peer.ip(), request.headers());
-                            request.extensions_mut().insert(ClientIp(client));
-                        }
-                        if let Some(timeout) = timeout {
-                            request.extensions_mut().insert(DefaultTimeout(timeout));
-                        }
-                        next.run(request).await
-                    }
-                },
-            ))
-            .layer(CatchPanicLayer::custom(panic_response));
+            .layer(ClientIpLayer(self.trusted_proxies));
+        if let Some(timeout) = self.timeout {
+            router = router.layer(AppTimeout(timeout));
+        }
+        router = router.layer(CatchPanicLayer::custom(panic_response));
         if let Some(cors) = self.cors {
             router = router.layer(cors);
         }

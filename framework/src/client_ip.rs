@@ -135,6 +135,57 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// Records each request's [`ClientIp`], resolved through [`TrustedProxies`] (installed by
+/// [`crate::App`]).
+#[derive(Debug, Clone)]
+pub(crate) struct ClientIpLayer(pub(crate) TrustedProxies);
+
+impl<S> tower::Layer<S> for ClientIpLayer {
+    type Service = ClientIpService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ClientIpService {
+            inner,
+            proxies: self.0.clone(),
+        }
+    }
+}
+
+/// See [`ClientIpLayer`].
+#[derive(Debug, Clone)]
+pub(crate) struct ClientIpService<S> {
+    inner: S,
+    proxies: TrustedProxies,
+}
+
+impl<S, B> tower::Service<http::Request<B>> for ClientIpService<S>
+where
+    S: tower::Service<http::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        if let Some(ConnectInfo(peer)) = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .copied()
+        {
+            let client = self.proxies.resolve(peer.ip(), request.headers());
+            request.extensions_mut().insert(ClientIp(client));
+        }
+        self.inner.call(request)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,15 +3,17 @@
 //! order. See `app/batch.rs`.
 
 use arbor::http::{header, Extensions, HeaderMap, HeaderValue, Uri};
-use arbor::{ApiError, Json, Valid};
+use arbor::{ApiError, Json, State, Valid};
 
-use crate::batch::{self, BatchRequest, BatchResponse, Caller, Dispatcher, InBatch};
+use crate::batch::{self, BatchRequest, BatchResponse, Caller, InBatch};
+use crate::AppState;
 
 /// Runs the operations and answers `200` with one result per operation, whatever each one
 /// answered; `400 VALIDATION_ERROR` for a body that is not 1 to 10 well-formed operations.
 /// A cookie-authenticated batch must come from this site, as for `/api/v1`.
 #[arbor::handler(crate::auth::csrf)]
 pub async fn POST(
+    State(state): State<AppState>,
     uri: Uri,
     headers: HeaderMap,
     extensions: Extensions,
@@ -20,9 +22,8 @@ pub async fn POST(
     if extensions.get::<InBatch>().is_some() {
         return Err(batch::nested());
     }
-    let dispatcher = extensions.get::<Dispatcher>().cloned().unwrap_or_default();
     let caller = Caller::new(&headers, &uri, &extensions);
-    let results = batch::run(&dispatcher, &caller, input).await?;
+    let results = batch::run(&state.dispatcher, &caller, input).await?;
     // Results can hold private data: never cache them.
     Ok((
         [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
