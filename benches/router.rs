@@ -3,7 +3,9 @@
 //! 1. Arbor's generated router versus a hand-written axum router with the same routes and
 //!    equivalent handlers (issue: the generated router costs nothing you would not write);
 //! 2. one route inside Arbor's full production stack (request id, JSON logging, rate limit,
-//!    errors, CORS) versus the same route bare.
+//!    errors, CORS, timeout, panic catcher) versus the same route bare, with the JSON log lines
+//!    formatted and written to a sink, and again with no log subscriber (so the logging cost
+//!    and the cost of everything else show separately).
 //!
 //! ```text
 //! cargo bench --bench router                      # defaults: 5 rounds of 3 s, 32 connections
@@ -220,19 +222,27 @@ fn state(dir: &std::path::Path) -> arbor_app::AppState {
     runtime.block_on(arbor_app::AppState::new(config)).unwrap()
 }
 
-/// The reference app's router inside the whole production stack, logging JSON to a sink.
+/// The reference app's router inside the whole production stack.
 fn full_stack(state: arbor_app::AppState) -> Router {
     use arbor::rate_limit::rate_limit;
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .with_writer(std::io::sink)
-        .with_max_level(tracing::Level::INFO)
-        .try_init();
     let routes = arbor_app::router(state).route_layer(rate_limit().limit(u32::MAX).window(60));
     arbor::App::new(routes)
         .cors(arbor::cors::Cors::new().allow_origins(["https://app.example.com"]))
         .unwrap()
         .into_router()
+}
+
+/// Installs, globally (the servers run on threads of their own), what
+/// `arbor::logging::init(Format::Json)` installs, writing to a sink.
+fn json_logs_to_sink() {
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(true)
+        .with_span_list(false)
+        .with_writer(std::io::sink)
+        .with_max_level(tracing::Level::INFO)
+        .try_init();
 }
 
 /// Runs `endpoint` against `a` and `b` alternately and prints medians and the ratio a / b.
@@ -283,24 +293,26 @@ fn main() {
     let duration = Duration::from_secs_f64(seconds);
 
     let dir = tempfile::tempdir().unwrap();
-    let arbor = serve_on_own_thread(arbor_app::router(state(dir.path())));
+    // The generated router with its state, as any stateful axum app has (no app middleware).
+    let generated = serve_on_own_thread(arbor_app::routes::router().with_state(state(dir.path())));
     let axum = serve_on_own_thread(hand_written());
+    let bare = serve_on_own_thread(arbor_app::router(state(dir.path())));
     let stack = serve_on_own_thread(full_stack(state(dir.path())));
     for endpoint in ENDPOINTS {
-        check(arbor, endpoint);
+        check(generated, endpoint);
         check(axum, endpoint);
         check(stack, endpoint);
     }
 
     println!("router benchmark: {rounds} rounds x {seconds} s, {connections} connections, single-threaded servers");
     println!(
-        "{:<34} {:>12} {:>12} {:>8}   per-round ratios",
+        "{:<40} {:>12} {:>12} {:>8}   per-round ratios",
         "comparison", "A req/s", "B req/s", "A / B"
     );
     for endpoint in ENDPOINTS {
         compare(
             &format!("arbor / axum  {}", endpoint.name),
-            arbor,
+            generated,
             axum,
             endpoint,
             rounds,
@@ -308,11 +320,22 @@ fn main() {
             duration,
         );
     }
+    let hello = &ENDPOINTS[0];
     compare(
-        &format!("stack / bare  {}", ENDPOINTS[0].name),
+        &format!("stack, no log output / bare  {}", hello.name),
         stack,
-        arbor,
-        &ENDPOINTS[0],
+        bare,
+        hello,
+        rounds,
+        connections,
+        duration,
+    );
+    json_logs_to_sink();
+    compare(
+        &format!("stack, JSON logs / bare  {}", hello.name),
+        stack,
+        bare,
+        hello,
         rounds,
         connections,
         duration,

@@ -6,6 +6,7 @@ use std::time::Duration;
 use axum::extract::DefaultBodyLimit;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
@@ -93,18 +94,12 @@ impl App {
 
     /// The router with the stack applied, ready for [`crate::serve`].
     pub fn into_router(self) -> Router {
-        let mut router = self
-            .router
-            .layer(DefaultBodyLimit::max(self.body_limit))
-            .layer(ClientIpLayer(self.trusted_proxies));
-        if let Some(timeout) = self.timeout {
-            router = router.layer(AppTimeout(timeout));
-        }
-        router = router.layer(CatchPanicLayer::custom(panic_response));
-        if let Some(cors) = self.cors {
-            router = router.layer(cors);
-        }
-        router
+        // One tower stack around the whole router, not `Router::layer` per layer: axum boxes
+        // every route again for each `Router::layer`, and a boxed route clones its inner service
+        // on every call, so n app-wide layers would cost O(n²) clones per request instead of n.
+        let stack = ServiceBuilder::new()
+            .layer(RequestIdLayer)
+            .map_response(IntoResponse::into_response)
             .layer(
                 TraceLayer::new_for_http()
                     .make_span_with(logging::make_span)
@@ -112,7 +107,13 @@ impl App {
                     .on_response(logging::on_response)
                     .on_failure(()),
             )
-            .layer(RequestIdLayer)
+            .option_layer(self.cors)
+            .layer(CatchPanicLayer::custom(panic_response))
+            .option_layer(self.timeout.map(AppTimeout))
+            .layer(ClientIpLayer(self.trusted_proxies))
+            .layer(DefaultBodyLimit::max(self.body_limit))
+            .service(self.router);
+        Router::new().fallback_service(stack)
     }
 }
 

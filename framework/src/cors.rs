@@ -220,7 +220,10 @@ where
 {
     type Response = http::Response<B>;
     type Error = S::Error;
-    type Future = Either<tower_http::cors::ResponseFuture<S::Future>, S::Future>;
+    type Future = Either<
+        tower_http::cors::ResponseFuture<S::Future>,
+        Either<S::Future, futures_util::future::Map<S::Future, VaryOrigin<B, S::Error>>>,
+    >;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         match self.cors.poll_ready(cx) {
@@ -230,16 +233,33 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
+        use futures_util::FutureExt;
         let preflight = request.method() == Method::OPTIONS
             && request
                 .headers()
                 .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
         if request.method() == Method::OPTIONS && !preflight {
-            Either::Right(self.plain.call(request))
+            Either::Right(Either::Left(self.plain.call(request)))
+        } else if !request.headers().contains_key(header::ORIGIN) {
+            // Not a cross-origin request: nothing to allow, but caches must still know that the
+            // answer depends on `Origin`.
+            let vary: VaryOrigin<B, S::Error> = vary_origin;
+            Either::Right(Either::Right(self.plain.call(request).map(vary)))
         } else {
             Either::Left(self.cors.call(request))
         }
     }
+}
+
+type VaryOrigin<B, E> = fn(Result<http::Response<B>, E>) -> Result<http::Response<B>, E>;
+
+fn vary_origin<B, E>(result: Result<http::Response<B>, E>) -> Result<http::Response<B>, E> {
+    result.map(|mut response| {
+        response
+            .headers_mut()
+            .append(header::VARY, HeaderValue::from_static("origin"));
+        response
+    })
 }
 
 fn header_names(names: &[String]) -> Result<Vec<HeaderName>, CorsError> {

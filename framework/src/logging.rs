@@ -8,7 +8,6 @@
 use std::time::Duration;
 
 use axum::extract::Request;
-use axum::response::Response;
 use tracing::Span;
 
 use crate::request_id::RequestId;
@@ -41,10 +40,13 @@ pub fn init(format: Format) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     let installed = match format {
+        // The request's span (with its id) goes on every line once; the list of all open
+        // spans would repeat it, and re-serializing spans is most of the JSON formatter's cost.
         Format::Json => builder
             .json()
             .flatten_event(true)
             .with_current_span(true)
+            .with_span_list(false)
             .try_init(),
         Format::Pretty => builder.try_init(),
     };
@@ -92,7 +94,7 @@ pub(crate) fn on_request(request: &Request, _span: &Span) {
     tracing::info!(query = %query, user_agent = %user_agent, "request");
 }
 
-pub(crate) fn on_response(response: &Response, latency: Duration, _span: &Span) {
+pub(crate) fn on_response<B>(response: &http::Response<B>, latency: Duration, _span: &Span) {
     tracing::info!(
         status = response.status().as_u16(),
         duration_ms = latency.as_secs_f64() * 1000.0,

@@ -202,8 +202,13 @@ mod tests {
         if let Some(route) = route {
             methods = methods.layer(MaxDuration(Some(Duration::from_secs(route))));
         }
-        let app = Router::new().route("/", methods).layer(AppTimeout(Duration::from_secs(default)));
-        let request = http::Request::builder().uri("/").body(Body::empty()).unwrap();
+        let app = Router::new()
+            .route("/", methods)
+            .layer(AppTimeout(Duration::from_secs(default)));
+        let request = http::Request::builder()
+            .uri("/")
+            .body(Body::empty())
+            .unwrap();
         app.oneshot(request).await.unwrap().status().as_u16()
     }
 
@@ -212,7 +217,11 @@ mod tests {
     async fn the_most_specific_limit_wins() {
         assert_eq!(status(1, None, 3).await, 504, "app default applies");
         assert_eq!(status(10, None, 3).await, 200);
-        assert_eq!(status(1, Some(5), 3).await, 200, "a route may extend the default");
+        assert_eq!(
+            status(1, Some(5), 3).await,
+            200,
+            "a route may extend the default"
+        );
         assert_eq!(status(10, Some(1), 3).await, 504, "or shorten it");
     }
 }

@@ -481,6 +481,14 @@ async fn cors_answers_preflight_for_listed_origins_only() {
     assert_eq!(plain.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(plain.header("access-control-allow-methods"), None);
 
+    let same_site = server.send(Method::GET, "/users?page=1", &[], "").await;
+    assert_eq!(same_site.header("access-control-allow-origin"), None);
+    assert_eq!(
+        same_site.header("vary"),
+        Some("origin"),
+        "caches must key on Origin"
+    );
+
     let foreign = server
         .send(
             Method::GET,

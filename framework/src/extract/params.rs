@@ -3,6 +3,7 @@
 //! axum decodes a catch-all as one string, so `a%2Fb/c` and `a/b/c` look the same. Arbor
 //! re-reads the raw path against the matched pattern and decodes each segment on its own.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use percent_encoding::percent_decode_str;
@@ -11,9 +12,9 @@ use serde::forward_to_deserialize_any;
 
 /// One captured param: a single segment or, for catch-alls, a list of them.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum ParamValue {
-    One(String),
-    Many(Vec<String>),
+pub(crate) enum ParamValue<'a> {
+    One(Cow<'a, str>),
+    Many(Vec<Cow<'a, str>>),
 }
 
 /// A segment that is not valid percent-encoded UTF-8.
@@ -23,7 +24,13 @@ pub(crate) struct DecodeError {
 }
 
 /// Walks `pattern` (`/api/files/{*path}`) and the raw request `path` side by side.
-pub(crate) fn capture(pattern: &str, path: &str) -> Result<Vec<(String, ParamValue)>, DecodeError> {
+///
+/// Names borrow from the pattern and values from the path unless a segment is percent-encoded,
+/// so the common case allocates only the list.
+pub(crate) fn capture<'a>(
+    pattern: &'a str,
+    path: &'a str,
+) -> Result<Vec<(&'a str, ParamValue<'a>)>, DecodeError> {
     let mut captured = Vec::new();
     let mut raw = path.split('/');
     for part in pattern.split('/') {
@@ -36,18 +43,17 @@ pub(crate) fn capture(pattern: &str, path: &str) -> Result<Vec<(String, ParamVal
                 .chain(raw.by_ref())
                 .map(|s| decode(s, name))
                 .collect::<Result<_, _>>()?;
-            captured.push((name.to_owned(), ParamValue::Many(segments)));
+            captured.push((name, ParamValue::Many(segments)));
             break;
         }
-        captured.push((name.to_owned(), ParamValue::One(decode(segment, name)?)));
+        captured.push((name, ParamValue::One(decode(segment, name)?)));
     }
     Ok(captured)
 }
 
-fn decode(segment: &str, param: &str) -> Result<String, DecodeError> {
+fn decode<'a>(segment: &'a str, param: &str) -> Result<Cow<'a, str>, DecodeError> {
     percent_decode_str(segment)
         .decode_utf8()
-        .map(|s| s.into_owned())
         .map_err(|_| DecodeError {
             param: param.to_owned(),
         })
@@ -95,11 +101,11 @@ impl de::Error for Error {
 /// Deserializer over every param of a route: a struct/map by name, a tuple by position, or a
 /// single value when the route has exactly one param.
 pub(crate) struct Params<'a> {
-    params: &'a [(String, ParamValue)],
+    params: &'a [(&'a str, ParamValue<'a>)],
 }
 
 impl<'a> Params<'a> {
-    pub(crate) fn new(params: &'a [(String, ParamValue)]) -> Self {
+    pub(crate) fn new(params: &'a [(&'a str, ParamValue<'a>)]) -> Self {
         Self { params }
     }
 
@@ -219,8 +225,8 @@ impl<'de> de::Deserializer<'de> for Params<'de> {
 }
 
 struct ParamsMap<'a> {
-    params: std::slice::Iter<'a, (String, ParamValue)>,
-    value: Option<(&'a str, &'a ParamValue)>,
+    params: std::slice::Iter<'a, (&'a str, ParamValue<'a>)>,
+    value: Option<(&'a str, &'a ParamValue<'a>)>,
 }
 
 impl<'de> MapAccess<'de> for ParamsMap<'de> {
@@ -249,7 +255,7 @@ impl<'de> MapAccess<'de> for ParamsMap<'de> {
 }
 
 struct ParamsSeq<'a> {
-    params: std::slice::Iter<'a, (String, ParamValue)>,
+    params: std::slice::Iter<'a, (&'a str, ParamValue<'a>)>,
 }
 
 impl<'de> SeqAccess<'de> for ParamsSeq<'de> {
@@ -278,12 +284,12 @@ enum Value<'a> {
     },
     Many {
         param: &'a str,
-        segments: &'a [String],
+        segments: &'a [Cow<'a, str>],
     },
 }
 
 impl<'a> Value<'a> {
-    fn new(param: &'a str, value: &'a ParamValue) -> Self {
+    fn new(param: &'a str, value: &'a ParamValue<'a>) -> Self {
         match value {
             ParamValue::One(segment) => Self::One { param, segment },
             ParamValue::Many(segments) => Self::Many { param, segments },
@@ -408,7 +414,7 @@ impl<'de> de::Deserializer<'de> for Value<'de> {
 
 struct Segments<'a> {
     param: &'a str,
-    segments: std::slice::Iter<'a, String>,
+    segments: std::slice::Iter<'a, Cow<'a, str>>,
 }
 
 impl<'de> SeqAccess<'de> for Segments<'de> {
