@@ -32,10 +32,20 @@ start_postgres() {
   fi
   PG_RUN=("${run[@]}")
   PG_BIN=$bin
-  "${run[@]}" "$bin/initdb" -D "$PG_DIR/data" -U postgres -A trust --no-sync >/dev/null
-  "${run[@]}" "$bin/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w \
-    -o "-c listen_addresses=127.0.0.1 -p $port -k $PG_DIR -c fsync=off -c max_connections=300" start >/dev/null
   trap stop_postgres EXIT
+  "${run[@]}" "$bin/initdb" -D "$PG_DIR/data" -U postgres -A trust --no-sync >/dev/null
+  # A port in use (another run, another server) is not a failure: take the next one.
+  local tries=0
+  until "${run[@]}" "$bin/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w \
+      -o "-c listen_addresses=127.0.0.1 -p $port -k $PG_DIR -c fsync=off -c max_connections=300" start >/dev/null; do
+    tries=$((tries + 1))
+    if [ "$tries" -ge 20 ]; then
+      echo "could not start PostgreSQL; its log:" >&2
+      cat "$PG_DIR/log" >&2
+      exit 1
+    fi
+    port=$((port + 1))
+  done
   export ARBOR_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres"
   echo "== PostgreSQL $("$bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$port"
 }
