@@ -197,39 +197,21 @@ fn fn_support(list: &MiddlewareList) -> TokenStream {
 /// The item up to its name (`pub struct GET`), so that an error about the item as a whole
 /// does not underline its entire body.
 fn item_head(item: &TokenStream) -> TokenStream {
+    macro_rules! head {
+        ($item:expr, $token:ident) => {{
+            let (vis, token, ident) = (&$item.vis, &$item.$token, &$item.ident);
+            quote!(#vis #token #ident)
+        }};
+    }
     match syn::parse2::<syn::Item>(item.clone()) {
-        Ok(syn::Item::Struct(s)) => {
-            let (vis, token, ident) = (&s.vis, &s.struct_token, &s.ident);
-            quote!(#vis #token #ident)
-        }
-        Ok(syn::Item::Enum(e)) => {
-            let (vis, token, ident) = (&e.vis, &e.enum_token, &e.ident);
-            quote!(#vis #token #ident)
-        }
-        Ok(syn::Item::Union(u)) => {
-            let (vis, token, ident) = (&u.vis, &u.union_token, &u.ident);
-            quote!(#vis #token #ident)
-        }
-        Ok(syn::Item::Trait(t)) => {
-            let (vis, token, ident) = (&t.vis, &t.trait_token, &t.ident);
-            quote!(#vis #token #ident)
-        }
-        Ok(syn::Item::Type(t)) => {
-            let (vis, token, ident) = (&t.vis, &t.type_token, &t.ident);
-            quote!(#vis #token #ident)
-        }
-        Ok(syn::Item::Const(c)) => {
-            let (vis, token, ident) = (&c.vis, &c.const_token, &c.ident);
-            quote!(#vis #token #ident)
-        }
-        Ok(syn::Item::Static(s)) => {
-            let (vis, token, ident) = (&s.vis, &s.static_token, &s.ident);
-            quote!(#vis #token #ident)
-        }
-        Ok(syn::Item::Mod(m)) => {
-            let (vis, token, ident) = (&m.vis, &m.mod_token, &m.ident);
-            quote!(#vis #token #ident)
-        }
+        Ok(syn::Item::Struct(s)) => head!(s, struct_token),
+        Ok(syn::Item::Enum(e)) => head!(e, enum_token),
+        Ok(syn::Item::Union(u)) => head!(u, union_token),
+        Ok(syn::Item::Trait(t)) => head!(t, trait_token),
+        Ok(syn::Item::Type(t)) => head!(t, type_token),
+        Ok(syn::Item::Const(c)) => head!(c, const_token),
+        Ok(syn::Item::Static(s)) => head!(s, static_token),
+        Ok(syn::Item::Mod(m)) => head!(m, mod_token),
         Ok(syn::Item::Impl(i)) => i.impl_token.into_token_stream(),
         _ => item.clone(),
     }
