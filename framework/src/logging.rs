@@ -38,7 +38,9 @@ impl Format {
 pub fn init(format: Format) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // Colours only for a terminal: log files and collectors get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi);
     let installed = match format {
         // The request's span (with its id) goes on every line once; the list of all open
         // spans would repeat it, and re-serializing spans is most of the JSON formatter's cost.
