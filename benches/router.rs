@@ -236,10 +236,8 @@ fn full_stack(state: arbor_app::AppState) -> Router {
 /// `arbor::logging::init(Format::Json)` installs, writing to a sink.
 fn json_logs_to_sink() {
     let _ = tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_current_span(true)
-        .with_span_list(false)
+        .fmt_fields(arbor::logging::JsonLines)
+        .event_format(arbor::logging::JsonLines)
         .with_writer(std::io::sink)
         .with_max_level(tracing::Level::INFO)
         .try_init();

@@ -40,15 +40,15 @@ pub fn init(format: Format) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     // Colours only for a terminal: log files and collectors get plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi);
     let installed = match format {
         // The request's span (with its id) goes on every line once; the list of all open
         // spans would repeat it, and re-serializing spans is most of the JSON formatter's cost.
         Format::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
+            .fmt_fields(JsonLines)
+            .event_format(JsonLines)
             .try_init(),
         Format::Pretty => builder.try_init(),
     };
@@ -61,6 +61,176 @@ pub fn init(format: Format) {
             tracing::error!(location = %location, "panic: {}", panic_message(info.payload()));
         }));
     }
+}
+
+/// One JSON object per line: `{"timestamp", "level", "target", "message", fields…, "span":
+/// {"name", fields…}}` with the request's span (and so its `request_id`) on every line.
+///
+/// tracing-subscriber's own JSON format stores each span's fields as a JSON document and parses
+/// it back for every event; this one stores them as ready-to-write JSON members, so an event
+/// costs one pass of writing. [`init`] installs it for [`Format::Json`]; install it yourself with
+/// `tracing_subscriber::fmt().fmt_fields(JsonLines).event_format(JsonLines)`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct JsonLines;
+
+impl<'writer> tracing_subscriber::fmt::FormatFields<'writer> for JsonLines {
+    fn format_fields<R: tracing_subscriber::field::RecordFields>(
+        &self,
+        mut writer: tracing_subscriber::fmt::format::Writer<'writer>,
+        fields: R,
+    ) -> std::fmt::Result {
+        let mut visitor = JsonMembers::new(&mut writer);
+        fields.record(&mut visitor);
+        visitor.result
+    }
+
+    fn add_fields(
+        &self,
+        current: &'writer mut tracing_subscriber::fmt::FormattedFields<Self>,
+        fields: &tracing::span::Record<'_>,
+    ) -> std::fmt::Result {
+        let mut more = String::new();
+        let mut visitor = JsonMembers::new(&mut more);
+        fields.record(&mut visitor);
+        visitor.result?;
+        if !current.fields.is_empty() && !more.is_empty() {
+            current.fields.push(',');
+        }
+        current.fields.push_str(&more);
+        Ok(())
+    }
+}
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for JsonLines
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        use tracing_subscriber::fmt::time::FormatTime as _;
+
+        let metadata = event.metadata();
+        writer.write_str("{\"timestamp\":\"")?;
+        tracing_subscriber::fmt::time::SystemTime.format_time(&mut writer)?;
+        write!(writer, "\",\"level\":\"{}\",\"target\":", metadata.level())?;
+        write_json_str(&mut writer, metadata.target())?;
+        let mut visitor = JsonMembers::new(&mut writer);
+        visitor.first = false;
+        event.record(&mut visitor);
+        visitor.result?;
+        if let Some(span) = ctx.lookup_current() {
+            writer.write_str(",\"span\":{\"name\":")?;
+            write_json_str(&mut writer, span.name())?;
+            let extensions = span.extensions();
+            if let Some(fields) =
+                extensions.get::<tracing_subscriber::fmt::FormattedFields<JsonLines>>()
+            {
+                if !fields.fields.is_empty() {
+                    writer.write_char(',')?;
+                    writer.write_str(&fields.fields)?;
+                }
+            }
+            writer.write_char('}')?;
+        }
+        writer.write_str("}\n")
+    }
+}
+
+/// Writes fields as JSON object members (`"name":value`, comma-separated, no braces).
+struct JsonMembers<'a> {
+    writer: &'a mut dyn std::fmt::Write,
+    first: bool,
+    result: std::fmt::Result,
+}
+
+impl<'a> JsonMembers<'a> {
+    fn new(writer: &'a mut dyn std::fmt::Write) -> Self {
+        Self {
+            writer,
+            first: true,
+            result: Ok(()),
+        }
+    }
+
+    fn member(
+        &mut self,
+        field: &tracing::field::Field,
+        value: impl FnOnce(&mut dyn std::fmt::Write) -> std::fmt::Result,
+    ) {
+        if self.result.is_err() {
+            return;
+        }
+        self.result = (|| {
+            if !std::mem::take(&mut self.first) {
+                self.writer.write_char(',')?;
+            }
+            write_json_str(self.writer, field.name())?;
+            self.writer.write_char(':')?;
+            value(self.writer)
+        })();
+    }
+}
+
+impl tracing::field::Visit for JsonMembers<'_> {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        self.member(field, |w| write_json_str(w, value));
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        let text = format!("{value:?}");
+        self.member(field, |w| write_json_str(w, &text));
+    }
+
+    fn record_i64(&mut self, field: &tracing::field::Field, value: i64) {
+        self.member(field, |w| write!(w, "{value}"));
+    }
+
+    fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+        self.member(field, |w| write!(w, "{value}"));
+    }
+
+    fn record_f64(&mut self, field: &tracing::field::Field, value: f64) {
+        if value.is_finite() {
+            self.member(field, |w| write!(w, "{value}"));
+        } else {
+            self.member(field, |w| w.write_str("null"));
+        }
+    }
+
+    fn record_bool(&mut self, field: &tracing::field::Field, value: bool) {
+        self.member(field, |w| write!(w, "{value}"));
+    }
+}
+
+/// A JSON string literal, escaped per RFC 8259.
+fn write_json_str(writer: &mut dyn std::fmt::Write, value: &str) -> std::fmt::Result {
+    writer.write_char('"')?;
+    let mut start = 0;
+    for (index, c) in value.char_indices() {
+        let escape = match c {
+            '"' => "\\\"",
+            '\\' => "\\\\",
+            '\n' => "\\n",
+            '\r' => "\\r",
+            '\t' => "\\t",
+            c if (c as u32) < 0x20 => "",
+            _ => continue,
+        };
+        writer.write_str(&value[start..index])?;
+        if escape.is_empty() {
+            write!(writer, "\\u{:04x}", c as u32)?;
+        } else {
+            writer.write_str(escape)?;
+        }
+        start = index + c.len_utf8();
+    }
+    writer.write_str(&value[start..])?;
+    writer.write_char('"')
 }
 
 /// The message of a panic payload (`&str` or `String`), for logs.
@@ -153,7 +323,62 @@ pub fn redact_query(query: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::redact_query;
+    use super::{redact_query, JsonLines};
+    use std::sync::{Arc, Mutex};
+
+    #[test]
+    fn json_lines_are_valid_json_with_the_span_on_every_line() {
+        let buffer = Arc::new(Mutex::new(Vec::<u8>::new()));
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .fmt_fields(JsonLines)
+            .event_format(JsonLines)
+            .with_writer(move || WriterHandle(writer.clone()))
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!(
+                "request",
+                request_id = "r-1",
+                attempt = tracing::field::Empty
+            );
+            let _entered = span.enter();
+            span.record("attempt", 2_u64);
+            tracing::info!(
+                status = 200_u16,
+                ok = true,
+                ratio = 0.5,
+                "done \"quoted\"\nline\u{1}"
+            );
+        });
+        let text = String::from_utf8(buffer.lock().unwrap().clone()).unwrap();
+        let line: serde_json::Value = serde_json::from_str(text.trim_end()).unwrap();
+        assert_eq!(line["level"], "INFO");
+        assert_eq!(line["message"], "done \"quoted\"\nline\u{1}");
+        assert_eq!(line["status"], 200);
+        assert_eq!(line["ok"], true);
+        assert_eq!(line["ratio"], 0.5);
+        assert_eq!(
+            line["span"],
+            serde_json::json!({"name": "request", "request_id": "r-1", "attempt": 2})
+        );
+        assert!(
+            line["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')),
+            "{line}"
+        );
+    }
+
+    struct WriterHandle(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for WriterHandle {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
 
     #[test]
     fn redacts_sensitive_query_values_only() {
