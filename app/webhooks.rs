@@ -27,8 +27,7 @@ use std::time::Duration;
 
 use arbor::http::{HeaderMap, Method, StatusCode};
 use arbor::{ApiError, IntoResponse, Next, Request, Response};
-use axum::body::{Body, Bytes};
-use axum::extract::FromRequest;
+use axum::body::Body;
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
@@ -907,20 +906,8 @@ async fn verified(request: Request) -> Result<Request, ApiError> {
         return Ok(request);
     }
     let (parts, body) = request.into_parts();
-    // Within the route's body limit, like Arbor's own extractors.
-    let bytes = Bytes::from_request(Request::from_parts(parts.clone(), body), &())
-        .await
-        .map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "PAYLOAD_TOO_LARGE",
-                    "The request body is too large",
-                )
-            } else {
-                ApiError::bad_request("The request body could not be read")
-            }
-        })?;
+    // Within the route's body limit, with the same answers as Arbor's own extractors.
+    let bytes = arbor::extract::read_body(Request::from_parts(parts.clone(), body), &()).await?;
     let event = state
         .webhooks
         .authenticate(provider, &parts.headers, &bytes)?;

@@ -56,7 +56,8 @@ use tower::{Layer, Service};
 use tracing::Instrument;
 
 use crate::cache::{buffer_body, Buffered};
-pub use crate::cache::{Clock, ManualClock, SystemClock};
+pub use crate::clock::{Clock, ManualClock, SystemClock};
+pub use crate::store::StoreError;
 use crate::{ApiError, ClientIp};
 
 /// `Idempotency-Key`, the request header that names an operation.
@@ -144,33 +145,6 @@ pub enum Claim {
     Acquired,
     /// The key was already taken; nothing changed.
     Existing(Record),
-}
-
-/// A store failed (unreachable, full, ...). Answered as `503 IDEMPOTENCY_UNAVAILABLE`.
-#[derive(Debug)]
-pub struct StoreError {
-    source: Box<dyn std::error::Error + Send + Sync>,
-}
-
-impl StoreError {
-    /// Wraps the cause.
-    pub fn new(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
-        Self {
-            source: source.into(),
-        }
-    }
-}
-
-impl fmt::Display for StoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "idempotency store: {}", self.source)
-    }
-}
-
-impl std::error::Error for StoreError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&*self.source)
-    }
 }
 
 /// Where idempotency records live. Keys arrive already scoped and hashed (64 hex characters).

@@ -49,6 +49,7 @@ mod route_info;
 mod routing;
 mod serve;
 pub mod sse;
+mod store;
 pub mod test;
 mod timeout;
 pub mod upload;

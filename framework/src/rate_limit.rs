@@ -46,6 +46,7 @@ use crate::{ApiError, ClientIp};
 
 /// The boxed future [`RateLimitStore::check`] returns (from `futures-util`).
 pub use crate::clock::{Clock, ManualClock, SystemClock};
+pub use crate::store::StoreError;
 pub use futures_util::future::BoxFuture;
 
 /// Requests allowed per window when [`RateLimit::limit`] is not called.
@@ -592,33 +593,6 @@ impl<T: RateLimitStore + ?Sized> RateLimitStore for Arc<T> {
         quota: Quota,
     ) -> BoxFuture<'a, Result<Decision, StoreError>> {
         (**self).check(key, quota)
-    }
-}
-
-/// A [`RateLimitStore`] failed (unreachable, timed out, ...).
-#[derive(Debug)]
-pub struct StoreError {
-    source: Box<dyn std::error::Error + Send + Sync>,
-}
-
-impl StoreError {
-    /// Wraps the store's error.
-    pub fn new(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
-        Self {
-            source: source.into(),
-        }
-    }
-}
-
-impl fmt::Display for StoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "rate limit store failed: {}", self.source)
-    }
-}
-
-impl std::error::Error for StoreError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&*self.source)
     }
 }
 

@@ -125,11 +125,13 @@ pub(crate) fn unsupported_media_type(expected: &str) -> ApiError {
     )
 }
 
-/// Buffers the body within the route's limit.
-pub(crate) async fn read_body<S: Send + Sync>(
-    request: Request,
-    state: &S,
-) -> Result<Bytes, ApiError> {
+/// Buffers a request body within the route's limit (see [`crate::body_limit`]), with the
+/// answers Arbor's extractors give: `413 PAYLOAD_TOO_LARGE` over the limit, `400` when it cannot
+/// be read. For middleware that needs the raw bytes (signature checks) before handing the body on.
+///
+/// # Errors
+/// As above.
+pub async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, ApiError> {
     Bytes::from_request(request, state)
         .await
         .map_err(|rejection| {

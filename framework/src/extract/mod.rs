@@ -8,7 +8,7 @@ mod query;
 mod validate;
 
 pub use extension::Extension;
-pub use json::{from_slice, Json};
+pub use json::{from_slice, read_body, Json};
 pub use path::{Path, PathRejection};
 pub use query::{Form, Query};
 pub use validate::Valid;
