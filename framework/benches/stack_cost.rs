@@ -1,0 +1,118 @@
+//! In-process cost of Arbor's production stack per request, without sockets: the same route
+//! called through `tower::Service` bare and inside `arbor::App` (+ a rate limit), with JSON logs
+//! formatted to a sink. Prints nanoseconds per request (median of rounds) and the difference.
+//!
+//! ```text
+//! cargo bench -p arbor --bench stack_cost
+//! ```
+//!
+//! The over-TCP ratio lives in the root `router` benchmark; this one isolates the stack's own
+//! work so that it can be profiled (`valgrind --tool=callgrind`) and compared change by change.
+
+#![allow(clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::routing::get;
+use axum::{Json, Router};
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use tower::{Service, ServiceExt};
+
+async fn hello() -> Json<Value> {
+    Json(json!({ "message": "hello" }))
+}
+
+fn bare() -> Router {
+    Router::new().route("/api/hello", get(hello))
+}
+
+fn stack() -> Router {
+    let routes = bare().route_layer(arbor::rate_limit::rate_limit().limit(u32::MAX).window(60));
+    arbor::App::new(routes)
+        .cors(arbor::cors::Cors::new().allow_origins(["https://app.example.com"]))
+        .unwrap()
+        .into_router()
+}
+
+fn request() -> http::Request<Body> {
+    let mut request = http::Request::builder()
+        .uri("/api/hello")
+        .header("host", "bench")
+        .header("user-agent", "bench/1.0")
+        .body(Body::empty())
+        .unwrap();
+    request
+        .extensions_mut()
+        .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
+    request
+}
+
+async fn run(router: &mut Router, requests: u32) -> Duration {
+    let started = Instant::now();
+    for _ in 0..requests {
+        let response = ServiceExt::<http::Request<Body>>::ready(router)
+            .await
+            .unwrap()
+            .call(request())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], br#"{"message":"hello"}"#);
+    }
+    started.elapsed() / requests
+}
+
+fn median(mut values: Vec<Duration>) -> Duration {
+    values.sort();
+    values[values.len() / 2]
+}
+
+fn main() {
+    let quick = !std::env::args().any(|a| a == "--bench");
+    let (rounds, requests) = if quick { (1, 100) } else { (9, 200_000) };
+    let requests = std::env::var("BENCH_REQUESTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(requests);
+    let _ = tracing_subscriber::fmt()
+        .fmt_fields(arbor::logging::JsonLines)
+        .event_format(arbor::logging::JsonLines)
+        .with_writer(std::io::sink)
+        .with_max_level(tracing::Level::INFO)
+        .try_init();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let (mut bare, mut stack) = (bare(), stack());
+        let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+        let (mut bare_times, mut stack_times) = (Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            if only != "stack" {
+                bare_times.push(run(&mut bare, requests).await);
+            }
+            if only != "bare" {
+                stack_times.push(run(&mut stack, requests).await);
+            }
+        }
+        let show = |label: &str, times: Vec<Duration>| {
+            if times.is_empty() {
+                return Duration::ZERO;
+            }
+            let m = median(times);
+            println!("{label:<28} {:>8} ns/request", m.as_nanos());
+            m
+        };
+        let b = show("bare route", bare_times);
+        let s = show("full stack, JSON logs", stack_times);
+        if !b.is_zero() && !s.is_zero() {
+            println!("stack cost                   {:>8} ns/request", s.as_nanos().saturating_sub(b.as_nanos()));
+        }
+    });
+}
