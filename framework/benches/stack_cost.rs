@@ -79,18 +79,22 @@ fn main() {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(requests);
-    let _ = tracing_subscriber::fmt()
-        .fmt_fields(arbor::logging::JsonLines)
-        .event_format(arbor::logging::JsonLines)
-        .with_writer(std::io::sink)
-        .with_max_level(tracing::Level::INFO)
-        .try_init();
+    let logs = std::env::var("BENCH_LOGS").map_or(true, |v| v != "0");
+    let _ = logs
+        && tracing_subscriber::fmt()
+            .fmt_fields(arbor::logging::JsonLines)
+            .event_format(arbor::logging::JsonLines)
+            .with_writer(std::io::sink)
+            .with_max_level(tracing::Level::INFO)
+            .try_init()
+            .is_ok();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     runtime.block_on(async {
-        let (mut bare, mut stack) = (bare(), stack());
+        // What `axum::serve` does before serving: handlers become routes once, not per request.
+        let (mut bare, mut stack) = (bare().with_state(()), stack().with_state(()));
         let only = std::env::var("BENCH_ONLY").unwrap_or_default();
         let (mut bare_times, mut stack_times) = (Vec::new(), Vec::new());
         for _ in 0..rounds {
@@ -112,7 +116,10 @@ fn main() {
         let b = show("bare route", bare_times);
         let s = show("full stack, JSON logs", stack_times);
         if !b.is_zero() && !s.is_zero() {
-            println!("stack cost                   {:>8} ns/request", s.as_nanos().saturating_sub(b.as_nanos()));
+            println!(
+                "stack cost                   {:>8} ns/request",
+                s.as_nanos().saturating_sub(b.as_nanos())
+            );
         }
     });
 }

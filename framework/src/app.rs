@@ -4,17 +4,15 @@
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
-use axum::response::{IntoResponse, Response};
 use axum::Router;
 use tower::ServiceBuilder;
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::trace::TraceLayer;
 
+use crate::catch_panic::CatchPanicLayer;
 use crate::client_ip::{ClientIpLayer, TrustedProxies};
 use crate::cors::{Cors, CorsError};
+use crate::logging::RequestLogLayer;
 use crate::request_id::RequestIdLayer;
 use crate::timeout::AppTimeout;
-use crate::{logging, ApiError};
 
 /// The default maximum duration of a request (see [`App::timeout`]).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -99,30 +97,15 @@ impl App {
         // on every call, so n app-wide layers would cost O(n²) clones per request instead of n.
         let stack = ServiceBuilder::new()
             .layer(RequestIdLayer)
-            .map_response(IntoResponse::into_response)
-            .layer(
-                TraceLayer::new_for_http()
-                    .make_span_with(logging::make_span)
-                    .on_request(logging::on_request)
-                    .on_response(logging::on_response)
-                    .on_failure(()),
-            )
+            .layer(RequestLogLayer)
             .option_layer(self.cors)
-            .layer(CatchPanicLayer::custom(panic_response))
+            .layer(CatchPanicLayer)
             .option_layer(self.timeout.map(AppTimeout))
             .layer(ClientIpLayer(self.trusted_proxies))
             .layer(DefaultBodyLimit::max(self.body_limit))
-            .service(self.router);
+            // Turns handlers into routes once: a router used as a service without it does so
+            // for every request (`axum::serve` only prepares the outermost router).
+            .service(self.router.with_state(()));
         Router::new().fallback_service(stack)
     }
-}
-
-fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    // The panic itself was already reported by the panic hook (see `logging::init`); the
-    // cause goes with the 500 so the log line that closes the request names it.
-    let message = logging::panic_message(&*panic);
-    ApiError::internal_with(std::io::Error::other(format!(
-        "handler panicked: {message}"
-    )))
-    .into_response()
 }

@@ -17,6 +17,7 @@
 //! ```
 
 use std::fmt;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -181,7 +182,9 @@ impl Cors {
         if let Some(seconds) = self.max_age {
             layer = layer.max_age(Duration::from_secs(seconds));
         }
-        Ok(CorsPolicyLayer { cors: layer })
+        Ok(CorsPolicyLayer {
+            cors: Arc::new(layer),
+        })
     }
 }
 
@@ -192,25 +195,27 @@ impl Cors {
 /// `OPTIONS` handler) still answers.
 #[derive(Debug, Clone)]
 pub struct CorsPolicyLayer {
-    cors: CorsLayer,
+    cors: Arc<CorsLayer>,
 }
 
-impl<S: Clone> Layer<S> for CorsPolicyLayer {
+impl<S> Layer<S> for CorsPolicyLayer {
     type Service = CorsPolicy<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
         CorsPolicy {
-            cors: self.cors.layer(inner.clone()),
-            plain: inner,
+            cors: Arc::clone(&self.cors),
+            inner,
         }
     }
 }
 
 /// See [`CorsPolicyLayer`].
+// The policy sits behind an `Arc`: routers clone their services for every request, and a
+// `CorsLayer` clone copies its header lists.
 #[derive(Debug, Clone)]
 pub struct CorsPolicy<S> {
-    cors: tower_http::cors::Cors<S>,
-    plain: S,
+    cors: Arc<CorsLayer>,
+    inner: S,
 }
 
 impl<S, B> Service<Request> for CorsPolicy<S>
@@ -226,10 +231,7 @@ where
     >;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        match self.cors.poll_ready(cx) {
-            Poll::Ready(Ok(())) => self.plain.poll_ready(cx),
-            other => other,
-        }
+        self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
@@ -239,14 +241,17 @@ where
                 .headers()
                 .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
         if request.method() == Method::OPTIONS && !preflight {
-            Either::Right(Either::Left(self.plain.call(request)))
+            Either::Right(Either::Left(self.inner.call(request)))
         } else if !request.headers().contains_key(header::ORIGIN) {
             // Not a cross-origin request: nothing to allow, but caches must still know that the
             // answer depends on `Origin`.
             let vary: VaryOrigin<B, S::Error> = vary_origin;
-            Either::Right(Either::Right(self.plain.call(request).map(vary)))
+            Either::Right(Either::Right(self.inner.call(request).map(vary)))
         } else {
-            Either::Left(self.cors.call(request))
+            // `poll_ready` readied `self.inner`: hand that one to the policy, keep a clone.
+            let clone = self.inner.clone();
+            let ready = std::mem::replace(&mut self.inner, clone);
+            Either::Left(CorsLayer::clone(&self.cors).layer(ready).call(request))
         }
     }
 }

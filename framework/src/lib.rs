@@ -34,6 +34,7 @@
 mod app;
 pub mod auth;
 pub mod cache;
+mod catch_panic;
 mod client_ip;
 pub mod clock;
 pub mod cors;

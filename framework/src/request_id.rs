@@ -1,11 +1,11 @@
 //! `X-Request-ID`: keep a well-formed incoming id or make a UUID, and echo it on the response.
 
-use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
 
 use axum::extract::{FromRequestParts, Request};
 use axum::response::Response;
-use futures_util::future::BoxFuture;
 use http::request::Parts;
 use http::{HeaderName, HeaderValue};
 use tower::{Layer, Service};
@@ -14,13 +14,16 @@ use tower::{Layer, Service};
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The request's id, as an extractor or from the extensions.
+// Kept as the header value itself: the request, the response and the extensions then share
+// one buffer.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct RequestId(Arc<str>);
+pub struct RequestId(HeaderValue);
 
 impl RequestId {
     /// The id.
     pub fn as_str(&self) -> &str {
-        &self.0
+        // Only visible ASCII gets in (see `parse` and `generate`), so this never falls back.
+        self.0.to_str().unwrap_or_default()
     }
 
     /// Accepts 1 to 128 characters of `A-Z a-z 0-9 - _ . :`, which is what common proxies and
@@ -31,17 +34,19 @@ impl RequestId {
             && bytes
                 .iter()
                 .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b));
-        well_formed.then(|| Self(Arc::from(value.to_str().unwrap_or_default())))
+        well_formed.then(|| Self(value.clone()))
     }
 
     fn generate() -> Self {
-        Self(Arc::from(uuid::Uuid::new_v4().hyphenated().to_string()))
+        let mut text = [0; uuid::fmt::Hyphenated::LENGTH];
+        let text = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut text);
+        Self(HeaderValue::from_str(text).unwrap_or(HeaderValue::from_static("-")))
     }
 }
 
 impl std::fmt::Display for RequestId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
@@ -75,40 +80,62 @@ pub struct RequestIdService<S> {
     inner: S,
 }
 
-impl<S> Service<Request> for RequestIdService<S>
+impl<S, E> Service<Request> for RequestIdService<S>
 where
-    S: Service<Request, Response = Response> + Send + 'static,
-    S::Future: Send + 'static,
+    S: Service<Request, Response = Response, Error = E>,
 {
     type Response = Response;
-    type Error = S::Error;
-    type Future = BoxFuture<'static, Result<Response, S::Error>>;
+    type Error = E;
+    type Future = ResponseFuture<S::Future>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut request: Request) -> Self::Future {
-        let id = request
+        let incoming = request
             .headers()
             .get(&REQUEST_ID)
-            .and_then(RequestId::parse)
-            .unwrap_or_else(RequestId::generate);
-        let header = HeaderValue::from_str(id.as_str()).ok();
-        if let Some(header) = &header {
+            .and_then(RequestId::parse);
+        let id = incoming.unwrap_or_else(|| {
+            let id = RequestId::generate();
+            // Replaces a malformed incoming id too, for whatever reads the headers downstream.
             request
                 .headers_mut()
-                .insert(REQUEST_ID.clone(), header.clone());
-        }
+                .insert(REQUEST_ID.clone(), id.0.clone());
+            id
+        });
+        let header = id.0.clone();
         request.extensions_mut().insert(id);
-        let future = self.inner.call(request);
-        Box::pin(async move {
-            let mut response = future.await?;
-            if let Some(header) = header {
-                response.headers_mut().insert(REQUEST_ID.clone(), header);
-            }
-            Ok(response)
-        })
+        ResponseFuture {
+            inner: self.inner.call(request),
+            header: Some(header),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`RequestIdService`].
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: F,
+        header: Option<HeaderValue>,
+    }
+}
+
+impl<F, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut response = ready!(this.inner.poll(cx))?;
+        if let Some(header) = this.header.take() {
+            response.headers_mut().insert(REQUEST_ID.clone(), header);
+        }
+        Poll::Ready(Ok(response))
     }
 }
 

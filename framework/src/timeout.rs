@@ -2,7 +2,10 @@
 //! handler future is dropped (so its work stops at the next `.await`), and the event is logged
 //! inside the request's span (with its request id).
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -10,6 +13,7 @@ use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use futures_util::future::{BoxFuture, Either};
 use http::StatusCode;
+use tokio::time::{Instant, Sleep};
 use tower::{Layer, Service};
 
 use crate::ApiError;
@@ -17,33 +21,41 @@ use crate::ApiError;
 /// The request's deadline, shared between the app-wide timer ([`AppTimeout`]) and the route:
 /// a route with its own maximum duration moves it instead of starting a second timer, so routes
 /// without one cost nothing.
+///
+/// Routes move it only from inside the app timer's call to the inner future (a route's `call`
+/// runs when the router is first polled), so the timer reads it after each such poll and needs
+/// no notification.
 #[derive(Debug, Clone)]
 pub(crate) struct Deadline(Arc<DeadlineState>);
 
 #[derive(Debug)]
 struct DeadlineState {
-    at: Mutex<tokio::time::Instant>,
-    moved: tokio::sync::Notify,
+    started: Instant,
+    /// Nanoseconds after `started`.
+    after: AtomicU64,
 }
 
 impl Deadline {
-    fn new(at: tokio::time::Instant) -> Self {
+    fn new(started: Instant, limit: Duration) -> Self {
         Self(Arc::new(DeadlineState {
-            at: Mutex::new(at),
-            moved: tokio::sync::Notify::new(),
+            started,
+            after: AtomicU64::new(nanos(limit)),
         }))
     }
 
-    fn at(&self) -> tokio::time::Instant {
-        *self.0.at.lock().unwrap_or_else(PoisonError::into_inner)
+    fn at(&self) -> Instant {
+        self.0.started + Duration::from_nanos(self.0.after.load(Ordering::Relaxed))
     }
 
     /// The most specific declaration wins: a route's, then a handler's, replace the default.
-    fn set(&self, at: tokio::time::Instant) {
-        *self.0.at.lock().unwrap_or_else(PoisonError::into_inner) = at;
-        // `notify_one` keeps a permit if the timer is not waiting yet, so no move is missed.
-        self.0.moved.notify_one();
+    fn set(&self, at: Instant) {
+        let after = at.saturating_duration_since(self.0.started);
+        self.0.after.store(nanos(after), Ordering::Relaxed);
     }
+}
+
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
 
 fn timeout_response(limit: Duration) -> Response {
@@ -81,40 +93,65 @@ pub(crate) struct AppTimeoutService<S> {
     default: Duration,
 }
 
-impl<S> Service<Request> for AppTimeoutService<S>
+impl<S, E> Service<Request> for AppTimeoutService<S>
 where
-    S: Service<Request, Response = Response> + Send + 'static,
-    S::Future: Send + 'static,
+    S: Service<Request, Response = Response, Error = E>,
 {
     type Response = Response;
-    type Error = S::Error;
-    type Future = BoxFuture<'static, Result<Response, S::Error>>;
+    type Error = E;
+    type Future = AppTimeoutFuture<S::Future>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut request: Request) -> Self::Future {
-        let started = tokio::time::Instant::now();
-        let deadline = Deadline::new(started + self.default);
+        let deadline = Deadline::new(Instant::now(), self.default);
         request.extensions_mut().insert(deadline.clone());
-        let future = self.inner.call(request);
-        Box::pin(async move {
-            tokio::pin!(future);
-            loop {
-                let at = deadline.at();
-                tokio::select! {
-                    biased;
-                    result = &mut future => return result,
-                    () = deadline.0.moved.notified() => {}
-                    () = tokio::time::sleep_until(at) => {
-                        if deadline.at() <= tokio::time::Instant::now() {
-                            return Ok(timeout_response(at - started));
-                        }
-                    }
-                }
+        AppTimeoutFuture {
+            inner: self.inner.call(request),
+            deadline,
+            timer: None,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`AppTimeoutService`].
+    pub(crate) struct AppTimeoutFuture<F> {
+        #[pin]
+        inner: F,
+        deadline: Deadline,
+        // Started only once the handler has to wait: one that answers at its first poll
+        // never touches the timer wheel.
+        #[pin]
+        timer: Option<Sleep>,
+    }
+}
+
+impl<F, E> Future for AppTimeoutFuture<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        if let Poll::Ready(result) = this.inner.poll(cx) {
+            return Poll::Ready(result);
+        }
+        let at = this.deadline.at();
+        match this.timer.as_mut().as_pin_mut() {
+            Some(timer) if timer.deadline() == at => {}
+            Some(timer) => timer.reset(at),
+            None => this.timer.set(Some(tokio::time::sleep_until(at))),
+        }
+        if let Some(timer) = this.timer.as_pin_mut() {
+            if timer.poll(cx).is_ready() {
+                return Poll::Ready(Ok(timeout_response(at - this.deadline.0.started)));
             }
-        })
+        }
+        Poll::Pending
     }
 }
 
@@ -168,7 +205,7 @@ where
         };
         if let Some(deadline) = request.extensions().get::<Deadline>() {
             // Inside `App`: move the app's timer rather than start a second one.
-            deadline.set(tokio::time::Instant::now() + limit);
+            deadline.set(Instant::now() + limit);
             return Either::Left(self.inner.call(request));
         }
         let future = self.inner.call(request);

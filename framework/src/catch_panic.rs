@@ -1,0 +1,103 @@
+//! A panicking handler becomes `500 INTERNAL_ERROR`; the process keeps serving.
+
+use std::any::Any;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use axum::extract::Request;
+use axum::response::{IntoResponse, Response};
+use tower::{Layer, Service};
+
+use crate::{logging, ApiError};
+
+/// Catches panics in the services it wraps, both in `call` and while their future runs
+/// (installed by [`crate::App`]).
+///
+/// tower-http's `CatchPanicLayer` does the same but boxes every response body again; this one
+/// keeps axum's `Body`, so the layer costs nothing on requests that do not panic.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct CatchPanicLayer;
+
+impl<S> Layer<S> for CatchPanicLayer {
+    type Service = CatchPanic<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        CatchPanic { inner }
+    }
+}
+
+/// See [`CatchPanicLayer`].
+#[derive(Debug, Clone)]
+pub(crate) struct CatchPanic<S> {
+    inner: S,
+}
+
+impl<S, E> Service<Request> for CatchPanic<S>
+where
+    S: Service<Request, Response = Response, Error = E>,
+{
+    type Response = Response;
+    type Error = E;
+    type Future = CatchPanicFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        match std::panic::catch_unwind(AssertUnwindSafe(|| self.inner.call(request))) {
+            Ok(inner) => CatchPanicFuture {
+                inner: Some(inner),
+                answer: None,
+            },
+            Err(panic) => CatchPanicFuture {
+                inner: None,
+                answer: Some(panic_response(&*panic)),
+            },
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`CatchPanic`]: the inner future, or the answer when `call` itself
+    /// panicked.
+    pub(crate) struct CatchPanicFuture<F> {
+        #[pin]
+        inner: Option<F>,
+        answer: Option<Response>,
+    }
+}
+
+impl<F, E> Future for CatchPanicFuture<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let Some(inner) = this.inner.as_pin_mut() else {
+            // Polled after completion is a caller bug; answer it rather than panic again.
+            let answer = this.answer.take();
+            return Poll::Ready(Ok(
+                answer.unwrap_or_else(|| ApiError::internal().into_response())
+            ));
+        };
+        match std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(poll) => poll,
+            Err(panic) => Poll::Ready(Ok(panic_response(&*panic))),
+        }
+    }
+}
+
+fn panic_response(panic: &(dyn Any + Send)) -> Response {
+    // The panic itself was already reported by the panic hook (see `logging::init`); the
+    // cause goes with the 500 so the log line that closes the request names it.
+    let message = logging::panic_message(panic);
+    ApiError::internal_with(std::io::Error::other(format!(
+        "handler panicked: {message}"
+    )))
+    .into_response()
+}

@@ -1,0 +1,372 @@
+//! [`JsonLines`]: the JSON log format, written in one pass per event.
+
+use std::cell::Cell;
+use std::fmt::{self, Write as _};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tracing::field::{Field, Visit};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
+use tracing_subscriber::registry::LookupSpan;
+
+/// One JSON object per line: `{"timestamp", "level", "target", "message", fields…, "span":
+/// {"name", fields…}}` with the request's span (and so its `request_id`) on every line.
+///
+/// tracing-subscriber's own JSON format stores each span's fields as a JSON document and parses
+/// it back for every event; this one stores them as ready-to-write JSON members, so an event
+/// costs one pass of writing. [`init`](super::init) installs it for
+/// [`Format::Json`](super::Format::Json); install it yourself with
+/// `tracing_subscriber::fmt().fmt_fields(JsonLines).event_format(JsonLines)`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct JsonLines;
+
+impl<'writer> FormatFields<'writer> for JsonLines {
+    fn format_fields<R: tracing_subscriber::field::RecordFields>(
+        &self,
+        mut writer: Writer<'writer>,
+        fields: R,
+    ) -> fmt::Result {
+        let mut visitor = JsonMembers::new(&mut writer);
+        fields.record(&mut visitor);
+        visitor.result
+    }
+
+    fn add_fields(
+        &self,
+        current: &'writer mut FormattedFields<Self>,
+        fields: &tracing::span::Record<'_>,
+    ) -> fmt::Result {
+        let first = current.fields.is_empty();
+        let mut visitor = JsonMembers::new(&mut current.fields);
+        visitor.first = first;
+        fields.record(&mut visitor);
+        visitor.result
+    }
+}
+
+impl<S, N> FormatEvent<S, N> for JsonLines
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> fmt::Result {
+        let metadata = event.metadata();
+        writer.write_str("{\"timestamp\":\"")?;
+        write_timestamp(&mut writer, SystemTime::now())?;
+        writer.write_str("\",\"level\":\"")?;
+        writer.write_str(metadata.level().as_str())?;
+        writer.write_str("\",\"target\":")?;
+        write_json_str(&mut writer, metadata.target())?;
+        let mut visitor = JsonMembers::new(&mut writer);
+        visitor.first = false;
+        event.record(&mut visitor);
+        visitor.result?;
+        if let Some(span) = ctx.lookup_current() {
+            writer.write_str(",\"span\":{\"name\":")?;
+            write_json_str(&mut writer, span.name())?;
+            let extensions = span.extensions();
+            if let Some(fields) = extensions.get::<FormattedFields<JsonLines>>() {
+                if !fields.fields.is_empty() {
+                    writer.write_char(',')?;
+                    writer.write_str(&fields.fields)?;
+                }
+            }
+            writer.write_char('}')?;
+        }
+        writer.write_str("}\n")
+    }
+}
+
+/// Writes fields as JSON object members (`"name":value`, comma-separated, no braces).
+struct JsonMembers<'a> {
+    writer: &'a mut dyn fmt::Write,
+    first: bool,
+    result: fmt::Result,
+}
+
+impl<'a> JsonMembers<'a> {
+    fn new(writer: &'a mut dyn fmt::Write) -> Self {
+        Self {
+            writer,
+            first: true,
+            result: Ok(()),
+        }
+    }
+
+    fn member(&mut self, field: &Field, value: impl FnOnce(&mut dyn fmt::Write) -> fmt::Result) {
+        if self.result.is_err() {
+            return;
+        }
+        if !std::mem::take(&mut self.first) {
+            self.result = self.writer.write_char(',');
+        }
+        // Field names are Rust identifiers: nothing in them needs escaping.
+        self.result = self
+            .result
+            .and_then(|()| self.writer.write_char('"'))
+            .and_then(|()| self.writer.write_str(field.name()))
+            .and_then(|()| self.writer.write_str("\":"))
+            .and_then(|()| value(self.writer));
+    }
+}
+
+impl Visit for JsonMembers<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.member(field, |w| write_json_str(w, value));
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        // Escaped as it is formatted: no intermediate `String`.
+        self.member(field, |w| {
+            w.write_char('"')?;
+            write!(JsonEscape(w), "{value:?}")?;
+            w.write_char('"')
+        });
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.member(field, |w| w.write_str(itoa::Buffer::new().format(value)));
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.member(field, |w| w.write_str(itoa::Buffer::new().format(value)));
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        if value.is_finite() {
+            self.member(field, |w| {
+                w.write_str(ryu::Buffer::new().format_finite(value))
+            });
+        } else {
+            self.member(field, |w| w.write_str("null"));
+        }
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.member(field, |w| w.write_str(if value { "true" } else { "false" }));
+    }
+}
+
+/// A JSON string literal, escaped per RFC 8259.
+pub(super) fn write_json_str(writer: &mut dyn fmt::Write, value: &str) -> fmt::Result {
+    writer.write_char('"')?;
+    write_escaped(writer, value)?;
+    writer.write_char('"')
+}
+
+/// Escapes what is written through it as the inside of a JSON string.
+struct JsonEscape<'a>(&'a mut dyn fmt::Write);
+
+impl fmt::Write for JsonEscape<'_> {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        write_escaped(self.0, text)
+    }
+}
+
+fn write_escaped(writer: &mut dyn fmt::Write, value: &str) -> fmt::Result {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut clean_from = 0;
+    // Every byte that needs escaping is ASCII, so each index found here is a char boundary and
+    // runs of clean text (including multi-byte UTF-8) are copied whole.
+    for (index, &byte) in value.as_bytes().iter().enumerate() {
+        let escape = match byte {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0..=0x1f => "\\u00",
+            _ => continue,
+        };
+        writer.write_str(&value[clean_from..index])?;
+        writer.write_str(escape)?;
+        if byte < 0x20 && !matches!(byte, b'\n' | b'\r' | b'\t') {
+            writer.write_char(char::from(HEX[usize::from(byte >> 4)]))?;
+            writer.write_char(char::from(HEX[usize::from(byte & 0xf)]))?;
+        }
+        clean_from = index + 1;
+    }
+    writer.write_str(&value[clean_from..])
+}
+
+thread_local! {
+    /// The last second formatted on this thread, as `YYYY-MM-DDTHH:MM:SS`: consecutive events
+    /// usually fall in the same second, and the calendar arithmetic is then skipped.
+    static FORMATTED_SECOND: Cell<(u64, [u8; 19])> = const { Cell::new((u64::MAX, [0; 19])) };
+}
+
+/// RFC 3339 in UTC with microseconds, `2026-11-25T09:30:00.123456Z`, as tracing-subscriber's
+/// `SystemTime` timer writes it.
+fn write_timestamp(writer: &mut dyn fmt::Write, now: SystemTime) -> fmt::Result {
+    let since_epoch = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let seconds = since_epoch.as_secs();
+    let prefix = FORMATTED_SECOND.with(|cached| {
+        let (second, text) = cached.get();
+        if second == seconds {
+            return text;
+        }
+        let text = format_second(seconds);
+        cached.set((seconds, text));
+        text
+    });
+    let mut fraction = *b".000000Z";
+    let mut micros = since_epoch.subsec_micros();
+    for digit in fraction[1..7].iter_mut().rev() {
+        *digit = b'0' + u8::try_from(micros % 10).unwrap_or(0);
+        micros /= 10;
+    }
+    for part in [&prefix[..], &fraction[..]] {
+        writer.write_str(std::str::from_utf8(part).map_err(|_| fmt::Error)?)?;
+    }
+    Ok(())
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` for a count of seconds since the Unix epoch (years 1970 to 9999).
+fn format_second(seconds: u64) -> [u8; 19] {
+    let days = seconds / 86_400;
+    let of_day = seconds % 86_400;
+    let (year, month, day) = civil_from_days(days);
+    let mut text = *b"0000-00-00T00:00:00";
+    let mut put = |at: usize, width: usize, mut value: u64| {
+        for digit in text[at..at + width].iter_mut().rev() {
+            *digit = b'0' + u8::try_from(value % 10).unwrap_or(0);
+            value /= 10;
+        }
+    };
+    put(0, 4, year);
+    put(5, 2, month);
+    put(8, 2, day);
+    put(11, 2, of_day / 3600);
+    put(14, 2, of_day % 3600 / 60);
+    put(17, 2, of_day % 60);
+    text
+}
+
+/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's
+/// `civil_from_days`, for days on or after the epoch).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let shifted = days + 719_468;
+    let era = shifted / 146_097;
+    let day_of_era = shifted % 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use super::*;
+
+    #[test]
+    fn json_lines_are_valid_json_with_the_span_on_every_line() {
+        let buffer = Arc::new(Mutex::new(Vec::<u8>::new()));
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .fmt_fields(JsonLines)
+            .event_format(JsonLines)
+            .with_writer(move || WriterHandle(writer.clone()))
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!(
+                "request",
+                request_id = "r-1",
+                path = %"/a\"b",
+                attempt = tracing::field::Empty,
+                retried = tracing::field::Empty,
+            );
+            let _entered = span.enter();
+            span.record("attempt", 2_u64);
+            span.record("retried", true);
+            tracing::info!(
+                status = 200_u16,
+                delta = -3_i64,
+                ok = true,
+                ratio = 0.5,
+                nan = f64::NAN,
+                debug = ?Some("x\ty"),
+                "done \"quoted\"\nline\u{1}é"
+            );
+        });
+        let text = String::from_utf8(buffer.lock().unwrap().clone()).unwrap();
+        let line: serde_json::Value = serde_json::from_str(text.trim_end()).unwrap();
+        assert_eq!(line["level"], "INFO");
+        assert_eq!(line["message"], "done \"quoted\"\nline\u{1}é");
+        assert_eq!(line["status"], 200);
+        assert_eq!(line["delta"], -3);
+        assert_eq!(line["ok"], true);
+        assert_eq!(line["ratio"], 0.5);
+        assert_eq!(line["nan"], serde_json::Value::Null);
+        assert_eq!(line["debug"], "Some(\"x\\ty\")");
+        assert_eq!(
+            line["span"],
+            serde_json::json!({
+                "name": "request", "request_id": "r-1", "path": "/a\"b",
+                "attempt": 2, "retried": true,
+            })
+        );
+        assert!(
+            line["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn escapes_every_control_character() {
+        let all: String = (0u8..0x80).map(char::from).chain(['é', '😀']).collect();
+        let mut written = String::new();
+        write_json_str(&mut written, &all).unwrap();
+        let parsed: String = serde_json::from_str(&written).unwrap();
+        assert_eq!(parsed, all);
+        assert!(written.contains("\\u001f") && !written.contains('\u{1}'));
+    }
+
+    #[test]
+    fn timestamps_are_rfc_3339_utc_with_microseconds() {
+        let cases = [
+            (0, 0, "1970-01-01T00:00:00.000000Z"),
+            (951_782_400, 5, "2000-02-29T00:00:00.000005Z"),
+            (1_709_164_800, 42, "2024-02-29T00:00:00.000042Z"),
+            (1_795_000_000, 123_456, "2026-11-18T11:06:40.123456Z"),
+            (4_102_444_799, 999_999, "2099-12-31T23:59:59.999999Z"),
+        ];
+        for (seconds, micros, expected) in cases {
+            let at = UNIX_EPOCH + Duration::new(seconds, micros * 1000);
+            // Twice: the second call takes the cached second.
+            for _ in 0..2 {
+                let mut written = String::new();
+                write_timestamp(&mut written, at).unwrap();
+                assert_eq!(written, expected);
+            }
+        }
+    }
+
+    struct WriterHandle(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for WriterHandle {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! Structured request logs with `tracing`: one `request` and one `response` event per request,
+//! inside a span that carries the request id, so every log line of the request has it.
+//!
+//! Secrets are never logged: headers other than `User-Agent` are not recorded at all
+//! (`Authorization`, cookies), and query parameters with sensitive names (`password`,
+//! `token`, `secret`, `api_key`, ...) are replaced by `[REDACTED]`.
+
+use std::borrow::Cow;
+
+mod json;
+mod request_log;
+
+pub use json::JsonLines;
+pub use request_log::{RequestLog, RequestLogLayer, ResponseFuture};
+
+/// Output format for [`init`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// One JSON object per line, for production log pipelines.
+    Json,
+    /// Human-readable, for development.
+    Pretty,
+}
+
+impl Format {
+    /// `ARBOR_LOG_FORMAT=json` selects JSON; anything else is human-readable.
+    pub fn from_env() -> Self {
+        match std::env::var("ARBOR_LOG_FORMAT").as_deref() {
+            Ok("json") => Self::Json,
+            _ => Self::Pretty,
+        }
+    }
+}
+
+/// Installs a global `tracing` subscriber with the level from `RUST_LOG` (default `info`),
+/// and a panic hook that logs panics as `tracing` errors (inside the request's span, so with
+/// its request id) instead of printing them to stderr. Does nothing if a subscriber is already
+/// installed.
+pub fn init(format: Format) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colours only for a terminal: log files and collectors get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi);
+    let installed = match format {
+        // The request's span (with its id) goes on every line once; the list of all open
+        // spans would repeat it, and re-serializing spans is most of the JSON formatter's cost.
+        Format::Json => builder
+            .fmt_fields(JsonLines)
+            .event_format(JsonLines)
+            .try_init(),
+        Format::Pretty => builder.try_init(),
+    };
+    if installed.is_ok() {
+        std::panic::set_hook(Box::new(|info| {
+            let location = info
+                .location()
+                .map(|l| format!("{}:{}", l.file(), l.line()))
+                .unwrap_or_default();
+            tracing::error!(location = %location, "panic: {}", panic_message(info.payload()));
+        }));
+    }
+}
+
+/// The message of a panic payload (`&str` or `String`), for logs.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".into())
+}
+
+/// Parameter names are compared lower-cased with `-`, `_` and `.` removed, so `accessToken`,
+/// `access_token` and `X-Api-Key` are all caught.
+const SENSITIVE_PARTS: &[&str] = &[
+    "password",
+    "passwd",
+    "passphrase",
+    "token",
+    "secret",
+    "apikey",
+    "authorization",
+    "signature",
+    "session",
+    "cookie",
+    "credential",
+    "privatekey",
+];
+const SENSITIVE_NAMES: &[&str] = &[
+    "pwd", "pass", "key", "auth", "sig", "code", "otp", "pin", "jwt",
+];
+
+fn is_sensitive(name: &str) -> bool {
+    let normalized: String = name
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    SENSITIVE_PARTS.iter().any(|part| normalized.contains(part))
+        || SENSITIVE_NAMES.iter().any(|exact| normalized == *exact)
+}
+
+/// The query string with the values of sensitive parameters replaced by `[REDACTED]`
+/// (borrowed as it is when there are none).
+pub fn redact_query(query: &str) -> Cow<'_, str> {
+    let secret = |pair: &str| {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        !value.is_empty()
+            && is_sensitive(&percent_encoding::percent_decode_str(name).decode_utf8_lossy())
+    };
+    if !query.split('&').any(secret) {
+        return Cow::Borrowed(query);
+    }
+    let mut redacted = String::with_capacity(query.len());
+    for (index, pair) in query.split('&').enumerate() {
+        if index > 0 {
+            redacted.push('&');
+        }
+        if secret(pair) {
+            let name = pair.split_once('=').map_or(pair, |(name, _)| name);
+            redacted.push_str(name);
+            redacted.push_str("=[REDACTED]");
+        } else {
+            redacted.push_str(pair);
+        }
+    }
+    Cow::Owned(redacted)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use super::redact_query;
+
+    #[test]
+    fn redacts_sensitive_query_values_only() {
+        assert_eq!(
+            redact_query("page=2&password=hunter2&Access_Token=abc&user_api_key=k&q=token"),
+            "page=2&password=[REDACTED]&Access_Token=[REDACTED]&user_api_key=[REDACTED]&q=token"
+        );
+        assert_eq!(redact_query("pass%77ord=x"), "pass%77ord=[REDACTED]");
+        assert_eq!(
+            redact_query("accessToken=a&X-Api-Key=b&sessionId=c&keyword=rust&sort=asc"),
+            "accessToken=[REDACTED]&X-Api-Key=[REDACTED]&sessionId=[REDACTED]&keyword=rust&sort=asc"
+        );
+        assert!(matches!(
+            redact_query("page=2&q=token"),
+            Cow::Borrowed("page=2&q=token")
+        ));
+    }
+}

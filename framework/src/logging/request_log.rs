@@ -1,0 +1,144 @@
+//! [`RequestLogLayer`]: a span per request, with one `request` and one `response` event.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use std::time::Instant;
+
+use axum::extract::Request;
+use axum::response::Response;
+use tower::{Layer, Service};
+use tracing::Span;
+
+use crate::request_id::RequestId;
+
+/// Logs every request (installed by [`crate::App`], after the request id).
+///
+/// Each request gets an `INFO` span named `request` with `request_id`, `method` and `path`, so
+/// every log line written while it is handled carries them. Inside it, one `request` event
+/// (redacted `query`, `user_agent`) and, when the response is ready, one `response` event
+/// (`status`, `duration_ms`); a request whose client went away first gets a `request
+/// cancelled` event instead.
+///
+/// It keeps the response body as it is. tower-http's `TraceLayer` wraps the body to observe the
+/// end of the stream, which costs a second boxing of every body; the response event here is
+/// the time to the response head, which is what `TraceLayer`'s `on_response` reports too.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RequestLogLayer;
+
+impl<S> Layer<S> for RequestLogLayer {
+    type Service = RequestLog<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RequestLog { inner }
+    }
+}
+
+/// See [`RequestLogLayer`].
+#[derive(Debug, Clone)]
+pub struct RequestLog<S> {
+    inner: S,
+}
+
+impl<S, E> Service<Request> for RequestLog<S>
+where
+    S: Service<Request, Response = Response, Error = E>,
+{
+    type Response = Response;
+    type Error = E;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let started = Instant::now();
+        let span = request_span(&request);
+        // The inner services' synchronous work logs inside the span too.
+        let inner = span.in_scope(|| {
+            log_request(&request);
+            self.inner.call(request)
+        });
+        ResponseFuture {
+            inner,
+            span,
+            started,
+            done: false,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`RequestLog`].
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: F,
+        span: Span,
+        started: Instant,
+        done: bool,
+    }
+
+    impl<F> PinnedDrop for ResponseFuture<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if !*this.done {
+                let _entered = this.span.enter();
+                tracing::info!(duration_ms = millis(*this.started), "request cancelled");
+            }
+        }
+    }
+}
+
+impl<F, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let _entered = this.span.enter();
+        let result = ready!(this.inner.poll(cx));
+        *this.done = true;
+        if let Ok(response) = &result {
+            tracing::info!(
+                status = response.status().as_u16(),
+                duration_ms = millis(*this.started),
+                "response"
+            );
+        }
+        Poll::Ready(result)
+    }
+}
+
+fn millis(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1000.0
+}
+
+fn request_span(request: &Request) -> Span {
+    let id = request
+        .extensions()
+        .get::<RequestId>()
+        .map_or("-", RequestId::as_str);
+    tracing::info_span!(
+        "request",
+        request_id = id,
+        method = request.method().as_str(),
+        path = request.uri().path(),
+    )
+}
+
+fn log_request(request: &Request) {
+    let user_agent = request
+        .headers()
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    let query = request.uri().query().map(super::redact_query);
+    tracing::info!(
+        query = query.as_deref().unwrap_or_default(),
+        user_agent,
+        "request"
+    );
+}
