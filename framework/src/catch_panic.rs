@@ -101,3 +101,56 @@ fn panic_response(panic: &(dyn Any + Send)) -> Response {
     )))
     .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+
+    use axum::body::Body;
+    use http_body_util::BodyExt;
+    use tower::{service_fn, ServiceExt};
+
+    use super::*;
+
+    async fn answer<S>(service: S) -> (u16, serde_json::Value)
+    where
+        S: Service<Request, Response = Response, Error = Infallible>,
+    {
+        let request = Request::new(Body::empty());
+        let response = CatchPanicLayer
+            .layer(service)
+            .oneshot(request)
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&body).unwrap())
+    }
+
+    #[tokio::test]
+    async fn panics_in_call_and_in_the_future_become_internal_errors() {
+        struct PanicsInCall;
+        impl Service<Request> for PanicsInCall {
+            type Response = Response;
+            type Error = Infallible;
+            type Future = std::future::Ready<Result<Response, Infallible>>;
+            fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+                Poll::Ready(Ok(()))
+            }
+            fn call(&mut self, _: Request) -> Self::Future {
+                panic!("secret in call")
+            }
+        }
+        let in_future = service_fn(|_: Request| async {
+            if true {
+                panic!("secret in future");
+            }
+            Ok::<_, Infallible>(Response::new(Body::empty()))
+        });
+        for (status, body) in [answer(PanicsInCall).await, answer(in_future).await] {
+            assert_eq!(status, 500);
+            assert_eq!(body["error"], "INTERNAL_ERROR");
+            assert!(!body.to_string().contains("secret"), "{body}");
+        }
+    }
+}

@@ -267,8 +267,15 @@ impl Shared {
                 let prefix = Ipv6Addr::from(u128::from(ip) & !u128::from(u64::MAX));
                 let _ = write!(key, "{prefix}/64");
             }
-            Some(ip) => {
-                let _ = write!(key, "{ip}");
+            Some(IpAddr::V4(ip)) => {
+                // By hand: `Display` for addresses goes through the formatting machinery.
+                let mut digits = itoa::Buffer::new();
+                for (index, octet) in ip.octets().into_iter().enumerate() {
+                    if index > 0 {
+                        key.push('.');
+                    }
+                    key.push_str(digits.format(octet));
+                }
             }
             None => {
                 if !self.warned_no_ip.swap(true, Ordering::Relaxed) {
@@ -522,6 +529,7 @@ impl Decision {
         if tighter {
             return;
         }
+        headers.reserve(3);
         headers.insert(X_RATELIMIT_LIMIT, number(u64::from(self.limit)));
         headers.insert(X_RATELIMIT_REMAINING, number(u64::from(self.remaining)));
         headers.insert(X_RATELIMIT_RESET, number(self.reset_after_secs()));

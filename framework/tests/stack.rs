@@ -428,6 +428,46 @@ async fn request_ids_are_kept_generated_and_logged_without_secrets() {
 }
 
 #[tokio::test]
+async fn a_request_whose_client_goes_away_is_logged_as_cancelled() {
+    use tokio::io::AsyncWriteExt;
+
+    let (sender, dropped) = tokio::sync::oneshot::channel();
+    let sender: Signals = Arc::new(Mutex::new(Some(sender)));
+    let hang = get(move || {
+        let guard = DropSignal(sender.lock().unwrap().take());
+        async move {
+            let _guard = guard;
+            std::future::pending::<()>().await;
+        }
+    });
+    let server = Server::start(App::new(Router::new().route("/hang", hang))).await;
+    let address = server.base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream
+        .write_all(b"GET /hang HTTP/1.1\r\nhost: test\r\nx-request-id: gone-away-1\r\n\r\n")
+        .await
+        .unwrap();
+    // Wait until the handler runs (its drop signal exists), then hang up.
+    while log_lines_for("gone-away-1").is_empty() {
+        tokio::task::yield_now().await;
+    }
+    drop(stream);
+    // The log future is dropped before the handler it wraps: once the handler is gone, the
+    // line is written.
+    dropped.await.unwrap();
+    let lines = log_lines_for("gone-away-1");
+    let cancelled = lines
+        .iter()
+        .find(|l| l["message"] == "request cancelled")
+        .unwrap_or_else(|| panic!("{lines:?}"));
+    assert!(cancelled["duration_ms"].as_f64().is_some());
+    assert!(
+        lines.iter().all(|l| l["message"] != "response"),
+        "{lines:?}"
+    );
+}
+
+#[tokio::test]
 async fn cors_answers_preflight_for_listed_origins_only() {
     let cors = Cors::new()
         .allow_origins(["https://app.example.com"])

@@ -1,6 +1,6 @@
 //! [`JsonLines`]: the JSON log format, written in one pass per event.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::fmt::{self, Write as _};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -26,9 +26,12 @@ impl<'writer> FormatFields<'writer> for JsonLines {
         mut writer: Writer<'writer>,
         fields: R,
     ) -> fmt::Result {
-        let mut visitor = JsonMembers::new(&mut writer);
-        fields.record(&mut visitor);
-        visitor.result
+        // Built in a scratch buffer and handed over in one write: the span's own `String`
+        // then gets a single allocation of the right size instead of growing step by step.
+        with_scratch(|out| {
+            fields.record(&mut JsonMembers::new(out));
+            writer.write_str(out)
+        })
     }
 
     fn add_fields(
@@ -40,7 +43,7 @@ impl<'writer> FormatFields<'writer> for JsonLines {
         let mut visitor = JsonMembers::new(&mut current.fields);
         visitor.first = first;
         fields.record(&mut visitor);
-        visitor.result
+        Ok(())
     }
 }
 
@@ -55,143 +58,166 @@ where
         mut writer: Writer<'_>,
         event: &tracing::Event<'_>,
     ) -> fmt::Result {
-        let metadata = event.metadata();
-        writer.write_str("{\"timestamp\":\"")?;
-        write_timestamp(&mut writer, SystemTime::now())?;
-        writer.write_str("\",\"level\":\"")?;
-        writer.write_str(metadata.level().as_str())?;
-        writer.write_str("\",\"target\":")?;
-        write_json_str(&mut writer, metadata.target())?;
-        let mut visitor = JsonMembers::new(&mut writer);
-        visitor.first = false;
-        event.record(&mut visitor);
-        visitor.result?;
-        if let Some(span) = ctx.lookup_current() {
-            writer.write_str(",\"span\":{\"name\":")?;
-            write_json_str(&mut writer, span.name())?;
-            let extensions = span.extensions();
-            if let Some(fields) = extensions.get::<FormattedFields<JsonLines>>() {
-                if !fields.fields.is_empty() {
-                    writer.write_char(',')?;
-                    writer.write_str(&fields.fields)?;
+        // The line is built in a concrete `String` (small writes inline) and handed to the
+        // type-erased writer once.
+        with_scratch(|out| {
+            let metadata = event.metadata();
+            out.push_str("{\"timestamp\":\"");
+            write_timestamp(out, SystemTime::now());
+            out.push_str("\",\"level\":\"");
+            out.push_str(metadata.level().as_str());
+            out.push_str("\",\"target\":");
+            write_json_str(out, metadata.target());
+            let mut visitor = JsonMembers::new(out);
+            visitor.first = false;
+            event.record(&mut visitor);
+            if let Some(span) = ctx.lookup_current() {
+                out.push_str(",\"span\":{\"name\":");
+                write_json_str(out, span.name());
+                let extensions = span.extensions();
+                if let Some(fields) = extensions.get::<FormattedFields<JsonLines>>() {
+                    if !fields.fields.is_empty() {
+                        out.push(',');
+                        out.push_str(&fields.fields);
+                    }
                 }
+                out.push('}');
             }
-            writer.write_char('}')?;
-        }
-        writer.write_str("}\n")
+            out.push_str("}\n");
+            writer.write_str(out)
+        })
     }
+}
+
+thread_local! {
+    static SCRATCH: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// Runs `write` with this thread's cleared scratch buffer, or a fresh one if a field's
+/// `Debug` logs while it is being formatted.
+fn with_scratch<T>(write: impl FnOnce(&mut String) -> T) -> T {
+    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut scratch) => {
+            scratch.clear();
+            write(&mut scratch)
+        }
+        Err(_) => write(&mut String::new()),
+    })
 }
 
 /// Writes fields as JSON object members (`"name":value`, comma-separated, no braces).
 struct JsonMembers<'a> {
-    writer: &'a mut dyn fmt::Write,
+    out: &'a mut String,
     first: bool,
-    result: fmt::Result,
 }
 
 impl<'a> JsonMembers<'a> {
-    fn new(writer: &'a mut dyn fmt::Write) -> Self {
-        Self {
-            writer,
-            first: true,
-            result: Ok(()),
-        }
+    fn new(out: &'a mut String) -> Self {
+        Self { out, first: true }
     }
 
-    fn member(&mut self, field: &Field, value: impl FnOnce(&mut dyn fmt::Write) -> fmt::Result) {
-        if self.result.is_err() {
-            return;
-        }
-        if !std::mem::take(&mut self.first) {
-            self.result = self.writer.write_char(',');
-        }
-        // Field names are Rust identifiers: nothing in them needs escaping.
-        self.result = self
-            .result
-            .and_then(|()| self.writer.write_char('"'))
-            .and_then(|()| self.writer.write_str(field.name()))
-            .and_then(|()| self.writer.write_str("\":"))
-            .and_then(|()| value(self.writer));
+    /// Starts a member; the caller writes its value. Field names are Rust identifiers:
+    /// nothing in them needs escaping.
+    fn name(&mut self, field: &Field) -> &mut String {
+        self.out.push_str(if std::mem::take(&mut self.first) {
+            "\""
+        } else {
+            ",\""
+        });
+        self.out.push_str(field.name());
+        self.out.push_str("\":");
+        self.out
     }
 }
 
 impl Visit for JsonMembers<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.member(field, |w| write_json_str(w, value));
+        write_json_str(self.name(field), value);
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        // Escaped as it is formatted: no intermediate `String`.
-        self.member(field, |w| {
-            w.write_char('"')?;
-            write!(JsonEscape(w), "{value:?}")?;
-            w.write_char('"')
-        });
+        let out = self.name(field);
+        out.push('"');
+        // Escaped as it is formatted: no intermediate `String`. Writing to a `String` cannot
+        // fail; a `Debug` impl that reports an error leaves what it wrote so far.
+        let _ = write!(JsonEscape(out), "{value:?}");
+        out.push('"');
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.member(field, |w| w.write_str(itoa::Buffer::new().format(value)));
+        self.name(field).push_str(itoa::Buffer::new().format(value));
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.member(field, |w| w.write_str(itoa::Buffer::new().format(value)));
+        self.name(field).push_str(itoa::Buffer::new().format(value));
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
-        if value.is_finite() {
-            self.member(field, |w| {
-                w.write_str(ryu::Buffer::new().format_finite(value))
-            });
+        let mut buffer = ryu::Buffer::new();
+        let text = if value.is_finite() {
+            buffer.format_finite(value)
         } else {
-            self.member(field, |w| w.write_str("null"));
-        }
+            "null"
+        };
+        self.name(field).push_str(text);
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.member(field, |w| w.write_str(if value { "true" } else { "false" }));
+        self.name(field)
+            .push_str(if value { "true" } else { "false" });
     }
 }
 
 /// A JSON string literal, escaped per RFC 8259.
-pub(super) fn write_json_str(writer: &mut dyn fmt::Write, value: &str) -> fmt::Result {
-    writer.write_char('"')?;
-    write_escaped(writer, value)?;
-    writer.write_char('"')
+pub(super) fn write_json_str(out: &mut String, value: &str) {
+    out.push('"');
+    write_escaped(out, value);
+    out.push('"');
 }
 
 /// Escapes what is written through it as the inside of a JSON string.
-struct JsonEscape<'a>(&'a mut dyn fmt::Write);
+struct JsonEscape<'a>(&'a mut String);
 
 impl fmt::Write for JsonEscape<'_> {
     fn write_str(&mut self, text: &str) -> fmt::Result {
-        write_escaped(self.0, text)
+        write_escaped(self.0, text);
+        Ok(())
     }
 }
 
-fn write_escaped(writer: &mut dyn fmt::Write, value: &str) -> fmt::Result {
+fn write_escaped(out: &mut String, value: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut clean_from = 0;
+    let needs_escape = |byte: &u8| *byte < 0x20 || *byte == b'"' || *byte == b'\\';
+    let bytes = value.as_bytes();
+    // The common case, checked in one tight pass: nothing to escape.
+    let Some(first) = bytes.iter().position(needs_escape) else {
+        out.push_str(value);
+        return;
+    };
+    out.push_str(&value[..first]);
+    let mut clean_from = first;
     // Every byte that needs escaping is ASCII, so each index found here is a char boundary and
     // runs of clean text (including multi-byte UTF-8) are copied whole.
-    for (index, &byte) in value.as_bytes().iter().enumerate() {
-        let escape = match byte {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0..=0x1f => "\\u00",
-            _ => continue,
-        };
-        writer.write_str(&value[clean_from..index])?;
-        writer.write_str(escape)?;
-        if byte < 0x20 && !matches!(byte, b'\n' | b'\r' | b'\t') {
-            writer.write_char(char::from(HEX[usize::from(byte >> 4)]))?;
-            writer.write_char(char::from(HEX[usize::from(byte & 0xf)]))?;
+    for (index, &byte) in bytes.iter().enumerate().skip(first) {
+        if !needs_escape(&byte) {
+            continue;
+        }
+        out.push_str(&value[clean_from..index]);
+        match byte {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            _ => {
+                out.push_str("\\u00");
+                out.push(char::from(HEX[usize::from(byte >> 4)]));
+                out.push(char::from(HEX[usize::from(byte & 0xf)]));
+            }
         }
         clean_from = index + 1;
     }
-    writer.write_str(&value[clean_from..])
+    out.push_str(&value[clean_from..]);
 }
 
 thread_local! {
@@ -202,7 +228,7 @@ thread_local! {
 
 /// RFC 3339 in UTC with microseconds, `2026-11-25T09:30:00.123456Z`, as tracing-subscriber's
 /// `SystemTime` timer writes it.
-fn write_timestamp(writer: &mut dyn fmt::Write, now: SystemTime) -> fmt::Result {
+fn write_timestamp(out: &mut String, now: SystemTime) {
     let since_epoch = now.duration_since(UNIX_EPOCH).unwrap_or_default();
     let seconds = since_epoch.as_secs();
     let prefix = FORMATTED_SECOND.with(|cached| {
@@ -221,9 +247,9 @@ fn write_timestamp(writer: &mut dyn fmt::Write, now: SystemTime) -> fmt::Result 
         micros /= 10;
     }
     for part in [&prefix[..], &fraction[..]] {
-        writer.write_str(std::str::from_utf8(part).map_err(|_| fmt::Error)?)?;
+        // Digits and punctuation only: always UTF-8.
+        out.push_str(std::str::from_utf8(part).unwrap_or_default());
     }
-    Ok(())
 }
 
 /// `YYYY-MM-DDTHH:MM:SS` for a count of seconds since the Unix epoch (years 1970 to 9999).
@@ -331,7 +357,7 @@ mod tests {
     fn escapes_every_control_character() {
         let all: String = (0u8..0x80).map(char::from).chain(['é', '😀']).collect();
         let mut written = String::new();
-        write_json_str(&mut written, &all).unwrap();
+        write_json_str(&mut written, &all);
         let parsed: String = serde_json::from_str(&written).unwrap();
         assert_eq!(parsed, all);
         assert!(written.contains("\\u001f") && !written.contains('\u{1}'));
@@ -351,7 +377,7 @@ mod tests {
             // Twice: the second call takes the cached second.
             for _ in 0..2 {
                 let mut written = String::new();
-                write_timestamp(&mut written, at).unwrap();
+                write_timestamp(&mut written, at);
                 assert_eq!(written, expected);
             }
         }

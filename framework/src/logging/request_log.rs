@@ -53,8 +53,16 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        let started = Instant::now();
         let span = request_span(&request);
+        if span.is_disabled() {
+            // Nobody listens at this level: no clock reading, no events.
+            return ResponseFuture {
+                inner: self.inner.call(request),
+                span,
+                started: None,
+            };
+        }
+        let started = Some(Instant::now());
         // The inner services' synchronous work logs inside the span too.
         let inner = span.in_scope(|| {
             log_request(&request);
@@ -64,7 +72,6 @@ where
             inner,
             span,
             started,
-            done: false,
         }
     }
 }
@@ -75,16 +82,16 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: F,
         span: Span,
-        started: Instant,
-        done: bool,
+        // `None` once the response is logged, or when the span is disabled.
+        started: Option<Instant>,
     }
 
     impl<F> PinnedDrop for ResponseFuture<F> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
-            if !*this.done {
+            if let Some(started) = this.started.take() {
                 let _entered = this.span.enter();
-                tracing::info!(duration_ms = millis(*this.started), "request cancelled");
+                tracing::info!(duration_ms = millis(started), "request cancelled");
             }
         }
     }
@@ -100,11 +107,10 @@ where
         let this = self.project();
         let _entered = this.span.enter();
         let result = ready!(this.inner.poll(cx));
-        *this.done = true;
-        if let Ok(response) = &result {
+        if let (Some(started), Ok(response)) = (this.started.take(), &result) {
             tracing::info!(
                 status = response.status().as_u16(),
-                duration_ms = millis(*this.started),
+                duration_ms = millis(started),
                 "response"
             );
         }
