@@ -91,7 +91,7 @@ pin_project_lite::pin_project! {
             let this = this.project();
             if let Some(started) = this.started.take() {
                 let _entered = this.span.enter();
-                tracing::info!(duration_ms = millis(started), "request cancelled");
+                tracing::info!(target: TARGET, duration_ms = millis(started), "request cancelled");
             }
         }
     }
@@ -109,6 +109,7 @@ where
         let result = ready!(this.inner.poll(cx));
         if let (Some(started), Ok(response)) = (this.started.take(), &result) {
             tracing::info!(
+                target: TARGET,
                 status = response.status().as_u16(),
                 duration_ms = millis(started),
                 "response"
@@ -117,6 +118,9 @@ where
         Poll::Ready(result)
     }
 }
+
+/// The target of the request log, stable whatever module writes it (for `RUST_LOG` filters).
+const TARGET: &str = "arbor::logging";
 
 fn millis(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1000.0
@@ -128,6 +132,7 @@ fn request_span(request: &Request) -> Span {
         .get::<RequestId>()
         .map_or("-", RequestId::as_str);
     tracing::info_span!(
+        target: TARGET,
         "request",
         request_id = id,
         method = request.method().as_str(),
@@ -143,6 +148,7 @@ fn log_request(request: &Request) {
         .unwrap_or("-");
     let query = request.uri().query().map(super::redact_query);
     tracing::info!(
+        target: TARGET,
         query = query.as_deref().unwrap_or_default(),
         user_agent,
         "request"
