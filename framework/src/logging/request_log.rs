@@ -23,6 +23,17 @@ use crate::request_id::RequestId;
 /// It keeps the response body as it is. tower-http's `TraceLayer` wraps the body to observe the
 /// end of the stream, which costs a second boxing of every body; the response event here is
 /// the time to the response head, which is what `TraceLayer`'s `on_response` reports too.
+///
+/// To log a router served without `App` (the span has `request_id = "-"` unless something
+/// before it records a [`RequestId`]):
+///
+/// ```
+/// use arbor::logging::RequestLogLayer;
+///
+/// let routes: arbor::Router = arbor::Router::new().route("/", axum::routing::get(|| async { "hi" }));
+/// let logged = routes.layer(RequestLogLayer);
+/// # let _ = logged;
+/// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RequestLogLayer;
 
