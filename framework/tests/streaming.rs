@@ -43,10 +43,10 @@ fn logs() -> &'static Logs {
     LOGS.get_or_init(|| {
         let logs = Logs::default();
         let writer = logs.clone();
+        // The production format (`logging::init(Format::Json)`).
         tracing_subscriber::fmt()
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
+            .fmt_fields(arbor::logging::JsonLines)
+            .event_format(arbor::logging::JsonLines)
             .with_writer(move || writer.clone())
             .init();
         logs
