@@ -40,6 +40,7 @@ use http::request::Parts;
 use http::{header, HeaderMap, HeaderValue};
 use tower::{Layer, Service};
 
+use crate::ready::take_ready;
 use crate::ApiError;
 
 /// Resolves who is making a request.
@@ -117,9 +118,7 @@ where
     fn call(&mut self, request: Request) -> Self::Future {
         let authenticator = self.authenticator.clone();
         let required = self.required;
-        // The clone that was made ready is the one we must call.
-        let ready = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, ready);
+        let mut inner = take_ready(&mut self.inner);
         Box::pin(async move {
             let (mut parts, body) = request.into_parts();
             match authenticator.authenticate(&parts).await {

@@ -44,6 +44,8 @@ use http_body_util::{BodyExt, BodyStream, StreamBody};
 use tokio::sync::watch;
 use tower::{Layer, Service};
 
+use crate::ready::take_ready;
+
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
 /// `X-Cache`: whether a response came from the cache (`HIT`) or from the handler (`MISS`).
@@ -578,9 +580,7 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        // The ready service answers this request; the clone waits for the next poll_ready.
-        let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
+        let inner = take_ready(&mut self.inner);
         Box::pin(self.store.clone().handle(inner, request))
     }
 }

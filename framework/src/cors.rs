@@ -28,6 +28,8 @@ use http::{header, HeaderName, HeaderValue, Method};
 use tower::{Layer, Service};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
+use crate::ready::take_ready;
+
 /// A CORS policy. Use it app-wide with [`crate::App::cors`], or per folder / route in a
 /// middleware list: `arbor::middleware!(crate::api_cors())`.
 #[derive(Debug, Clone, Default)]
@@ -248,9 +250,7 @@ where
             let vary: VaryOrigin<B, S::Error> = vary_origin;
             Either::Right(Either::Right(self.inner.call(request).map(vary)))
         } else {
-            // `poll_ready` readied `self.inner`: hand that one to the policy, keep a clone.
-            let clone = self.inner.clone();
-            let ready = std::mem::replace(&mut self.inner, clone);
+            let ready = take_ready(&mut self.inner);
             Either::Left(CorsLayer::clone(&self.cors).layer(ready).call(request))
         }
     }

@@ -57,6 +57,7 @@ use tracing::Instrument;
 
 use crate::cache::{buffer_body, Buffered};
 pub use crate::clock::{Clock, ManualClock, SystemClock};
+use crate::ready::take_ready;
 pub use crate::store::StoreError;
 use crate::{ApiError, ClientIp};
 
@@ -522,8 +523,7 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
+        let inner = take_ready(&mut self.inner);
         Box::pin(handle(self.config.clone(), inner, request))
     }
 }

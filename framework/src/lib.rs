@@ -45,6 +45,7 @@ pub mod idempotency;
 pub mod logging;
 pub mod progress;
 pub mod rate_limit;
+mod ready;
 pub mod request_id;
 mod route_info;
 mod routing;

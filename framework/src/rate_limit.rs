@@ -42,6 +42,7 @@ use moka::sync::Cache;
 use moka::Expiry;
 use tower::{Layer, Service};
 
+use crate::ready::take_ready;
 use crate::{ApiError, ClientIp};
 
 /// The boxed future [`RateLimitStore::check`] returns (from `futures-util`).
@@ -381,9 +382,7 @@ where
             Backend::Custom(store) => {
                 let store = Arc::clone(store);
                 let shared = Arc::clone(&self.shared);
-                // `poll_ready` readied `self.inner`: take it, leave a fresh clone.
-                let clone = self.inner.clone();
-                let mut inner = std::mem::replace(&mut self.inner, clone);
+                let mut inner = take_ready(&mut self.inner);
                 Either::Right(Either::Right(Box::pin(async move {
                     match store.check(&key, shared.quota).await {
                         Ok(decision) if !decision.allowed => Ok(shared.reject(&decision)),

@@ -4,10 +4,13 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::io::Write;
+mod log_capture;
+
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use log_capture::{capture, log_lines_for};
 
 use arbor::cors::Cors;
 use arbor::{ApiError, App, Json, MaxDuration, Query, Valid};
@@ -104,45 +107,6 @@ fn router(dropped: Signals) -> Router {
         .fallback(|| async { ApiError::not_found("no route") })
 }
 
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// One JSON log subscriber for the whole test binary; tests find their lines by request id.
-fn logs() -> &'static Logs {
-    static LOGS: OnceLock<Logs> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let logs = Logs::default();
-        let writer = logs.clone();
-        // The production format (`logging::init(Format::Json)`).
-        tracing_subscriber::fmt()
-            .fmt_fields(arbor::logging::JsonLines)
-            .event_format(arbor::logging::JsonLines)
-            .with_writer(move || writer.clone())
-            .init();
-        logs
-    })
-}
-
-fn log_lines_for(request_id: &str) -> Vec<Value> {
-    let bytes = logs().0.lock().unwrap().clone();
-    String::from_utf8(bytes)
-        .unwrap()
-        .lines()
-        .filter(|line| line.contains(request_id))
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect()
-}
-
 struct Server {
     base: String,
     client: Client<HttpConnector, Full<Bytes>>,
@@ -171,7 +135,7 @@ impl Reply {
 
 impl Server {
     async fn start(app: App) -> Self {
-        logs(); // capture from the first request on
+        capture(); // from the first request on
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
             .await
             .unwrap();

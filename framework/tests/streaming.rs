@@ -3,12 +3,15 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod log_capture;
+
 mod sse_support;
 
-use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use log_capture::{capture, log_lines_for};
 
 use arbor::events::{user_topic, Bus, BusOptions, InMemoryBus};
 use arbor::sse::Sse;
@@ -22,49 +25,8 @@ use serde_json::{json, Value};
 use sse_support::{eventually, multipart, Conn, Frame, Server, BOUNDARY, PATIENCE};
 use tokio::sync::oneshot;
 
-// ---------------------------------------------------------------------------------------------
-// Logs
-
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn logs() -> &'static Logs {
-    static LOGS: OnceLock<Logs> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let logs = Logs::default();
-        let writer = logs.clone();
-        // The production format (`logging::init(Format::Json)`).
-        tracing_subscriber::fmt()
-            .fmt_fields(arbor::logging::JsonLines)
-            .event_format(arbor::logging::JsonLines)
-            .with_writer(move || writer.clone())
-            .init();
-        logs
-    })
-}
-
-fn log_lines_for(request_id: &str) -> Vec<Value> {
-    let bytes = logs().0.lock().unwrap().clone();
-    String::from_utf8(bytes)
-        .unwrap()
-        .lines()
-        .filter(|line| line.contains(request_id))
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect()
-}
-
 fn app(router: Router) -> Router {
-    logs();
+    capture();
     App::new(router).into_router()
 }
 
