@@ -9,6 +9,7 @@ pub mod graphql;
 pub mod middleware;
 pub mod services;
 pub mod state;
+pub mod topics;
 pub mod validation;
 pub mod webhooks;
 

@@ -326,7 +326,7 @@ impl Processor for LinkUsers {
 /// processed (at least once per event).
 ///
 /// The user event stream is wired up by a later issue: publish the event here, e.g.
-/// `bus.publish(&arbor::events::user_topic(user_id), "webhook", &json!({ "provider": ..,
+/// `bus.publish(&crate::topics::user_topic(user_id), "webhook", &json!({ "provider": ..,
 /// "eventId": .., "type": .. }))`.
 pub async fn on_user_event(bus: &arbor::events::Bus, user_id: &str, event: &Event) {
     tracing::info!(
@@ -342,7 +342,7 @@ pub async fn on_user_event(bus: &arbor::events::Bus, user_id: &str, event: &Even
         "type": event.event_type,
     });
     if let Err(error) = bus
-        .publish(&arbor::events::user_topic(user_id), "webhook", &data)
+        .publish(&crate::topics::user_topic(user_id), "webhook", &data)
         .await
     {
         // The event is processed and stored; a live notification is best effort.

@@ -6,13 +6,15 @@ use std::time::Duration;
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
 use tower::ServiceBuilder;
+use tower_http::add_extension::AddExtensionLayer;
 
 use crate::catch_panic::CatchPanicLayer;
-use crate::client_ip::{ClientIpLayer, TrustedProxies};
+use crate::client_ip::{ResolveClientIpLayer, TrustedProxies};
 use crate::cors::{Cors, CorsError};
 use crate::logging::RequestLogLayer;
-use crate::request_id::RequestIdLayer;
-use crate::timeout::AppTimeout;
+use crate::request_id::SetRequestIdLayer;
+use crate::store::Stores;
+use crate::timeout::RequestTimeoutLayer;
 
 /// The default maximum duration of a request (see [`App::timeout`]).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -47,6 +49,7 @@ pub struct App {
     timeout: Option<Duration>,
     body_limit: usize,
     cors: Option<crate::cors::CorsPolicyLayer>,
+    stores: Option<Stores>,
 }
 
 impl App {
@@ -58,6 +61,7 @@ impl App {
             timeout: Some(DEFAULT_TIMEOUT),
             body_limit: DEFAULT_BODY_LIMIT,
             cors: None,
+            stores: None,
         }
     }
 
@@ -90,18 +94,29 @@ impl App {
         Ok(self)
     }
 
+    /// Shared stores for the routes' `rate_limit`, `idempotency` and `cache` middleware (see
+    /// [`crate::store`]): with a store every instance shares, such as Redis, their guarantees
+    /// hold across instances. Without it, each layer keeps its state in this process's memory.
+    /// Every request carries the stores in its extensions, so handlers can take them as
+    /// `Extension<Stores>` (for [`crate::cache::invalidate`], say).
+    pub fn stores(mut self, stores: Stores) -> Self {
+        self.stores = Some(stores);
+        self
+    }
+
     /// The router with the stack applied, ready for [`crate::serve`].
     pub fn into_router(self) -> Router {
         // One tower stack around the whole router, not `Router::layer` per layer: axum boxes
         // every route again for each `Router::layer`, and a boxed route clones its inner service
         // on every call, so n app-wide layers would cost O(n²) clones per request instead of n.
         let stack = ServiceBuilder::new()
-            .layer(RequestIdLayer)
+            .layer(SetRequestIdLayer)
             .layer(RequestLogLayer)
             .option_layer(self.cors)
             .layer(CatchPanicLayer)
-            .option_layer(self.timeout.map(AppTimeout))
-            .layer(ClientIpLayer(self.trusted_proxies))
+            .option_layer(self.timeout.map(RequestTimeoutLayer))
+            .layer(ResolveClientIpLayer(self.trusted_proxies))
+            .option_layer(self.stores.map(AddExtensionLayer::new))
             .layer(DefaultBodyLimit::max(self.body_limit))
             // Turns handlers into routes once: a router used as a service without it does so
             // for every request (`axum::serve` only prepares the outermost router).

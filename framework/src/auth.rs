@@ -40,7 +40,7 @@ use http::request::Parts;
 use http::{header, HeaderMap, HeaderValue};
 use tower::{Layer, Service};
 
-use crate::ready::take_ready;
+use crate::service::take_ready;
 use crate::ApiError;
 
 /// Resolves who is making a request.
@@ -58,8 +58,8 @@ pub trait Authenticator: Clone + Send + Sync + 'static {
 
 /// Middleware that requires a principal: `401 UNAUTHORIZED` (with `WWW-Authenticate: Bearer`)
 /// without one; with one, handlers receive it through [`Auth<P>`].
-pub fn require_auth<A: Authenticator>(authenticator: A) -> AuthLayer<A> {
-    AuthLayer {
+pub fn require_auth<A: Authenticator>(authenticator: A) -> AuthenticateLayer<A> {
+    AuthenticateLayer {
         authenticator,
         required: true,
     }
@@ -67,8 +67,8 @@ pub fn require_auth<A: Authenticator>(authenticator: A) -> AuthLayer<A> {
 
 /// Middleware that resolves a principal when there is one and lets every request through;
 /// handlers take `Option<Auth<P>>`.
-pub fn optional_auth<A: Authenticator>(authenticator: A) -> AuthLayer<A> {
-    AuthLayer {
+pub fn optional_auth<A: Authenticator>(authenticator: A) -> AuthenticateLayer<A> {
+    AuthenticateLayer {
         authenticator,
         required: false,
     }
@@ -76,16 +76,16 @@ pub fn optional_auth<A: Authenticator>(authenticator: A) -> AuthLayer<A> {
 
 /// See [`require_auth`].
 #[derive(Debug, Clone)]
-pub struct AuthLayer<A> {
+pub struct AuthenticateLayer<A> {
     authenticator: A,
     required: bool,
 }
 
-impl<A: Clone, S> Layer<S> for AuthLayer<A> {
-    type Service = AuthService<A, S>;
+impl<A: Clone, S> Layer<S> for AuthenticateLayer<A> {
+    type Service = Authenticate<A, S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        AuthService {
+        Authenticate {
             authenticator: self.authenticator.clone(),
             required: self.required,
             inner,
@@ -95,13 +95,13 @@ impl<A: Clone, S> Layer<S> for AuthLayer<A> {
 
 /// See [`require_auth`].
 #[derive(Debug, Clone)]
-pub struct AuthService<A, S> {
+pub struct Authenticate<A, S> {
     authenticator: A,
     required: bool,
     inner: S,
 }
 
-impl<A, S> Service<Request> for AuthService<A, S>
+impl<A, S> Service<Request> for Authenticate<A, S>
 where
     A: Authenticator,
     S: Service<Request, Response = Response> + Clone + Send + 'static,

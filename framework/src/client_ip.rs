@@ -138,27 +138,27 @@ fn canonical(ip: IpAddr) -> IpAddr {
 /// Records each request's [`ClientIp`], resolved through [`TrustedProxies`] (installed by
 /// [`crate::App`]).
 #[derive(Debug, Clone)]
-pub(crate) struct ClientIpLayer(pub(crate) TrustedProxies);
+pub(crate) struct ResolveClientIpLayer(pub(crate) TrustedProxies);
 
-impl<S> tower::Layer<S> for ClientIpLayer {
-    type Service = ClientIpService<S>;
+impl<S> tower::Layer<S> for ResolveClientIpLayer {
+    type Service = ResolveClientIp<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        ClientIpService {
+        ResolveClientIp {
             inner,
             proxies: self.0.clone(),
         }
     }
 }
 
-/// See [`ClientIpLayer`].
+/// See [`ResolveClientIpLayer`].
 #[derive(Debug, Clone)]
-pub(crate) struct ClientIpService<S> {
+pub(crate) struct ResolveClientIp<S> {
     inner: S,
     proxies: TrustedProxies,
 }
 
-impl<S, B> tower::Service<http::Request<B>> for ClientIpService<S>
+impl<S, B> tower::Service<http::Request<B>> for ResolveClientIp<S>
 where
     S: tower::Service<http::Request<B>>,
 {

@@ -28,7 +28,7 @@ use http::{header, HeaderName, HeaderValue, Method};
 use tower::{Layer, Service};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use crate::ready::take_ready;
+use crate::service::take_ready;
 
 /// A CORS policy. Use it app-wide with [`crate::App::cors`], or per folder / route in a
 /// middleware list: `arbor::middleware!(crate::api_cors())`.

@@ -8,13 +8,13 @@
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), arbor::events::BusError> {
-//! use arbor::events::{user_topic, Bus, Message};
+//! use arbor::events::{Bus, Message};
 //! use futures_util::StreamExt;
 //!
 //! let bus = Bus::in_memory();
-//! let mut events = bus.subscribe(&user_topic(42), None).await?;
+//! let mut events = bus.subscribe("user:42", None).await?;
 //! let id = bus
-//!     .publish(&user_topic(42), "post.updated", &serde_json::json!({ "postId": 7 }))
+//!     .publish("user:42", "post.updated", &serde_json::json!({ "postId": 7 }))
 //!     .await?;
 //! let Some(Message::Event(event)) = events.next().await else { panic!() };
 //! assert_eq!((event.id(), event.name(), event.data()), (id, "post.updated", r#"{"postId":7}"#));
@@ -246,11 +246,6 @@ pub trait EventBus: Send + Sync + fmt::Debug + 'static {
 
     /// Live subscriptions on `topic` in this process.
     fn topic_subscriber_count(&self, topic: &str) -> usize;
-}
-
-/// The topic of one user's events: `user:{id}`.
-pub fn user_topic(user: impl fmt::Display) -> String {
-    format!("user:{user}")
 }
 
 /// A cheap, cloneable handle to an [`EventBus`]: what routes take as an `Extension<Bus>`.

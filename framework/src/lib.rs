@@ -33,6 +33,7 @@
 
 mod app;
 pub mod auth;
+mod body;
 pub mod cache;
 mod catch_panic;
 mod client_ip;
@@ -45,13 +46,13 @@ pub mod idempotency;
 pub mod logging;
 pub mod progress;
 pub mod rate_limit;
-mod ready;
 pub mod request_id;
 mod route_info;
 mod routing;
 mod serve;
+mod service;
 pub mod sse;
-mod store;
+pub mod store;
 pub mod test;
 mod timeout;
 pub mod upload;

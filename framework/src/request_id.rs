@@ -64,23 +64,23 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
 
 /// Assigns request ids (installed by [`crate::App`]).
 #[derive(Debug, Clone, Copy, Default)]
-pub struct RequestIdLayer;
+pub struct SetRequestIdLayer;
 
-impl<S> Layer<S> for RequestIdLayer {
-    type Service = RequestIdService<S>;
+impl<S> Layer<S> for SetRequestIdLayer {
+    type Service = SetRequestId<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RequestIdService { inner }
+        SetRequestId { inner }
     }
 }
 
-/// See [`RequestIdLayer`].
+/// See [`SetRequestIdLayer`].
 #[derive(Debug, Clone)]
-pub struct RequestIdService<S> {
+pub struct SetRequestId<S> {
     inner: S,
 }
 
-impl<S, E> Service<Request> for RequestIdService<S>
+impl<S, E> Service<Request> for SetRequestId<S>
 where
     S: Service<Request, Response = Response, Error = E>,
 {
@@ -115,7 +115,7 @@ where
 }
 
 pin_project_lite::pin_project! {
-    /// The future of [`RequestIdService`].
+    /// The future of [`SetRequestId`].
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,

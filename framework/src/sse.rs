@@ -5,7 +5,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use arbor::events::{user_topic, Bus};
+//! use arbor::events::Bus;
 //! use arbor::sse::Sse;
 //! use arbor::{ApiError, Extension, Response};
 //!
@@ -14,7 +14,7 @@
 //!     sse.connected(&serde_json::json!({ "userId": user_id }))
 //!         .heartbeat(Duration::from_secs(30))
 //!         .on_close(move || tracing::info!(user_id, "event stream closed"))
-//!         .subscribe(&bus, &user_topic(user_id))
+//!         .subscribe(&bus, &format!("user:{user_id}"))
 //!         .await
 //! }
 //! ```

@@ -18,7 +18,7 @@ use tower::{Layer, Service};
 
 use crate::ApiError;
 
-/// The request's deadline, shared between the app-wide timer ([`AppTimeout`]) and the route:
+/// The request's deadline, shared between the app-wide timer ([`RequestTimeoutLayer`]) and the route:
 /// a route with its own maximum duration moves it instead of starting a second timer, so routes
 /// without one cost nothing.
 ///
@@ -73,33 +73,33 @@ fn timeout_response(limit: Duration) -> Response {
 
 /// The app-wide default maximum duration (installed by [`crate::App`]).
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct AppTimeout(pub(crate) Duration);
+pub(crate) struct RequestTimeoutLayer(pub(crate) Duration);
 
-impl<S> Layer<S> for AppTimeout {
-    type Service = AppTimeoutService<S>;
+impl<S> Layer<S> for RequestTimeoutLayer {
+    type Service = RequestTimeout<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        AppTimeoutService {
+        RequestTimeout {
             inner,
             default: self.0,
         }
     }
 }
 
-/// See [`AppTimeout`].
+/// See [`RequestTimeoutLayer`].
 #[derive(Debug, Clone)]
-pub(crate) struct AppTimeoutService<S> {
+pub(crate) struct RequestTimeout<S> {
     inner: S,
     default: Duration,
 }
 
-impl<S, E> Service<Request> for AppTimeoutService<S>
+impl<S, E> Service<Request> for RequestTimeout<S>
 where
     S: Service<Request, Response = Response, Error = E>,
 {
     type Response = Response;
     type Error = E;
-    type Future = AppTimeoutFuture<S::Future>;
+    type Future = RequestTimeoutFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
         self.inner.poll_ready(cx)
@@ -108,7 +108,7 @@ where
     fn call(&mut self, mut request: Request) -> Self::Future {
         let deadline = Deadline::new(Instant::now(), self.default);
         request.extensions_mut().insert(deadline.clone());
-        AppTimeoutFuture {
+        RequestTimeoutFuture {
             inner: self.inner.call(request),
             deadline,
             timer: None,
@@ -117,8 +117,8 @@ where
 }
 
 pin_project_lite::pin_project! {
-    /// The future of [`AppTimeoutService`].
-    pub(crate) struct AppTimeoutFuture<F> {
+    /// The future of [`RequestTimeout`].
+    pub(crate) struct RequestTimeoutFuture<F> {
         #[pin]
         inner: F,
         deadline: Deadline,
@@ -129,7 +129,7 @@ pin_project_lite::pin_project! {
     }
 }
 
-impl<F, E> Future for AppTimeoutFuture<F>
+impl<F, E> Future for RequestTimeoutFuture<F>
 where
     F: Future<Output = Result<Response, E>>,
 {
@@ -227,7 +227,7 @@ mod tests {
     use axum::Router;
     use tower::ServiceExt;
 
-    use super::{AppTimeout, MaxDuration};
+    use super::{MaxDuration, RequestTimeoutLayer};
 
     /// A route whose handler takes `work`, under an app default and an optional route limit.
     async fn status(default: u64, route: Option<u64>, work: u64) -> u16 {
@@ -241,7 +241,7 @@ mod tests {
         }
         let app = Router::new()
             .route("/", methods)
-            .layer(AppTimeout(Duration::from_secs(default)));
+            .layer(RequestTimeoutLayer(Duration::from_secs(default)));
         let request = http::Request::builder()
             .uri("/")
             .body(Body::empty())

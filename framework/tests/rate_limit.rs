@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use arbor::rate_limit;
 use arbor::rate_limit::{
-    BoxFuture, Decision, ManualClock, MemoryStore, Quota, RateLimit, RateLimitStore, StoreError,
+    BoxFuture, Decision, ManualClock, MemoryStore, Quota, RateLimitLayer, RateLimitStore,
+    StoreError,
 };
 use arbor::test::TestClient;
 use arbor::{ApiError, App, Request, TrustedProxies};
@@ -23,7 +24,7 @@ use serde_json::json;
 use tower::ServiceExt;
 
 /// A route at `path` whose handler counts its runs, wrapped in `layer`.
-fn counted(path: &str, layer: RateLimit) -> (Router, Arc<AtomicUsize>) {
+fn counted(path: &str, layer: RateLimitLayer) -> (Router, Arc<AtomicUsize>) {
     let hits = Arc::new(AtomicUsize::new(0));
     let handler = {
         let hits = Arc::clone(&hits);

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use log_capture::{capture, log_lines_for};
 
-use arbor::events::{user_topic, Bus, BusOptions, InMemoryBus};
+use arbor::events::{Bus, BusOptions, InMemoryBus};
 use arbor::sse::Sse;
 use arbor::upload::{serve_file, LocalStorage, StoredFile, Upload, UploadLimits};
 use arbor::{progress, ApiError, App, Extension, Request, Response, ServeOptions};
@@ -276,7 +276,7 @@ fn events_router(bus: Bus, closed: Arc<AtomicUsize>, heartbeat: Duration) -> Rou
                         .on_close(move || {
                             closed.fetch_add(1, Ordering::SeqCst);
                         })
-                        .subscribe(&events.bus, &user_topic(user))
+                        .subscribe(&events.bus, &format!("user:{user}"))
                         .await
                 },
             ),
@@ -310,12 +310,12 @@ async fn sse_sends_connected_bus_events_heartbeats_and_resumes_after_last_event_
     let mut ids = Vec::new();
     for n in 1..=3 {
         ids.push(
-            bus.publish(&user_topic(7), "post.updated", &json!({ "postId": n }))
+            bus.publish("user:7", "post.updated", &json!({ "postId": n }))
                 .await
                 .unwrap(),
         );
     }
-    bus.publish(&user_topic(8), "post.updated", &json!({ "postId": 99 }))
+    bus.publish("user:8", "post.updated", &json!({ "postId": 99 }))
         .await
         .unwrap();
     for (n, id) in (1..=3).zip(&ids) {
@@ -334,7 +334,7 @@ async fn sse_sends_connected_bus_events_heartbeats_and_resumes_after_last_event_
 
     // An event while disconnected, then a reconnect with the last id seen.
     let missed = bus
-        .publish(&user_topic(7), "post.updated", &json!({ "postId": 4 }))
+        .publish("user:7", "post.updated", &json!({ "postId": 4 }))
         .await
         .unwrap();
     let mut conn = Conn::open(
@@ -354,7 +354,7 @@ async fn sse_sends_connected_bus_events_heartbeats_and_resumes_after_last_event_
     .collect();
     assert_eq!(replayed, [(ids[1], 2), (ids[2], 3), (missed, 4)]);
     let live = bus
-        .publish(&user_topic(7), "post.updated", &json!({ "postId": 5 }))
+        .publish("user:7", "post.updated", &json!({ "postId": 5 }))
         .await
         .unwrap();
     assert_eq!(conn.next_event().await.unwrap().id(), Some(live));

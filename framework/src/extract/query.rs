@@ -1,10 +1,10 @@
-//! `Query<T>` and `Form<T>`: urlencoded data with rejections in the standard shape.
+//! `Query<T>`, and the urlencoded reading it shares with `Form<T>`, with rejections in the
+//! standard shape.
 
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::FromRequestParts;
 use http::request::Parts;
 use serde::de::DeserializeOwned;
 
-use super::json::{has_content_type, read_body, unsupported_media_type};
 use super::validate::FieldErrors;
 use crate::ApiError;
 
@@ -25,28 +25,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
     }
 }
 
-/// An `application/x-www-form-urlencoded` body deserialized into `T` (`415` for another
-/// content type, `400 VALIDATION_ERROR` naming the field).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Form<T>(pub T);
-
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Form<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        if !has_content_type(
-            request.headers(),
-            "application/x-www-form-urlencoded",
-            false,
-        ) {
-            return Err(unsupported_media_type("application/x-www-form-urlencoded"));
-        }
-        let body = read_body(request, state).await?;
-        from_urlencoded(&body, "Invalid form data").map(Form)
-    }
-}
-
-fn from_urlencoded<T: DeserializeOwned>(
+pub(super) fn from_urlencoded<T: DeserializeOwned>(
     input: &[u8],
     summary: &'static str,
 ) -> Result<T, ApiError> {

@@ -3,7 +3,7 @@
 //! resume with `Last-Event-ID`, and cleanup when the client goes away (guide Step 4).
 
 use arbor::auth::{require_auth, Auth};
-use arbor::events::user_topic;
+use crate::topics::user_topic;
 use arbor::sse::Sse;
 use arbor::{ApiError, Response, State};
 use serde_json::json;

@@ -98,7 +98,7 @@ async fn update(
         Ok(post) => {
             // The author's live stream hears about it (`GET /api/v1/events`); best effort.
             let notice = serde_json::json!({ "id": post.id, "version": post.version, "title": post.title, "by": current.user.id });
-            if let Err(error) = state.events.publish(&arbor::events::user_topic(&post.author_id), "post.updated", &notice).await {
+            if let Err(error) = state.events.publish(&crate::topics::user_topic(&post.author_id), "post.updated", &notice).await {
                 tracing::warn!(%error, "could not publish post.updated");
             }
             Ok(([(header::ETAG, etag(post.version))], Json::<Post>(post)).into_response())

@@ -1,4 +1,4 @@
-//! Moving a readied service into a future.
+//! Helpers for writing tower services.
 
 /// Takes the service that `poll_ready` readied and leaves a fresh clone in its place.
 ///
