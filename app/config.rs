@@ -8,6 +8,9 @@ pub struct Config {
     /// `DATABASE_URL`: `sqlite://…` or `postgres://…`. Default: `sqlite://data/arbor.db`,
     /// created on first run.
     pub database_url: String,
+    /// `REDIS_URL`: `redis://…`. When set, rate limits, idempotency keys, the response cache and
+    /// the event bus are shared by every instance through Redis; unset, they live in memory.
+    pub redis_url: Option<String>,
     /// `ARBOR_SECURE_COOKIES=1`: mark the session cookie `Secure` (set it when serving over TLS).
     pub secure_cookies: bool,
     /// `ARBOR_SESSION_TTL_SECS`: session lifetime. Default 7 days.
@@ -32,6 +35,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             database_url: "sqlite://data/arbor.db?mode=rwc".into(),
+            redis_url: None,
             secure_cookies: false,
             session_ttl_secs: 7 * 24 * 3600,
             admin: None,
@@ -54,6 +58,7 @@ impl Config {
         if let Some(url) = var("DATABASE_URL") {
             config.database_url = url;
         }
+        config.redis_url = var("REDIS_URL");
         config.secure_cookies =
             var("ARBOR_SECURE_COOKIES").is_some_and(|v| v == "1" || v == "true");
         if let Some(ttl) = var("ARBOR_SESSION_TTL_SECS") {

@@ -27,7 +27,8 @@ pub fn etag(version: i64) -> arbor::http::HeaderValue {
 /// The application: every route file under `app/api` inside Arbor's production stack
 /// (request ids, logs, panic safety, timeouts), with default settings.
 pub fn app(state: AppState) -> arbor::Router {
-    arbor::App::new(router(state)).into_router()
+    let stores = state.stores.clone();
+    arbor::App::new(router(state)).stores(stores).into_router()
 }
 
 /// The routes with their state: handlers extract `State<AppState>`; middleware reads it from
@@ -53,7 +54,8 @@ pub fn router(state: AppState) -> arbor::Router {
 /// # Errors
 /// A setting that cannot work, with a message naming it.
 pub fn app_from_env(state: AppState) -> Result<arbor::Router, String> {
-    let mut app = arbor::App::new(router(state));
+    let stores = state.stores.clone();
+    let mut app = arbor::App::new(router(state)).stores(stores);
     if let Ok(proxies) = std::env::var("ARBOR_TRUSTED_PROXIES") {
         let proxies =
             arbor::TrustedProxies::new(proxies.split(',').filter(|p| !p.trim().is_empty()))

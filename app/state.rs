@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::db::{self, Db};
+use arbor::cache::MemoryCacheStore;
 use arbor::events::Bus;
+use arbor::store::Stores;
 use arbor::upload::LocalStorage;
 
 use crate::services::posts::Posts;
@@ -40,8 +42,11 @@ pub struct Services {
     pub posts: Posts,
     /// Report generation.
     pub reports: Reports,
-    /// Per-user live events (`/api/v1/events`).
+    /// Per-user live events (`/api/v1/events`): in memory, or shared through Redis.
     pub events: Bus,
+    /// The stores of the routes' rate limits, idempotency keys and response cache: Redis when
+    /// `REDIS_URL` is set, else one in-memory response cache (so the app can invalidate it).
+    pub stores: Stores,
     /// Where uploads are stored.
     pub uploads: Arc<LocalStorage>,
     /// Webhook verification and background processing.
@@ -60,7 +65,18 @@ impl AppState {
             let scheme = config.database_url.split(':').next().unwrap_or_default();
             format!("could not open the {scheme} database: {e}")
         })?;
-        let events = Bus::in_memory();
+        let (events, stores) = match &config.redis_url {
+            Some(url) => {
+                let redis = arbor_redis::RedisStores::connect(url)
+                    .await
+                    .map_err(|e| format!("REDIS_URL: {e}"))?;
+                (redis.bus(), redis.stores())
+            }
+            None => (
+                Bus::in_memory(),
+                Stores::new().cache(MemoryCacheStore::default()),
+            ),
+        };
         let state = Services {
             users: Users::new(db.clone()),
             sessions: Sessions::new(db.clone(), config.session_ttl_secs),
@@ -69,6 +85,7 @@ impl AppState {
             reports: Reports::new(db.clone()),
             uploads: Arc::new(LocalStorage::new(config.upload_dir.clone())),
             events,
+            stores,
             config: Arc::new(config),
             db,
             dispatcher: crate::batch::Dispatcher::default(),

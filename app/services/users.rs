@@ -304,16 +304,23 @@ impl Users {
             .fetch_optional(&self.db)
             .await
             .or_internal()?;
-        if exists.is_none() {
-            self.create(NewUser {
+        if exists.is_some() {
+            return Ok(());
+        }
+        let created = self
+            .create(NewUser {
                 email: email.to_owned(),
                 name: "Administrator".into(),
                 password: password.to_owned(),
                 role: Role::Admin,
             })
-            .await?;
+            .await;
+        match created {
+            // Another instance starting at the same moment created it first: that is success.
+            Err(error) if error.status() == arbor::http::StatusCode::CONFLICT => Ok(()),
+            Err(error) => Err(error),
+            Ok(_) => Ok(()),
         }
-        Ok(())
     }
 }
 

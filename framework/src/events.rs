@@ -46,12 +46,12 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use futures_util::future::BoxFuture;
 use futures_util::stream::{BoxStream, Stream};
 use serde::Serialize;
 use tokio::sync::broadcast;
 use tokio_util::sync::ReusableBoxFuture;
 
+use crate::store::{BoxFuture, StoreError};
 use crate::ApiError;
 
 /// One published event: a bus-assigned id, a name (the SSE `event:` field) and JSON data.
@@ -187,7 +187,7 @@ impl Stream for Subscription {
 }
 
 /// Why the bus refused.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 #[non_exhaustive]
 pub enum BusError {
     /// The event's name or data can't be sent as SSE (a line break, an empty name).
@@ -195,7 +195,13 @@ pub enum BusError {
     /// The event data couldn't be serialized to JSON.
     Serialize(String),
     /// The backend (Redis, ...) failed.
-    Backend(String),
+    Backend(StoreError),
+}
+
+impl From<StoreError> for BusError {
+    fn from(error: StoreError) -> Self {
+        Self::Backend(error)
+    }
 }
 
 impl fmt::Display for BusError {
@@ -203,12 +209,19 @@ impl fmt::Display for BusError {
         match self {
             Self::InvalidEvent(message) => write!(f, "invalid event: {message}"),
             Self::Serialize(message) => write!(f, "event data is not serializable: {message}"),
-            Self::Backend(message) => write!(f, "event bus unavailable: {message}"),
+            Self::Backend(error) => write!(f, "event bus: {error}"),
         }
     }
 }
 
-impl std::error::Error for BusError {}
+impl std::error::Error for BusError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Backend(error) => Some(error),
+            _ => None,
+        }
+    }
+}
 
 /// A bus error is the server's fault: `500 INTERNAL_ERROR`, logged in full, never shown.
 impl From<BusError> for ApiError {
@@ -225,13 +238,14 @@ impl From<BusError> for ApiError {
 /// (yielding [`Message::Lagged`] when it skips); unsubscribe when a [`Subscription`] is
 /// dropped; and count live subscriptions in [`EventBus::subscriber_count`].
 pub trait EventBus: Send + Sync + fmt::Debug + 'static {
-    /// Publishes `data` (single-line JSON) as event `name` on `topic`; returns its id.
+    /// Publishes `data` (single-line JSON) as event `name` on `topic`; returns its id. [`Bus`]
+    /// has checked the name and the data ([`Event::new`] accepts them).
     fn publish(
         &self,
         topic: &str,
         name: &str,
         data: Arc<str>,
-    ) -> BoxFuture<'static, Result<u64, BusError>>;
+    ) -> BoxFuture<'static, Result<u64, StoreError>>;
 
     /// Subscribes to `topic`. With `after`, first yields the buffered events whose id is
     /// greater (a resume after `Last-Event-ID`), then live events.
@@ -239,7 +253,7 @@ pub trait EventBus: Send + Sync + fmt::Debug + 'static {
         &self,
         topic: &str,
         after: Option<u64>,
-    ) -> BoxFuture<'static, Result<Subscription, BusError>>;
+    ) -> BoxFuture<'static, Result<Subscription, StoreError>>;
 
     /// Live subscriptions on all topics of this process.
     fn subscriber_count(&self) -> usize;
@@ -278,7 +292,8 @@ impl Bus {
         data: &T,
     ) -> Result<u64, BusError> {
         let data = serde_json::to_string(data).map_err(|e| BusError::Serialize(e.to_string()))?;
-        self.inner.publish(topic, name, data.into()).await
+        validate_name(name)?;
+        Ok(self.inner.publish(topic, name, data.into()).await?)
     }
 
     /// Subscribes to `topic`, resuming after event `after` if given.
@@ -290,7 +305,7 @@ impl Bus {
         topic: &str,
         after: Option<u64>,
     ) -> Result<Subscription, BusError> {
-        self.inner.subscribe(topic, after).await
+        Ok(self.inner.subscribe(topic, after).await?)
     }
 
     /// Live subscriptions on all topics.
@@ -446,16 +461,23 @@ impl InMemoryBus {
     }
 
     fn publish_now(&self, topic: &str, name: &str, data: Arc<str>) -> Result<u64, BusError> {
+        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        self.deliver(topic, Arc::new(Event::new(id, name, data)?));
+        Ok(id)
+    }
+
+    /// Hands `event`, whose id another bus assigned, to this bus's subscribers of `topic` and
+    /// keeps it for replay: how a bus shared by several instances (such as Redis) fans events
+    /// out in each process. Ids must increase within a topic.
+    pub fn deliver(&self, topic: &str, event: Arc<Event>) {
         let shared = &self.shared;
         let mut state = shared.lock();
         shared.sweep(&mut state);
-        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-        let event = Arc::new(Event::new(id, name, data)?);
         shared.published.fetch_add(1, Ordering::Relaxed);
         let topic_state = match state.topics.get_mut(topic) {
             Some(t) => t,
             // Nobody listens and nobody could resume: keep nothing.
-            None if shared.options.replay == 0 => return Ok(id),
+            None if shared.options.replay == 0 => return,
             None => state
                 .topics
                 .entry(topic.into())
@@ -469,7 +491,6 @@ impl InMemoryBus {
         }
         // Fails only without receivers, which is fine: the event is in the replay buffer.
         let _ = topic_state.sender.send(event);
-        Ok(id)
     }
 
     fn subscribe_now(&self, topic: &str, after: Option<u64>) -> Subscription {
@@ -562,8 +583,10 @@ impl EventBus for InMemoryBus {
         topic: &str,
         name: &str,
         data: Arc<str>,
-    ) -> BoxFuture<'static, Result<u64, BusError>> {
-        let result = self.publish_now(topic, name, data);
+    ) -> BoxFuture<'static, Result<u64, StoreError>> {
+        let result = self
+            .publish_now(topic, name, data)
+            .map_err(|error| StoreError::new(error.to_string()));
         Box::pin(std::future::ready(result))
     }
 
@@ -571,7 +594,7 @@ impl EventBus for InMemoryBus {
         &self,
         topic: &str,
         after: Option<u64>,
-    ) -> BoxFuture<'static, Result<Subscription, BusError>> {
+    ) -> BoxFuture<'static, Result<Subscription, StoreError>> {
         let subscription = self.subscribe_now(topic, after);
         Box::pin(std::future::ready(Ok(subscription)))
     }
