@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# The test command (README "Test", run by .ci/run): starts a throwaway PostgreSQL server on
-# loopback (installing it with apt if needed) so the database tests run on PostgreSQL as well as
-# SQLite, then runs every test of the workspace.
+# The test command (README "Test", run by .ci/run): starts a throwaway PostgreSQL server and a
+# throwaway Redis server on loopback (installing them with apt if needed), so the database tests
+# run on PostgreSQL as well as SQLite and the Redis stores and multi-instance tests have a real
+# Redis, then runs every test of the workspace.
 #
 #   bash tests/run.sh                 # everything
 #   bash tests/run.sh -p arbor        # extra arguments go to `cargo test`
 #
-# Set ARBOR_TEST_POSTGRES_URL to use a server of your own instead.
+# Set ARBOR_TEST_POSTGRES_URL / ARBOR_TEST_REDIS_URL to use servers of your own instead. Tests that
+# stop and restart Redis start their own redis-server (ARBOR_TEST_REDIS_SERVER names the binary).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,7 +34,7 @@ start_postgres() {
   fi
   PG_RUN=("${run[@]}")
   PG_BIN=$bin
-  trap stop_postgres EXIT
+  trap cleanup EXIT
   "${run[@]}" "$bin/initdb" -D "$PG_DIR/data" -U postgres -A trust --no-sync >/dev/null
   # A port in use (another run, another server) is not a failure: take the next one.
   local tries=0
@@ -51,12 +53,65 @@ start_postgres() {
 }
 
 stop_postgres() {
+  [ -n "${PG_DIR:-}" ] || return 0
   "${PG_RUN[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate stop >/dev/null 2>&1 || true
   rm -rf "$PG_DIR"
+}
+
+start_redis() {
+  local bin
+  bin=$(command -v redis-server || true)
+  if [ -z "$bin" ]; then
+    echo "== installing Redis (apt)"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+    bin=$(command -v redis-server)
+  fi
+  export ARBOR_TEST_REDIS_SERVER=$bin
+  REDIS_DIR=$(mktemp -d /tmp/arbor-redis.XXXXXX)
+  local port=${ARBOR_TEST_REDIS_PORT:-56379} tries=0
+  until "$bin" --port "$port" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
+      --dir "$REDIS_DIR" --pidfile "$REDIS_DIR/redis.pid" --logfile "$REDIS_DIR/log" >/dev/null \
+      && redis_ready "$port"; do
+    tries=$((tries + 1))
+    if [ "$tries" -ge 20 ]; then
+      echo "could not start Redis; its log:" >&2
+      cat "$REDIS_DIR/log" >&2
+      exit 1
+    fi
+    port=$((port + 1))
+  done
+  export ARBOR_TEST_REDIS_URL="redis://127.0.0.1:$port"
+  echo "== Redis $("$bin" --version | awk '{print $3}' | cut -d= -f2) on 127.0.0.1:$port"
+}
+
+# Waits (up to 5 s) until the server on `port` that we started answers PING.
+redis_ready() {
+  local i
+  for i in $(seq 50); do
+    [ -s "$REDIS_DIR/redis.pid" ] && redis-cli -p "$1" ping 2>/dev/null | grep -q PONG && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+stop_redis() {
+  [ -n "${REDIS_DIR:-}" ] || return 0
+  [ -s "$REDIS_DIR/redis.pid" ] && kill "$(cat "$REDIS_DIR/redis.pid")" 2>/dev/null || true
+  rm -rf "$REDIS_DIR"
+}
+
+cleanup() {
+  stop_postgres
+  stop_redis
 }
 
 if [ -z "${ARBOR_TEST_POSTGRES_URL:-}" ]; then
   start_postgres
 fi
-export ARBOR_REQUIRE_POSTGRES=1
+if [ -z "${ARBOR_TEST_REDIS_URL:-}" ]; then
+  start_redis
+fi
+trap cleanup EXIT
+export ARBOR_REQUIRE_POSTGRES=1 ARBOR_REQUIRE_REDIS=1
 cargo test --workspace "$@"

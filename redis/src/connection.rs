@@ -32,7 +32,11 @@ struct Inner {
 const COOL_DOWN: Duration = Duration::from_millis(250);
 
 impl Redis {
-    pub(crate) fn new(client: Client, budget: Duration, prefix: String) -> Result<Self, RedisError> {
+    pub(crate) fn new(
+        client: Client,
+        budget: Duration,
+        prefix: String,
+    ) -> Result<Self, RedisError> {
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(budget.max(Duration::from_millis(100))))
             .set_response_timeout(Some(budget))
@@ -96,7 +100,9 @@ impl Redis {
         let now_ms = inner.epoch.elapsed().as_millis() as u64;
         let open_until = inner.open_until_ms.load(Ordering::Relaxed);
         if now_ms < open_until {
-            return Err(StoreError::unavailable("Redis is unreachable (cooling down)"));
+            return Err(StoreError::unavailable(
+                "Redis is unreachable (cooling down)",
+            ));
         }
         if open_until != 0 {
             // This caller probes; the others keep failing fast until it has an answer.
@@ -111,7 +117,8 @@ impl Redis {
         match result {
             Ok(Ok(value)) => {
                 inner.open_until_ms.store(0, Ordering::Relaxed);
-                if inner.failing.load(Ordering::Relaxed) && inner.failing.swap(false, Ordering::Relaxed)
+                if inner.failing.load(Ordering::Relaxed)
+                    && inner.failing.swap(false, Ordering::Relaxed)
                 {
                     tracing::info!(target: "arbor_redis", "Redis is reachable again");
                 }

@@ -119,7 +119,9 @@ impl BusInner {
     }
 
     fn delivered(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
-        self.delivered.lock().unwrap_or_else(PoisonError::into_inner)
+        self.delivered
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Hands an event to this instance's subscribers, unless they have it already.
@@ -183,7 +185,9 @@ async fn listen(bus: Weak<BusInner>) {
                 let Some(inner) = bus.upgrade() else { return };
                 match parse_announcement(message.get_payload_bytes()) {
                     Some((topic, event)) => inner.deliver(&topic, event),
-                    None => tracing::warn!(target: "arbor_redis", "ignored a malformed event announcement"),
+                    None => {
+                        tracing::warn!(target: "arbor_redis", "ignored a malformed event announcement")
+                    }
                 }
             }
             tracing::warn!(target: "arbor_redis", "the event listener lost Redis; reconnecting");
@@ -247,7 +251,8 @@ impl EventBus for RedisBus {
                 Err(error) => {
                     // Keep this instance's subscribers served; other instances miss it.
                     let id = fallback_id(inner.delivered().get(&topic).copied());
-                    let event = Event::new(id, &name, data).map_err(|e| StoreError::new(e.to_string()))?;
+                    let event =
+                        Event::new(id, &name, data).map_err(|e| StoreError::new(e.to_string()))?;
                     tracing::debug!(target: "arbor_redis", %error, topic, "event delivered locally only");
                     inner.deliver(&topic, event);
                     Ok(id)
@@ -283,7 +288,11 @@ impl EventBus for RedisBus {
                 }
             };
             let newest = replayed.last().map_or(after, Event::id);
-            let replay = stream::iter(replayed.into_iter().map(|event| Message::Event(Arc::new(event))));
+            let replay = stream::iter(
+                replayed
+                    .into_iter()
+                    .map(|event| Message::Event(Arc::new(event))),
+            );
             let live = live.filter(move |message| {
                 let fresh = match message {
                     Message::Event(event) => event.id() > newest,
@@ -357,7 +366,9 @@ fn parse_entries(entries: Value) -> Result<Vec<Event>, StoreError> {
         let [id, Value::Array(fields)] = entry.as_slice() else {
             return Err(corrupt());
         };
-        let id = text(id).and_then(|id| parse_stream_id(&id)).ok_or_else(corrupt)?;
+        let id = text(id)
+            .and_then(|id| parse_stream_id(&id))
+            .ok_or_else(corrupt)?;
         let (mut name, mut data) = (None, None);
         for pair in fields.chunks(2) {
             if let [field, value] = pair {

@@ -5,9 +5,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use arbor::cache::{CacheItem, CachedResponse};
-use arbor::idempotency::{
-    BoxFuture, Claim, IdempotencyStore, Record, RecordState, StoredResponse,
-};
+use arbor::idempotency::{BoxFuture, Claim, IdempotencyStore, Record, RecordState, StoredResponse};
 use arbor::store::StoreError;
 use bytes::{BufMut, Bytes, BytesMut};
 use redis::Script;
