@@ -11,6 +11,9 @@ pub struct Config {
     /// `REDIS_URL`: `redis://…`. When set, rate limits, idempotency keys, the response cache and
     /// the event bus are shared by every instance through Redis; unset, they live in memory.
     pub redis_url: Option<String>,
+    /// `ARBOR_REDIS_PREFIX`: the prefix of every Redis key (default `arbor`), so that several
+    /// apps (or test runs) can share one Redis.
+    pub redis_prefix: Option<String>,
     /// `ARBOR_SECURE_COOKIES=1`: mark the session cookie `Secure` (set it when serving over TLS).
     pub secure_cookies: bool,
     /// `ARBOR_SESSION_TTL_SECS`: session lifetime. Default 7 days.
@@ -36,6 +39,7 @@ impl Default for Config {
         Self {
             database_url: "sqlite://data/arbor.db?mode=rwc".into(),
             redis_url: None,
+            redis_prefix: None,
             secure_cookies: false,
             session_ttl_secs: 7 * 24 * 3600,
             admin: None,
@@ -59,6 +63,7 @@ impl Config {
             config.database_url = url;
         }
         config.redis_url = var("REDIS_URL");
+        config.redis_prefix = var("ARBOR_REDIS_PREFIX");
         config.secure_cookies =
             var("ARBOR_SECURE_COOKIES").is_some_and(|v| v == "1" || v == "true");
         if let Some(ttl) = var("ARBOR_SESSION_TTL_SECS") {

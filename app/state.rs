@@ -67,7 +67,11 @@ impl AppState {
         })?;
         let (events, stores) = match &config.redis_url {
             Some(url) => {
-                let redis = arbor_redis::RedisStores::connect(url)
+                let mut options = arbor_redis::RedisOptions::default();
+                if let Some(prefix) = &config.redis_prefix {
+                    options = options.prefix(prefix.clone());
+                }
+                let redis = arbor_redis::RedisStores::connect_with(url, options)
                     .await
                     .map_err(|e| format!("REDIS_URL: {e}"))?;
                 (redis.bus(), redis.stores())
