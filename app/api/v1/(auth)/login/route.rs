@@ -18,7 +18,7 @@ pub struct Credentials {
     password: String,
 }
 
-#[arbor::handler(arbor::rate_limit(limit = 5, window = 60))]
+#[arbor::handler(arbor::rate_limit(limit = 5, window = 60, fail_closed = true))]
 pub async fn POST(
     State(state): State<AppState>,
     Valid(Json(credentials)): Valid<Json<Credentials>>,
