@@ -12,5 +12,7 @@
 
 pub mod attr;
 pub mod handler;
+mod render;
 
 pub use handler::Method;
+pub use render::render_tokens;
