@@ -88,40 +88,44 @@ pub(crate) fn generate(table: &RouteTable, options: &Options<'_>) -> TokenStream
         })
     });
 
-    let route_statements = table.routes.iter().zip(&route_modules).map(|(route, module)| {
-        let allow = route
-            .allow()
-            .iter()
-            .map(|m| m.as_str())
-            .collect::<Vec<_>>()
-            .join(", ");
-        let handlers = route.handlers.iter().map(|handler| {
-            let method = handler.method.as_str();
-            let export = Ident::new(method, Span::call_site());
-            let routing_fn = Ident::new(&method.to_ascii_lowercase(), Span::call_site());
-            let mut endpoint = quote! { ::arbor::__private::axum::routing::#routing_fn(#module::#export) };
-            if handler.middleware.is_some() {
-                let wrap = format_ident!("__arbor_handler_middleware_{}", method);
-                endpoint = quote! { #module::#wrap(#endpoint) };
-            }
-            if handler.method == Method::Get && route.config.revalidate {
-                endpoint = quote! {
-                    #endpoint.route_layer(::arbor::cache::cache().ttl(#module::REVALIDATE))
-                };
-            }
-            if handler.middleware.is_none() && !(handler.method == Method::Get && route.config.revalidate) {
-                quote! { .#routing_fn(#module::#export) }
-            } else {
+    let route_statements = table
+        .routes
+        .iter()
+        .zip(&route_modules)
+        .map(|(route, module)| {
+            let allow = route
+                .allow()
+                .iter()
+                .map(|m| m.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
+            let handlers = route.handlers.iter().map(|handler| {
+                let method = handler.method.as_str();
+                let export = Ident::new(method, Span::call_site());
+                let routing_fn = Ident::new(&method.to_ascii_lowercase(), Span::call_site());
+                let revalidate = handler.method == Method::Get && route.config.revalidate;
+                if handler.middleware.is_none() && !revalidate {
+                    return quote! { .#routing_fn(#module::#export) };
+                }
+                let mut endpoint =
+                    quote! { ::arbor::__private::axum::routing::#routing_fn(#module::#export) };
+                if handler.middleware.is_some() {
+                    let wrap = format_ident!("__arbor_handler_middleware_{}", method);
+                    endpoint = quote! { #module::#wrap(#endpoint) };
+                }
+                if revalidate {
+                    // A macro, so that without arbor's `cache` feature the error names the file.
+                    let file = display_path(&route.file);
+                    endpoint = quote! {
+                        ::arbor::__private::revalidate!(#file, #endpoint, #module::REVALIDATE)
+                    };
+                }
                 quote! { .merge(#endpoint) }
-            }
-        });
-        let auto_options = (!route.exports(Method::Options)).then(|| {
-            quote! { .options(|| ::arbor::__private::options(ALLOW)) }
-        });
-        let file_layer = route.file_middleware.is_some().then(|| {
-            quote! { let methods = #module::__arbor_middleware(methods); }
-        });
-        let folder_layers = route.folder_middleware.iter().rev().map(|&index| {
+            });
+            let file_layer = route.file_middleware.is_some().then(|| {
+                quote! { let methods = #module::__arbor_middleware(methods); }
+            });
+            let folder_layers = route.folder_middleware.iter().rev().map(|&index| {
             let folder = &middleware_modules[index];
             match table.middleware[index].source {
                 FolderMiddlewareSource::Fn => quote! {
@@ -132,37 +136,39 @@ pub(crate) fn generate(table: &RouteTable, options: &Options<'_>) -> TokenStream
                 },
             }
         });
-        // Outermost: the route's maximum duration covers its middleware too. Routes without
-        // one get no layer; the app-wide default applies to them (see `arbor::App`).
-        let max_duration = route.config.max_duration.then(|| {
+            // Outermost: the route's maximum duration covers its middleware too. Routes without
+            // one get no layer; the app-wide default applies to them (see `arbor::App`).
+            let max_duration = route.config.max_duration.then(|| {
+                quote! {
+                    let methods = ::arbor::__private::max_duration(methods, #module::MAX_DURATION);
+                }
+            });
+            let patterns = route.axum_patterns(options.url_prefix);
+            let register = match patterns.as_slice() {
+                [single] => quote! { router = router.route(#single, methods); },
+                [bare, rest] => {
+                    quote! { router = router.route(#bare, methods.clone()).route(#rest, methods); }
+                }
+                _ => unreachable!("a route has one or two patterns"),
+            };
+            let doc = format!(
+                "{} -> {}",
+                route.display_url(options.url_prefix),
+                display_path(&route.file)
+            );
             quote! {
-                let methods = methods.layer(::arbor::__private::MaxDuration(::core::option::Option::Some(
-                    ::core::time::Duration::from_secs(#module::MAX_DURATION),
-                )));
+                {
+                    #[doc = #doc]
+                    const ALLOW: &str = #allow;
+                    let methods = ::arbor::__private::MethodRouter::new() #(#handlers)*;
+                    let methods = ::arbor::__private::finish_route(methods, ALLOW);
+                    #file_layer
+                    #(#folder_layers)*
+                    #max_duration
+                    #register
+                }
             }
         });
-        let patterns = route.axum_patterns(options.url_prefix);
-        let register = match patterns.as_slice() {
-            [single] => quote! { router = router.route(#single, methods); },
-            [bare, rest] => quote! { router = router.route(#bare, methods.clone()).route(#rest, methods); },
-            _ => unreachable!("a route has one or two patterns"),
-        };
-        let doc = format!("{} -> {}", route.display_url(options.url_prefix), display_path(&route.file));
-        quote! {
-            {
-                #[doc = #doc]
-                const ALLOW: &str = #allow;
-                let methods = ::arbor::__private::MethodRouter::new()
-                    #(#handlers)*
-                    #auto_options
-                    .fallback(|method: ::arbor::http::Method| ::arbor::__private::method_not_allowed(method, ALLOW));
-                #file_layer
-                #(#folder_layers)*
-                #max_duration
-                #register
-            }
-        }
-    });
 
     let state = &options.state;
     quote! {

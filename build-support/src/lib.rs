@@ -30,8 +30,9 @@
 // The examples above are `build.rs` files: their `fn main` is the point.
 #![allow(clippy::needless_doctest_main)]
 
+/// The middleware-list parser, now in `arbor-syntax`; re-exported for existing users.
 #[doc(hidden)]
-pub mod attr;
+pub use arbor_syntax::attr;
 mod diagnostic;
 mod discover;
 mod generate;
@@ -42,10 +43,11 @@ mod validate;
 
 use std::path::{Path, PathBuf};
 
+pub use arbor_syntax::Method;
 pub use diagnostic::{Diagnostic, Error, Location};
 pub use model::{FolderMiddleware, Route, RouteTable};
 pub use segment::{Segment, SegmentError};
-pub use source::{FolderMiddlewareSource, Handler, Method, ParamsShape, SegmentConfig};
+pub use source::{FolderMiddlewareSource, Handler, ParamsShape, SegmentConfig};
 
 /// The file the generated module is written to, inside `OUT_DIR`; `arbor::routes!()` includes it.
 pub const OUTPUT_FILE: &str = "arbor_routes.rs";

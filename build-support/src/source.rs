@@ -1,69 +1,14 @@
 //! Reading one `route.rs` or `middleware.rs`: which handlers it exports, and with what
 //! middleware and path-param types.
 
-use std::fmt;
 use std::path::Path;
 
+use arbor_syntax::attr::{self, MiddlewareList};
+use arbor_syntax::handler::{self, Context, Problem};
+pub(crate) use arbor_syntax::Method;
 use syn::{FnArg, Item, Type, Visibility};
 
-use crate::attr::{self, MiddlewareList};
 use crate::diagnostic::{Diagnostic, Location};
-
-/// An HTTP method a route file can export a handler for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Method {
-    /// `GET` (also answers `HEAD` unless `HEAD` is exported).
-    Get,
-    /// `HEAD`.
-    Head,
-    /// `POST`.
-    Post,
-    /// `PUT`.
-    Put,
-    /// `PATCH`.
-    Patch,
-    /// `DELETE`.
-    Delete,
-    /// `OPTIONS` (answered automatically unless exported).
-    Options,
-}
-
-impl Method {
-    /// Every method, in the order `Allow` headers list them.
-    pub const ALL: [Method; 7] = [
-        Method::Get,
-        Method::Head,
-        Method::Post,
-        Method::Put,
-        Method::Patch,
-        Method::Delete,
-        Method::Options,
-    ];
-
-    /// The export name and wire name: `GET`, `POST`, ...
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Method::Get => "GET",
-            Method::Head => "HEAD",
-            Method::Post => "POST",
-            Method::Put => "PUT",
-            Method::Patch => "PATCH",
-            Method::Delete => "DELETE",
-            Method::Options => "OPTIONS",
-        }
-    }
-
-    /// The method whose export name this is, exactly (`GET`, not `get`).
-    pub fn from_export(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|m| m.as_str() == name)
-    }
-}
-
-impl fmt::Display for Method {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// What a `route.rs` exports.
 #[derive(Debug, Clone, Default)]
@@ -143,36 +88,12 @@ pub(crate) fn parse_route(path: &Path, contents: &str) -> Result<RouteSource, Ve
     for item in &file.items {
         match item {
             Item::Fn(func) => {
-                let name = func.sig.ident.to_string();
-                let Some(method) = Method::from_export(&name) else {
-                    if let Some(method) = lowercase_method(&name) {
-                        if matches!(func.vis, Visibility::Public(_)) {
-                            diagnostics.push(
-                                Diagnostic::new(format!(
-                                    "`{name}` looks like a handler, but handlers are named in uppercase"
-                                ))
-                                .at(Location::at(path, func.sig.ident.span()))
-                                .help(format!("rename it to `{method}`")),
-                            );
-                        }
-                    }
+                let checked = handler::check_fn(&func.vis, &func.sig, Context::RouteFile);
+                diagnostics.extend(checked.problems.iter().map(|p| problem(path, p)));
+                let Some(method) = checked.method else {
                     continue;
                 };
                 let location = Location::at(path, func.sig.ident.span());
-                if !matches!(func.vis, Visibility::Public(_)) {
-                    diagnostics.push(
-                        Diagnostic::new(format!("handler `{name}` is not public"))
-                            .at(location.clone())
-                            .help(format!("export it: `pub async fn {name}(..)`")),
-                    );
-                }
-                if func.sig.asyncness.is_none() {
-                    diagnostics.push(
-                        Diagnostic::new(format!("handler `{name}` is not async"))
-                            .at(location.clone())
-                            .help(format!("declare it `pub async fn {name}(..)`")),
-                    );
-                }
                 let middleware = match func.attrs.iter().find(|a| attr::is_handler_attribute(a)) {
                     None => None,
                     Some(attribute) => match attribute.parse_args::<MiddlewareList>() {
@@ -225,21 +146,13 @@ pub(crate) fn parse_route(path: &Path, contents: &str) -> Result<RouteSource, Ve
                     revalidate_at = Some(location);
                 }
             }
-            Item::Const(item) if Method::from_export(&item.ident.to_string()).is_some() => {
-                diagnostics.push(
-                    Diagnostic::new(format!("`{}` must be an async fn, not a const", item.ident))
-                        .at(Location::at(path, item.ident.span()))
-                        .help(format!("write `pub async fn {}(..)`", item.ident)),
-                );
+            Item::Const(item) => {
+                diagnostics
+                    .extend(handler::check_non_fn(&item.ident, "const").map(|p| problem(path, &p)));
             }
-            Item::Static(item) if Method::from_export(&item.ident.to_string()).is_some() => {
-                diagnostics.push(
-                    Diagnostic::new(format!(
-                        "`{}` must be an async fn, not a static",
-                        item.ident
-                    ))
-                    .at(Location::at(path, item.ident.span()))
-                    .help(format!("write `pub async fn {}(..)`", item.ident)),
+            Item::Static(item) => {
+                diagnostics.extend(
+                    handler::check_non_fn(&item.ident, "static").map(|p| problem(path, &p)),
                 );
             }
             Item::Macro(item) if attr::is_middleware_macro(&item.mac) => {
@@ -372,10 +285,11 @@ fn file_name(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-fn lowercase_method(name: &str) -> Option<Method> {
-    Method::ALL
-        .into_iter()
-        .find(|m| m.as_str().eq_ignore_ascii_case(name) && m.as_str() != name)
+/// A broken handler rule, as a diagnostic at the token it is about.
+fn problem(path: &Path, problem: &Problem) -> Diagnostic {
+    Diagnostic::new(problem.message())
+        .at(Location::at(path, problem.span))
+        .help(problem.help())
 }
 
 fn use_leaf_names(tree: &syn::UseTree) -> Vec<(String, proc_macro2::Span)> {

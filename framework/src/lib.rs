@@ -111,9 +111,42 @@ macro_rules! routes {
 /// notice.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::routing::{layer, method_not_allowed, not_found, options, MiddlewareLayer};
+    #[cfg(feature = "cache")]
+    pub use crate::routing::revalidate_route;
+    pub use crate::routing::{
+        finish_route, layer, max_duration, method_not_allowed, not_found, options, MiddlewareLayer,
+    };
     pub use crate::timeout::MaxDuration;
     pub use axum;
     pub use axum::middleware::from_fn;
     pub use axum::routing::MethodRouter;
+
+    /// `revalidate!("app/api/x/route.rs", get_endpoint, route_x::REVALIDATE)`: the route's
+    /// `GET` with its responses cached, via [`revalidate_route`].
+    #[cfg(feature = "cache")]
+    #[doc(hidden)]
+    #[macro_export]
+    macro_rules! __arbor_revalidate {
+        ($file:literal, $endpoint:expr, $seconds:expr $(,)?) => {
+            $crate::__private::revalidate_route($endpoint, $seconds)
+        };
+    }
+
+    /// Without the `cache` feature, a route exporting `REVALIDATE` fails to compile with an
+    /// error that names the file and the fix, instead of "cannot find `revalidate_route`".
+    #[cfg(not(feature = "cache"))]
+    #[doc(hidden)]
+    #[macro_export]
+    macro_rules! __arbor_revalidate {
+        ($file:literal, $endpoint:expr, $seconds:expr $(,)?) => {
+            ::core::compile_error!(::core::concat!(
+                "`",
+                $file,
+                "` exports `REVALIDATE`, which caches `GET` responses, but arbor's `cache` feature is off: ",
+                "enable it in Cargo.toml (`arbor = { version = \"..\", features = [\"cache\"] }`, ",
+                "or keep arbor's default features), or remove `REVALIDATE` from the file"
+            ))
+        };
+    }
+    pub use crate::__arbor_revalidate as revalidate;
 }

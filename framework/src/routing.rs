@@ -1,11 +1,56 @@
-//! Answers the generated router gives by itself: `OPTIONS`, `405` and `404`.
+//! What the generated router calls: the answers it gives by itself (`OPTIONS`, `405`, `404`)
+//! and the steps that finish each route (`finish_route`, `max_duration`, `revalidate_route`),
+//! so that the generated file holds one call per step rather than their code.
+
+use std::time::Duration;
 
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::Route;
+use axum::routing::{MethodRouter, Route};
 use http::{header, HeaderValue, Method, StatusCode, Uri};
 use tower::Layer;
 
+use crate::timeout::MaxDuration;
 use crate::ApiError;
+
+/// Finishes a route's methods: an `OPTIONS` the file does not export answers `204` with
+/// `Allow`, and any other method it does not export answers `405` with `Allow` and the JSON
+/// error. `allow` lists what the route answers, as the `Allow` header writes it.
+///
+/// Both answers are the route's fallback, so middleware the route adds afterwards with
+/// `.layer` (file and folder middleware) covers them too, and a handler's own `route_layer`
+/// middleware does not.
+pub fn finish_route<S>(methods: MethodRouter<S>, allow: &'static str) -> MethodRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    methods.fallback(move |method: Method| async move {
+        if method == Method::OPTIONS {
+            options(allow).await
+        } else {
+            method_not_allowed(method, allow).await
+        }
+    })
+}
+
+/// A route's `pub const MAX_DURATION: u64` (seconds): the deadline for everything the route
+/// answers, its middleware included.
+pub fn max_duration<S>(methods: MethodRouter<S>, seconds: u64) -> MethodRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    methods.layer(MaxDuration(Some(Duration::from_secs(seconds))))
+}
+
+/// A route's `pub const REVALIDATE: u64` (seconds), applied to its `GET` endpoint: responses
+/// are cached that long. Generated code calls it through `__private::revalidate!`, which names
+/// the route file when the `cache` feature is off.
+#[cfg(feature = "cache")]
+pub fn revalidate_route<S>(get: MethodRouter<S>, seconds: u64) -> MethodRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    get.route_layer(crate::cache::cache().ttl(seconds))
+}
 
 /// `OPTIONS` on a route that does not export it: `204` with `Allow`.
 pub async fn options(allow: &'static str) -> Response {
@@ -65,4 +110,149 @@ where
 /// Identity, with a bound whose failure reads as "this is not middleware".
 pub fn layer<L: MiddlewareLayer>(layer: L) -> L {
     layer
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use axum::routing::{get, options as options_route, post};
+    use axum::Router;
+
+    use super::*;
+    use crate::test::TestClient;
+
+    const ALLOW: &str = "GET, HEAD, POST, OPTIONS";
+
+    fn route_client(methods: MethodRouter) -> TestClient {
+        TestClient::new(Router::new().route("/r", methods))
+    }
+
+    #[tokio::test]
+    async fn finish_route_answers_options_and_405_with_allow() {
+        let client = route_client(finish_route(
+            get(|| async { "got" }).post(|| async { "posted" }),
+            ALLOW,
+        ));
+        let response = client.get("/r").send().await;
+        assert_eq!(
+            (response.status(), response.text()),
+            (StatusCode::OK, "got".into())
+        );
+        let response = client.head("/r").send().await;
+        assert_eq!(
+            (response.status(), response.text()),
+            (StatusCode::OK, String::new())
+        );
+
+        let response = client.options("/r").send().await;
+        assert_eq!(response.status(), StatusCode::NO_CONTENT);
+        assert_eq!(response.headers()[header::ALLOW], ALLOW);
+        assert_eq!(response.text(), "");
+
+        for method in [
+            Method::DELETE,
+            Method::PUT,
+            Method::from_bytes(b"FOO").unwrap(),
+        ] {
+            let response = client.request(method.clone(), "/r").send().await;
+            assert_eq!(
+                response.status(),
+                StatusCode::METHOD_NOT_ALLOWED,
+                "{method}"
+            );
+            assert_eq!(response.headers()[header::ALLOW], ALLOW);
+            let body: serde_json::Value = response.json();
+            assert_eq!(body["error"], "METHOD_NOT_ALLOWED");
+            assert_eq!(
+                body["message"],
+                format!("{method} is not allowed here; allowed: {ALLOW}")
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn an_exported_options_is_not_replaced() {
+        let client = route_client(finish_route(
+            post(|| async { "posted" }).merge(options_route(|| async { "my options" })),
+            "POST, OPTIONS",
+        ));
+        let response = client.options("/r").send().await;
+        assert_eq!(
+            (response.status(), response.text()),
+            (StatusCode::OK, "my options".into())
+        );
+        let response = client.get("/r").send().await;
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(response.headers()[header::ALLOW], "POST, OPTIONS");
+    }
+
+    #[tokio::test]
+    async fn layers_added_after_finish_route_cover_options_and_405() {
+        let methods = finish_route(get(|| async { "got" }), "GET, HEAD, OPTIONS").layer(
+            axum::middleware::map_response(|mut response: Response| async move {
+                response
+                    .headers_mut()
+                    .insert("x-folder", HeaderValue::from_static("yes"));
+                response
+            }),
+        );
+        let client = route_client(methods);
+        for method in [Method::GET, Method::OPTIONS, Method::DELETE] {
+            let response = client.request(method.clone(), "/r").send().await;
+            assert_eq!(response.headers()["x-folder"], "yes", "{method}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn max_duration_times_out_the_route_and_its_answers() {
+        let slow = get(|| async {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            "late"
+        });
+        let client = route_client(max_duration(finish_route(slow, "GET, HEAD, OPTIONS"), 2));
+        let response = client.get("/r").send().await;
+        assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(response.json::<serde_json::Value>()["error"], "TIMEOUT");
+        // Quick answers are untouched.
+        let response = client.options("/r").send().await;
+        assert_eq!(response.status(), StatusCode::NO_CONTENT);
+
+        let quick = get(|| async {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            "in time"
+        });
+        let response = route_client(max_duration(quick, 2)).get("/r").send().await;
+        assert_eq!(
+            (response.status(), response.text()),
+            (StatusCode::OK, "in time".into())
+        );
+    }
+
+    #[cfg(feature = "cache")]
+    #[tokio::test]
+    async fn revalidate_route_caches_get_responses() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&calls);
+        let endpoint = get(move || {
+            let counter = Arc::clone(&counter);
+            async move { format!("call {}", counter.fetch_add(1, Ordering::SeqCst) + 1) }
+        });
+        let client = route_client(finish_route(
+            revalidate_route(endpoint, 60).merge(post(|| async { "posted" })),
+            ALLOW,
+        ));
+        let first = client.get("/r").send().await;
+        let second = client.get("/r").send().await;
+        assert_eq!(first.text(), "call 1");
+        assert_eq!(second.text(), "call 1");
+        assert_eq!(second.headers()[crate::cache::X_CACHE], "HIT");
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        // Only `GET` is wrapped: the automatic answers and other methods are not cached.
+        let options = client.options("/r").send().await;
+        assert!(options.headers().get(crate::cache::X_CACHE).is_none());
+        assert_eq!(client.post("/r").send().await.text(), "posted");
+    }
 }

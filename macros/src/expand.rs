@@ -1,7 +1,7 @@
 //! Checks and expansion for `#[handler]` and `middleware!`.
 
-use arbor_build::attr::{Middleware, MiddlewareList};
-use arbor_build::Method;
+use arbor_syntax::attr::{Middleware, MiddlewareList};
+use arbor_syntax::handler::{self, Context};
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
@@ -20,35 +20,12 @@ pub(crate) fn handler(args: TokenStream, item: TokenStream) -> TokenStream {
         None => errors = Some(error),
     };
 
-    let name = func.sig.ident.to_string();
-    let method = Method::from_export(&name);
-    if method.is_none() {
-        let message = match Method::ALL
-            .iter()
-            .find(|m| m.as_str().eq_ignore_ascii_case(&name))
-        {
-            Some(method) => {
-                format!("handlers are named in uppercase: rename `{name}` to `{method}`")
-            }
-            None => format!(
-                "`#[arbor::handler]` goes on a handler named after an HTTP method \
-                 (GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS), and `{name}` is not one"
-            ),
-        };
-        report(syn::Error::new_spanned(&func.sig.ident, message));
+    // The same rules, and words, as the build step's scan of the route file.
+    let checked = handler::check_fn(&func.vis, &func.sig, Context::Attribute);
+    for problem in &checked.problems {
+        report(problem.to_syn_error());
     }
-    if func.sig.asyncness.is_none() {
-        report(syn::Error::new_spanned(
-            func.sig.fn_token,
-            format!("handler `{name}` must be async: write `pub async fn {name}`"),
-        ));
-    }
-    if !matches!(func.vis, syn::Visibility::Public(_)) {
-        report(syn::Error::new(
-            func.sig.fn_token.span(),
-            format!("handler `{name}` must be public: write `pub async fn {name}`"),
-        ));
-    }
+    let method = checked.method;
     let list = match parse_list(args, "`#[arbor::handler(..)]`") {
         Ok(list) => Some(list),
         Err(error) => {
@@ -63,7 +40,7 @@ pub(crate) fn handler(args: TokenStream, item: TokenStream) -> TokenStream {
         unreachable!("errors were reported above");
     };
 
-    let wrapper = format_ident!("__arbor_handler_middleware_{}", name);
+    let wrapper = format_ident!("__arbor_handler_middleware_{}", func.sig.ident);
     let support = fn_support(&list);
     let layers = list.items.iter().rev().map(|middleware| {
         let layer = layer_expr(middleware);

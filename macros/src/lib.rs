@@ -1,8 +1,9 @@
 //! Procedural macros of [Arbor](https://docs.rs/arbor). Use them through `arbor::handler` and
 //! `arbor::middleware!`; their documentation lives there.
 //!
-//! Parsing the middleware list is shared with `arbor-build` (`arbor_build::attr`), so the build
-//! step and the macros always read a list the same way; checking and expansion live here.
+//! Parsing the middleware list and the rules for what a handler is are shared with
+//! `arbor-build` through `arbor-syntax`, so the build step and the macros always read a route
+//! file the same way; checking the list's types and expansion live here.
 
 mod expand;
 

@@ -4,14 +4,15 @@
 //! ```text
 //! require_user                        an async fn (Request, Next) -> impl IntoResponse
 //! rate_limit(limit = 5, window = 60)  a constructor: `rate_limit().limit(5).window(60)`
-//! timeout(Duration::from_secs(3))     a constructor with positional arguments
+//! timeout(3)                          a constructor with positional arguments: `timeout(3)`
 //! ```
 
-use proc_macro2::TokenStream;
 use quote::ToTokens;
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::{Expr, Ident, Token};
+
+use crate::render_tokens;
 
 /// A comma-separated middleware list, first listed outermost.
 #[derive(Debug, Clone)]
@@ -117,10 +118,13 @@ impl Middleware {
         }
     }
 
-    /// A compact rendering for route tables: `rate_limit(limit = 5, window = 60)`.
+    /// The entry as written, on one line, for route tables: `rate_limit(limit = 5, window = 60)`.
+    ///
+    /// Tokens are printed as they came, with rustfmt's spacing between them
+    /// ([`render_tokens`]), so literals are never altered.
     pub fn display(&self) -> String {
         match self {
-            Self::Fn(path) => path_string(path),
+            Self::Fn(path) => render_tokens(path.to_token_stream()),
             Self::Constructor {
                 func,
                 positional,
@@ -128,41 +132,19 @@ impl Middleware {
             } => {
                 let args: Vec<String> = positional
                     .iter()
-                    .map(tokens_string)
-                    .chain(
-                        named
-                            .iter()
-                            .map(|(name, value)| format!("{name} = {}", tokens_string(value))),
-                    )
+                    .map(|value| render_tokens(value.to_token_stream()))
+                    .chain(named.iter().map(|(name, value)| {
+                        format!("{name} = {}", render_tokens(value.to_token_stream()))
+                    }))
                     .collect();
-                format!("{}({})", path_string(func), args.join(", "))
+                format!(
+                    "{}({})",
+                    render_tokens(func.to_token_stream()),
+                    args.join(", ")
+                )
             }
         }
     }
-}
-
-fn path_string(path: &syn::Path) -> String {
-    let segments: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
-    let lead = if path.leading_colon.is_some() {
-        "::"
-    } else {
-        ""
-    };
-    format!("{lead}{}", segments.join("::"))
-}
-
-fn tokens_string(tokens: &impl ToTokens) -> String {
-    let mut stream = TokenStream::new();
-    tokens.to_tokens(&mut stream);
-    stream
-        .to_string()
-        .replace(" :: ", "::")
-        .replace(" (", "(")
-        .replace("( ", "(")
-        .replace(" )", ")")
-        .replace(" ,", ",")
-        .replace(" .", ".")
-        .replace(". ", ".")
 }
 
 /// Whether an attribute is Arbor's handler attribute (`#[handler(..)]` or `#[arbor::handler(..)]`).
@@ -192,7 +174,10 @@ mod tests {
 
     #[test]
     fn parses_fns_and_constructors_in_order() {
-        let list = parse("require_user, crate::mw::csrf, rate_limit(limit = 5, window = 60), timeout(Duration::from_secs(3)),").unwrap();
+        let list = parse(
+            "require_user, crate::mw::csrf, rate_limit(limit = 5, window = 60), timeout(3), ::arbor::body_limit(10 * 1024 * 1024),",
+        )
+        .unwrap();
         let shown: Vec<String> = list.items.iter().map(Middleware::display).collect();
         assert_eq!(
             shown,
@@ -200,7 +185,24 @@ mod tests {
                 "require_user",
                 "crate::mw::csrf",
                 "rate_limit(limit = 5, window = 60)",
-                "timeout(Duration::from_secs(3))"
+                "timeout(3)",
+                "::arbor::body_limit(10 * 1024 * 1024)",
+            ]
+        );
+    }
+
+    #[test]
+    fn renders_string_literals_untouched() {
+        let list = parse(
+            r#"audit(". ", prefix = "a. b", sep = " ( , ) :: ."), cache(key = |r| format!("v1. {}", r.uri()))"#,
+        )
+        .unwrap();
+        let shown: Vec<String> = list.items.iter().map(Middleware::display).collect();
+        assert_eq!(
+            shown,
+            [
+                r#"audit(". ", prefix = "a. b", sep = " ( , ) :: .")"#,
+                r#"cache(key = |r| format!("v1. {}", r.uri()))"#,
             ]
         );
     }
