@@ -16,18 +16,20 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use serde_json::{json, Value};
+use common::http::{Client, Reply};
+use serde_json::json;
 
 /// The workspace root: the framework, the build support crate and the lock file live here.
 const WORKSPACE: &str = env!("CARGO_MANIFEST_DIR");
@@ -100,7 +102,8 @@ fn conflicting_routes_fail_the_build_naming_every_file() {
 
 const USER_ROUTE: &str = r#"use arbor::{Json, Path};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use common::http::{Client, Reply};
+use serde_json::json;
 
 #[derive(Deserialize)]
 pub struct Params {
@@ -114,7 +117,8 @@ pub async fn GET(Path(params): Path<Params>) -> Json<Value> {
 
 const FILES_ROUTE: &str = r#"use arbor::{Json, Path};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use common::http::{Client, Reply};
+use serde_json::json;
 
 #[derive(Deserialize)]
 pub struct Params {
@@ -128,7 +132,8 @@ pub async fn GET(Path(params): Path<Params>) -> Json<Value> {
 
 const DOCS_ROUTE: &str = r#"use arbor::{Json, Path};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use common::http::{Client, Reply};
+use serde_json::json;
 
 #[derive(Deserialize)]
 pub struct Params {
@@ -192,7 +197,7 @@ fn quickstart_crate_serves_every_segment_kind_over_tcp() {
     let not_allowed = server.request("DELETE", "/api/hello");
     not_allowed.expect_status(405);
     not_allowed.expect_header("allow", "GET, HEAD, OPTIONS");
-    not_allowed.expect_json_error("METHOD_NOT_ALLOWED");
+    not_allowed.error(405, "METHOD_NOT_ALLOWED");
 
     // `[id]`.
     server
@@ -200,15 +205,13 @@ fn quickstart_crate_serves_every_segment_kind_over_tcp() {
         .expect_json(200, &json!({ "user": "42" }));
     server
         .request("GET", "/api/users/42/extra")
-        .expect_json_error("NOT_FOUND");
+        .error(404, "NOT_FOUND");
 
     // `[...path]`: one or more segments, each decoded on its own.
     server
         .request("GET", "/api/files/a/b%2Fc/d")
         .expect_json(200, &json!({ "segments": ["a", "b/c", "d"] }));
-    server
-        .request("GET", "/api/files")
-        .expect_json_error("NOT_FOUND");
+    server.request("GET", "/api/files").error(404, "NOT_FOUND");
 
     // `[[...slug]]`: zero or more segments; absent when nothing matched.
     server
@@ -222,14 +225,12 @@ fn quickstart_crate_serves_every_segment_kind_over_tcp() {
     server.request("GET", "/api/cart").expect(200, "cart");
     server
         .request("GET", "/api/(shop)/cart")
-        .expect_json_error("NOT_FOUND");
+        .error(404, "NOT_FOUND");
 
     // `_private`: never routed, answered with the JSON 404.
     let private = server.request("GET", "/api/_private/secret");
-    private.expect_json_error("NOT_FOUND");
-    server
-        .request("GET", "/api/secret")
-        .expect_json_error("NOT_FOUND");
+    private.error(404, "NOT_FOUND");
+    server.request("GET", "/api/secret").error(404, "NOT_FOUND");
 
     // `%5Finternal`: a URL segment that starts with `_`.
     server
@@ -238,7 +239,7 @@ fn quickstart_crate_serves_every_segment_kind_over_tcp() {
 
     server
         .request("GET", "/api/nothing-here")
-        .expect_json_error("NOT_FOUND");
+        .error(404, "NOT_FOUND");
     drop(server);
     step("scenario 2: passed");
 }
@@ -353,10 +354,8 @@ fn incremental_builds_follow_route_changes() {
             .expect(200, "renamed");
         server
             .request("GET", "/api/old-name")
-            .expect_json_error("NOT_FOUND");
-        server
-            .request("GET", "/api/gone")
-            .expect_json_error("NOT_FOUND");
+            .error(404, "NOT_FOUND");
+        server.request("GET", "/api/gone").error(404, "NOT_FOUND");
     }
 
     step("scenario 3e: exporting a new method from an existing route file adds it");
@@ -901,13 +900,15 @@ impl Build {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The built server, and HTTP/1.1 over a plain TcpStream.
+// The built server, queried with the shared HTTP client.
 // ---------------------------------------------------------------------------------------------
 
-/// A running throwaway binary, killed on drop.
+/// A running binary of a user crate, killed on drop.
 struct Server {
     child: Child,
     port: u16,
+    client: Client,
+    runtime: tokio::runtime::Runtime,
 }
 
 impl Server {
@@ -931,39 +932,37 @@ impl Server {
             Ok(Some(Ok(ref line))) => line.trim().parse::<u16>().ok(),
             _ => None,
         };
-        let mut server = Self { child, port: 0 };
-        match port {
-            Some(port) => server.port = port,
-            None => {
-                let status = server.child.try_wait();
-                panic!(
-                    "{} did not print its port on stdout (first line: {first_line:?}, status: {status:?})",
-                    binary.display()
-                );
-            }
+        let Some(port) = port else {
+            let status = child.try_wait();
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{} did not print its port on stdout (first line: {first_line:?}, status: {status:?})",
+                binary.display()
+            );
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        // reqwest's client must be built inside a runtime.
+        let client = runtime.block_on(async { Client::new(format!("http://127.0.0.1:{port}")) });
+        Self {
+            child,
+            port,
+            client,
+            runtime,
         }
-        server
     }
 
-    /// Sends one request on a fresh connection and reads the whole response.
-    fn request(&self, method: &str, path: &str) -> Response {
-        let what = format!("{method} {path}");
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port))
-            .unwrap_or_else(|e| panic!("{what}: connecting to 127.0.0.1:{}: {e}", self.port));
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .unwrap();
-        write!(
-            stream,
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
-            self.port
-        )
-        .unwrap();
-        let mut raw = Vec::new();
-        stream
-            .read_to_end(&mut raw)
-            .unwrap_or_else(|e| panic!("{what}: reading the response: {e}"));
-        Response::parse(what, &raw)
+    /// Sends `method path` with no body and reads the whole answer (30 seconds at most).
+    fn request(&self, method: &str, path: &str) -> Reply {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let request = self
+            .client
+            .request(method, path)
+            .timeout(Duration::from_secs(30));
+        self.runtime.block_on(self.client.send(request))
     }
 }
 
@@ -972,134 +971,4 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-struct Response {
-    what: String,
-    raw: String,
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Response {
-    fn parse(what: String, raw: &[u8]) -> Self {
-        let raw = String::from_utf8_lossy(raw).into_owned();
-        let (head, body) = raw
-            .split_once("\r\n\r\n")
-            .unwrap_or_else(|| panic!("{what}: not an HTTP response:\n{raw}"));
-        let mut lines = head.split("\r\n");
-        let status_line = lines.next().unwrap_or_default();
-        let status = status_line
-            .strip_prefix("HTTP/1.1 ")
-            .and_then(|rest| rest.get(..3))
-            .and_then(|code| code.parse().ok())
-            .unwrap_or_else(|| panic!("{what}: bad status line `{status_line}`:\n{raw}"));
-        let headers: Vec<(String, String)> = lines
-            .filter_map(|line| line.split_once(':'))
-            .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
-            .collect();
-        let chunked = headers
-            .iter()
-            .any(|(name, value)| name == "transfer-encoding" && value.contains("chunked"));
-        let body = if chunked {
-            dechunk(body)
-        } else {
-            body.to_owned()
-        };
-        Self {
-            what,
-            status,
-            headers,
-            body,
-            raw,
-        }
-    }
-
-    fn fail(&self, problem: &str) -> ! {
-        panic!(
-            "{}: {problem}\n--- response ---\n{}\n--- end of response ---",
-            self.what, self.raw
-        )
-    }
-
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(header, _)| header == name)
-            .map(|(_, value)| value.as_str())
-    }
-
-    fn expect_status(&self, status: u16) {
-        if self.status != status {
-            self.fail(&format!("expected status {status}, got {}", self.status));
-        }
-    }
-
-    fn expect(&self, status: u16, body: &str) {
-        self.expect_status(status);
-        if self.body != body {
-            self.fail(&format!("expected the body {body:?}, got {:?}", self.body));
-        }
-    }
-
-    fn expect_header(&self, name: &str, value: &str) {
-        if self.header(name) != Some(value) {
-            self.fail(&format!(
-                "expected `{name}: {value}`, got {:?}",
-                self.header(name)
-            ));
-        }
-    }
-
-    fn json(&self) -> Value {
-        if !self
-            .header("content-type")
-            .is_some_and(|t| t.starts_with("application/json"))
-        {
-            self.fail("expected a JSON content type");
-        }
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| self.fail(&format!("the body is not JSON: {e}")))
-    }
-
-    fn expect_json(&self, status: u16, expected: &Value) {
-        self.expect_status(status);
-        let actual = self.json();
-        if &actual != expected {
-            self.fail(&format!("expected the JSON {expected}, got {actual}"));
-        }
-    }
-
-    /// A JSON error of Arbor's shape: `{ "error": CODE, "message": ... }`, with the status the
-    /// code stands for.
-    fn expect_json_error(&self, code: &str) {
-        let status = match code {
-            "NOT_FOUND" => 404,
-            "METHOD_NOT_ALLOWED" => 405,
-            other => panic!("no status known for {other}"),
-        };
-        self.expect_status(status);
-        let body = self.json();
-        if body["error"] != code || !body["message"].is_string() {
-            self.fail(&format!(
-                "expected {{\"error\": \"{code}\", \"message\": ..}}, got {body}"
-            ));
-        }
-    }
-}
-
-/// Decodes a `Transfer-Encoding: chunked` body.
-fn dechunk(mut rest: &str) -> String {
-    let mut body = String::new();
-    while let Some((size, after)) = rest.split_once("\r\n") {
-        let size = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16)
-            .unwrap_or_else(|e| panic!("bad chunk size `{size}`: {e}"));
-        if size == 0 {
-            break;
-        }
-        body.push_str(&after[..size]);
-        rest = after[size..].trim_start_matches("\r\n");
-    }
-    body
 }
