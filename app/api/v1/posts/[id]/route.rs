@@ -10,7 +10,8 @@ use validator::Validate;
 
 use crate::auth::{CurrentUser, Sessions};
 use crate::services::posts::{Post, PostChanges, UpdateError};
-use crate::{etag, AppState};
+use crate::conditional::{etag, expected_version, none_match_fails};
+use crate::AppState;
 
 #[derive(Deserialize)]
 pub struct Params {
@@ -38,11 +39,7 @@ pub struct EditPost {
 pub async fn GET(State(state): State<AppState>, Path(params): Path<Params>, headers: HeaderMap) -> Result<Response, ApiError> {
     let post = state.posts.find(&params.id).await?.ok_or_else(not_found)?;
     let tag = etag(post.version);
-    let fresh = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == "*" || t.trim().trim_start_matches("W/") == tag));
-    if fresh {
+    if none_match_fails(&headers, &tag) {
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, tag)]).into_response());
     }
     Ok(([(header::ETAG, tag)], Json(post)).into_response())
@@ -109,23 +106,6 @@ async fn update(
             .with_header(header::ETAG, etag(current_version))),
         Err(UpdateError::Failed(error)) => Err(error),
     }
-}
-
-/// The version in `If-Match` (`"3"`, `W/"3"` or `3`); `428` without one.
-fn expected_version(headers: &HeaderMap) -> Result<i64, ApiError> {
-    let Some(value) = headers.get(header::IF_MATCH) else {
-        return Err(ApiError::new(
-            StatusCode::PRECONDITION_REQUIRED,
-            "PRECONDITION_REQUIRED",
-            "If-Match header required for updates: send the ETag you read",
-        ));
-    };
-    value
-        .to_str()
-        .ok()
-        .map(|v| v.trim().trim_start_matches("W/").trim_matches('"'))
-        .and_then(|v| v.parse::<i64>().ok())
-        .ok_or_else(|| ApiError::bad_request("If-Match must be an ETag such as \"3\""))
 }
 
 fn not_found() -> ApiError {
