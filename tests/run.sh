@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The test command (README "Test", run by .ci/run): starts a throwaway PostgreSQL server on
-# loopback (installing it with apt if needed) so the database tests run on PostgreSQL as well as
-# SQLite, then runs every test of the workspace.
+# The test command (README "Test", run by .ci/run): checks that the route files are formatted,
+# starts a throwaway PostgreSQL server on loopback (installing it with apt if needed) so the
+# database tests run on PostgreSQL as well as SQLite, then runs every test of the workspace.
 #
 #   bash tests/run.sh                 # everything
 #   bash tests/run.sh -p arbor        # extra arguments go to `cargo test`
@@ -54,6 +54,26 @@ stop_postgres() {
   "${PG_RUN[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate stop >/dev/null 2>&1 || true
   rm -rf "$PG_DIR"
 }
+
+# `cargo fmt` never reaches the route files: they are modules of generated code in OUT_DIR
+# (`#[path = ".."] mod ..`), not of the crate's source tree. Check them directly.
+check_route_files_formatted() {
+  local files=()
+  while IFS= read -r -d '' file; do files+=("$file"); done \
+    < <(find app/api -name '*.rs' -type f -print0 | sort -z)
+  if [ "${#files[@]}" -eq 0 ]; then
+    return
+  fi
+  local unformatted
+  if ! unformatted=$(rustfmt --check --edition 2021 -l "${files[@]}" 2>&1); then
+    echo "error: route files under app/api are not rustfmt-clean (cargo fmt does not reach them):" >&2
+    echo "$unformatted" | sed 's/^/  /' >&2
+    echo "fix with: find app/api -name '*.rs' -print0 | xargs -0 rustfmt --edition 2021" >&2
+    exit 1
+  fi
+  echo "== ${#files[@]} route files under app/api are rustfmt-clean"
+}
+check_route_files_formatted
 
 if [ -z "${ARBOR_TEST_POSTGRES_URL:-}" ]; then
   start_postgres

@@ -12,7 +12,11 @@ use crate::auth::{CurrentUser, Sessions};
 use crate::AppState;
 
 #[arbor::handler(require_auth(Sessions))]
-pub async fn GET(State(state): State<AppState>, Auth(current): Auth<CurrentUser>, sse: Sse) -> Result<Response, ApiError> {
+pub async fn GET(
+    State(state): State<AppState>,
+    Auth(current): Auth<CurrentUser>,
+    sse: Sse,
+) -> Result<Response, ApiError> {
     let user_id = current.user.id.clone();
     sse.connected(&json!({ "userId": user_id }))
         .on_close(move || tracing::debug!(user_id, "event stream closed"))

@@ -9,8 +9,8 @@ use serde::Deserialize;
 use validator::Validate;
 
 use crate::auth::{CurrentUser, Sessions};
-use crate::services::posts::{Post, PostChanges, UpdateError};
 use crate::conditional::{etag, expected_version, none_match_fails};
+use crate::services::posts::{Post, PostChanges, UpdateError};
 use crate::AppState;
 
 #[derive(Deserialize)]
@@ -36,7 +36,11 @@ pub struct EditPost {
     body: Option<String>,
 }
 
-pub async fn GET(State(state): State<AppState>, Path(params): Path<Params>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn GET(
+    State(state): State<AppState>,
+    Path(params): Path<Params>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let post = state.posts.find(&params.id).await?.ok_or_else(not_found)?;
     let tag = etag(post.version);
     if none_match_fails(&headers, &tag) {
@@ -53,7 +57,10 @@ pub async fn PUT(
     headers: HeaderMap,
     Valid(Json(input)): Valid<Json<ReplacePost>>,
 ) -> Result<Response, ApiError> {
-    let changes = PostChanges { title: Some(input.title), body: Some(input.body) };
+    let changes = PostChanges {
+        title: Some(input.title),
+        body: Some(input.body),
+    };
     update(&state, &current, &params.id, &headers, changes).await
 }
 
@@ -65,7 +72,10 @@ pub async fn PATCH(
     headers: HeaderMap,
     Valid(Json(input)): Valid<Json<EditPost>>,
 ) -> Result<Response, ApiError> {
-    let changes = PostChanges { title: input.title, body: input.body };
+    let changes = PostChanges {
+        title: input.title,
+        body: input.body,
+    };
     update(&state, &current, &params.id, &headers, changes).await
 }
 
@@ -95,15 +105,25 @@ async fn update(
         Ok(post) => {
             // The author's live stream hears about it (`GET /api/v1/events`); best effort.
             let notice = serde_json::json!({ "id": post.id, "version": post.version, "title": post.title, "by": current.user.id });
-            if let Err(error) = state.events.publish(&arbor::events::user_topic(&post.author_id), "post.updated", &notice).await {
+            if let Err(error) = state
+                .events
+                .publish(
+                    &arbor::events::user_topic(&post.author_id),
+                    "post.updated",
+                    &notice,
+                )
+                .await
+            {
                 tracing::warn!(%error, "could not publish post.updated");
             }
             Ok(([(header::ETAG, etag(post.version))], Json::<Post>(post)).into_response())
         }
         Err(UpdateError::NotFound) => Err(not_found()),
-        Err(UpdateError::Stale { current_version }) => Err(ApiError::conflict("The post was modified by someone else")
-            .with_details(serde_json::json!({ "currentVersion": current_version }))
-            .with_header(header::ETAG, etag(current_version))),
+        Err(UpdateError::Stale { current_version }) => {
+            Err(ApiError::conflict("The post was modified by someone else")
+                .with_details(serde_json::json!({ "currentVersion": current_version }))
+                .with_header(header::ETAG, etag(current_version)))
+        }
         Err(UpdateError::Failed(error)) => Err(error),
     }
 }

@@ -38,9 +38,9 @@ pub enum Format {
 }
 
 fn calendar_date(date: &str) -> Result<(), ValidationError> {
-    parse_date(date)
-        .map(|_| ())
-        .ok_or_else(|| ValidationError::new("date").with_message("must be a date such as 2026-01-31".into()))
+    parse_date(date).map(|_| ()).ok_or_else(|| {
+        ValidationError::new("date").with_message("must be a date such as 2026-01-31".into())
+    })
 }
 
 fn ordered_range(range: &DateRange) -> Result<(), ValidationError> {
@@ -71,8 +71,12 @@ pub async fn POST(
         let authors = state.reports.top_authors(from, to).await?;
         progress.step(90, "rendering").await;
         let report = match format {
-            Format::Json => json!({ "format": "json", "range": range, "summary": summary, "topAuthors": authors }),
-            Format::Csv => json!({ "format": "csv", "range": range, "summary": summary, "csv": authors_csv(&authors) }),
+            Format::Json => {
+                json!({ "format": "json", "range": range, "summary": summary, "topAuthors": authors })
+            }
+            Format::Csv => {
+                json!({ "format": "csv", "range": range, "summary": summary, "csv": authors_csv(&authors) })
+            }
         };
         Ok(report)
     }))
