@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod batch;
+pub mod conditional;
 pub mod config;
 pub mod db;
 pub mod graphql;
@@ -18,11 +19,7 @@ pub use state::{AppState, Services};
 
 arbor::routes!();
 
-/// The strong `ETag` of a resource version: `"3"`.
-pub fn etag(version: i64) -> arbor::http::HeaderValue {
-    arbor::http::HeaderValue::from_str(&format!("\"{version}\""))
-        .unwrap_or(arbor::http::HeaderValue::from_static("\"0\""))
-}
+pub use conditional::etag;
 
 /// The application: every route file under `app/api` inside Arbor's production stack
 /// (request ids, logs, panic safety, timeouts), with default settings.

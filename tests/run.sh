@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The test command (README "Test", run by .ci/run): starts a throwaway PostgreSQL server and a
-# throwaway Redis server on loopback (installing them with apt if needed), so the database tests
-# run on PostgreSQL as well as SQLite and the Redis stores and multi-instance tests have a real
-# Redis, then runs every test of the workspace.
+# The test command (README "Test", run by .ci/run): checks that the route files are formatted,
+# starts a throwaway PostgreSQL server and a throwaway Redis server on loopback (installing them
+# with apt if needed), so the database tests run on PostgreSQL as well as SQLite and the Redis
+# stores and multi-instance tests have a real Redis, then runs every test of the workspace.
 #
 #   bash tests/run.sh                 # everything
 #   bash tests/run.sh -p arbor        # extra arguments go to `cargo test`
@@ -105,6 +105,26 @@ cleanup() {
   stop_postgres
   stop_redis
 }
+
+# `cargo fmt` never reaches the route files: they are modules of generated code in OUT_DIR
+# (`#[path = ".."] mod ..`), not of the crate's source tree. Check them directly.
+check_route_files_formatted() {
+  local files=()
+  while IFS= read -r -d '' file; do files+=("$file"); done \
+    < <(find app/api -name '*.rs' -type f -print0 | sort -z)
+  if [ "${#files[@]}" -eq 0 ]; then
+    return
+  fi
+  local unformatted
+  if ! unformatted=$(rustfmt --check --edition 2021 -l "${files[@]}" 2>&1); then
+    echo "error: route files under app/api are not rustfmt-clean (cargo fmt does not reach them):" >&2
+    echo "$unformatted" | sed 's/^/  /' >&2
+    echo "fix with: find app/api -name '*.rs' -print0 | xargs -0 rustfmt --edition 2021" >&2
+    exit 1
+  fi
+  echo "== ${#files[@]} route files under app/api are rustfmt-clean"
+}
+check_route_files_formatted
 
 if [ -z "${ARBOR_TEST_POSTGRES_URL:-}" ]; then
   start_postgres

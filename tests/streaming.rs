@@ -8,56 +8,8 @@ mod common;
 use std::time::Duration;
 
 use common::{on_every_backend, Backend, Server, ADMIN_EMAIL, ADMIN_PASSWORD};
-use futures_util::StreamExt;
 use reqwest::Method;
-use serde_json::{json, Value};
-
-#[derive(Debug)]
-struct SseEvent {
-    name: String,
-    id: Option<u64>,
-    data: Value,
-}
-
-/// Parses a complete `text/event-stream` body (comments skipped).
-fn parse_events(text: &str) -> Vec<SseEvent> {
-    text.split("\n\n")
-        .filter_map(|block| {
-            let mut event = SseEvent {
-                name: "message".into(),
-                id: None,
-                data: Value::Null,
-            };
-            let mut data = String::new();
-            for line in block.lines() {
-                if let Some(name) = line.strip_prefix("event: ") {
-                    event.name = name.to_owned();
-                } else if let Some(id) = line.strip_prefix("id: ") {
-                    event.id = id.parse().ok();
-                } else if let Some(chunk) = line.strip_prefix("data: ") {
-                    data.push_str(chunk);
-                }
-            }
-            if data.is_empty() {
-                return None;
-            }
-            event.data = serde_json::from_str(&data).unwrap();
-            Some(event)
-        })
-        .collect()
-}
-
-fn assert_event_stream_headers(response: &reqwest::Response) {
-    let header = |name: &str| {
-        response
-            .headers()
-            .get(name)
-            .map(|v| v.to_str().unwrap().to_owned())
-    };
-    assert_eq!(header("content-type").as_deref(), Some("text/event-stream"));
-    assert_eq!(header("cache-control").as_deref(), Some("no-cache"));
-    assert_eq!(header("x-accel-buffering").as_deref(), Some("no"));
-}
+use serde_json::json;
 
 #[tokio::test]
 async fn report_generation_streams_progress_then_the_report() {
@@ -83,17 +35,15 @@ async fn report_scenario(backend: Backend) {
 
     let request =
         json!({ "dateRange": { "from": "2000-01-01", "to": "2100-12-31" }, "format": "json" });
-    let response = client
-        .http
-        .post(client.url("/api/v1/reports/generate"))
-        .bearer_auth(&admin)
-        .json(&request)
-        .send()
+    let events = client
+        .send(
+            client
+                .request(Method::POST, "/api/v1/reports/generate")
+                .bearer_auth(&admin)
+                .json(&request),
+        )
         .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    assert_event_stream_headers(&response);
-    let events = parse_events(&response.text().await.unwrap());
+        .events();
     let names: Vec<&str> = events.iter().map(|e| e.name.as_str()).collect();
     assert_eq!(
         names,
@@ -118,17 +68,16 @@ async fn report_scenario(backend: Backend) {
     assert_eq!(report["summary"]["newUsers"], 2, "the admin and the author");
     assert_eq!(report["topAuthors"][0]["posts"], 3);
 
-    let csv = client
-        .http
-        .post(client.url("/api/v1/reports/generate"))
-        .bearer_auth(&admin)
-        .json(
-            &json!({ "dateRange": { "from": "2000-01-01", "to": "2100-12-31" }, "format": "csv" }),
+    let csv = json!({ "dateRange": { "from": "2000-01-01", "to": "2100-12-31" }, "format": "csv" });
+    let events = client
+        .send(
+            client
+                .request(Method::POST, "/api/v1/reports/generate")
+                .bearer_auth(&admin)
+                .json(&csv),
         )
-        .send()
         .await
-        .unwrap();
-    let events = parse_events(&csv.text().await.unwrap());
+        .events();
     let csv = events.last().unwrap().data["result"]["csv"]
         .as_str()
         .unwrap()
@@ -205,35 +154,14 @@ async fn event_stream_delivers_the_users_events_and_cleans_up() {
         .await;
     let post_id = created.body["id"].as_str().unwrap().to_owned();
 
-    let response = client
-        .http
-        .get(client.url("/api/v1/events"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    assert_event_stream_headers(&response);
-    let mut stream = response.bytes_stream();
-    let mut text = String::new();
-    let mut next_event = async |text: &mut String| -> SseEvent {
-        loop {
-            if let Some(end) = text.find("\n\n") {
-                let block: String = text.drain(..end + 2).collect();
-                if let Some(event) = parse_events(&block).pop() {
-                    return event;
-                }
-                continue;
-            }
-            let chunk = tokio::time::timeout(Duration::from_secs(10), stream.next())
-                .await
-                .unwrap()
-                .unwrap()
-                .unwrap();
-            text.push_str(std::str::from_utf8(&chunk).unwrap());
-        }
-    };
-    let connected = next_event(&mut text).await;
+    let mut stream = client
+        .events(
+            client
+                .request(Method::GET, "/api/v1/events")
+                .bearer_auth(&token),
+        )
+        .await;
+    let connected = stream.next().await;
     assert_eq!(connected.name, "connected");
     assert_eq!(connected.data["userId"], user_id);
     assert_eq!(server.state.events.subscriber_count(), 1);
@@ -243,15 +171,14 @@ async fn event_stream_delivers_the_users_events_and_cleans_up() {
     let edited = client
         .send(
             client
-                .http
-                .patch(client.url(&format!("/api/v1/posts/{post_id}")))
+                .request(Method::PATCH, &format!("/api/v1/posts/{post_id}"))
                 .bearer_auth(&admin)
                 .header("if-match", "\"1\"")
                 .json(&json!({ "title": "edited by admin" })),
         )
         .await;
     assert_eq!(edited.status, 200, "{}", edited.text);
-    let event = next_event(&mut text).await;
+    let event = stream.next().await;
     assert_eq!(event.name, "post.updated");
     assert_eq!(event.data["id"], post_id);
     assert_eq!(event.data["version"], 2);
@@ -286,17 +213,15 @@ async fn uploads_stream_to_storage_with_progress_and_are_served_back() {
             .mime_str("application/octet-stream")
             .unwrap(),
     );
-    let response = client
-        .http
-        .post(client.url("/api/v1/upload"))
-        .bearer_auth(&token)
-        .multipart(form)
-        .send()
+    let events = client
+        .send(
+            client
+                .request(Method::POST, "/api/v1/upload")
+                .bearer_auth(&token)
+                .multipart(form),
+        )
         .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    assert_event_stream_headers(&response);
-    let events = parse_events(&response.text().await.unwrap());
+        .events();
     assert_eq!(events.first().unwrap().name, "started");
     assert!(events.iter().any(|e| e.name == "processing"), "{events:#?}");
     let complete = events.last().unwrap();
@@ -306,10 +231,10 @@ async fn uploads_stream_to_storage_with_progress_and_are_served_back() {
     assert_eq!(result["name"], "data.bin");
     let url = result["url"].as_str().unwrap();
 
-    let served = client.http.get(client.url(url)).send().await.unwrap();
-    assert_eq!(served.status(), 200);
-    assert_eq!(served.headers()["content-type"], "application/octet-stream");
-    assert_eq!(served.bytes().await.unwrap().as_ref(), bytes.as_slice());
+    let served = client.get(url, None).await;
+    served.expect_status(200);
+    served.expect_header("content-type", "application/octet-stream");
+    assert_eq!(served.bytes.as_ref(), bytes.as_slice());
     client
         .get("/api/v1/uploads/0123456789abcdef0123456789abcdef", None)
         .await
@@ -317,8 +242,7 @@ async fn uploads_stream_to_storage_with_progress_and_are_served_back() {
 
     let upload = |part: reqwest::multipart::Part, field: &'static str| {
         client
-            .http
-            .post(client.url("/api/v1/upload"))
+            .request(Method::POST, "/api/v1/upload")
             .bearer_auth(&token)
             .multipart(reqwest::multipart::Form::new().part(field, part))
     };
@@ -342,7 +266,7 @@ async fn uploads_stream_to_storage_with_progress_and_are_served_back() {
         .send(upload(huge, "file"))
         .await
         .error(413, "PAYLOAD_TOO_LARGE");
-    let anonymous = client.http.post(client.url("/api/v1/upload")).multipart(
+    let anonymous = client.request(Method::POST, "/api/v1/upload").multipart(
         reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(vec![1u8; 4])),
     );
     client.send(anonymous).await.error(401, "UNAUTHORIZED");

@@ -5,3 +5,4 @@ pub mod posts;
 pub mod reports;
 pub mod sessions;
 pub mod users;
+pub mod webhook_events;

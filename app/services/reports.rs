@@ -88,6 +88,39 @@ impl Reports {
     }
 }
 
+/// One day in milliseconds.
+pub const DAY_MS: i64 = 86_400_000;
+
+/// The top authors as CSV: a `author_id,name,posts` header, then one line per author; a name
+/// with a comma, a quote or a newline is quoted (quotes doubled).
+pub fn authors_csv(authors: &[AuthorActivity]) -> String {
+    let mut csv = String::from("author_id,name,posts\n");
+    for author in authors {
+        csv.push_str(&format!(
+            "{},{},{}\n",
+            author.author_id,
+            csv_field(&author.name),
+            author.posts
+        ));
+    }
+    csv
+}
+
+fn csv_field(value: &str) -> String {
+    if value.contains([',', '"', '\n']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value.to_owned()
+    }
+}
+
+/// The unix milliseconds from midnight UTC at the start of `from` to the last millisecond of
+/// `to` (both `YYYY-MM-DD`), so that the whole last day is included; `None` if either is not a
+/// date.
+pub fn whole_days(from: &str, to: &str) -> Option<(i64, i64)> {
+    Some((parse_date(from)?, parse_date(to)? + DAY_MS - 1))
+}
+
 /// Unix milliseconds of midnight UTC at the start of a `YYYY-MM-DD` date.
 pub fn parse_date(date: &str) -> Option<i64> {
     let mut parts = date.splitn(3, '-');
@@ -115,7 +148,7 @@ pub fn parse_date(date: &str) -> Option<i64> {
     if !(1..=12).contains(&month) || day == 0 || day > days_in_month[month as usize - 1] {
         return None;
     }
-    Some(days_from_civil(year, month, day) * 86_400_000)
+    Some(days_from_civil(year, month, day) * DAY_MS)
 }
 
 /// Days since 1970-01-01 (Howard Hinnant's algorithm).
@@ -132,7 +165,7 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_date;
+    use super::{authors_csv, parse_date, whole_days, AuthorActivity};
 
     #[test]
     fn parses_calendar_dates() {
@@ -148,5 +181,33 @@ mod tests {
         ] {
             assert_eq!(parse_date(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn ranges_cover_whole_days() {
+        assert_eq!(
+            whole_days("1970-01-01", "1970-01-02"),
+            Some((0, 2 * 86_400_000 - 1))
+        );
+        assert_eq!(whole_days("2024-02-29", "2023-02-29"), None);
+        assert_eq!(whole_days("nope", "2024-01-01"), None);
+    }
+
+    #[test]
+    fn csv_quotes_names_that_need_it() {
+        let author = |id: &str, name: &str, posts| AuthorActivity {
+            author_id: id.into(),
+            name: name.into(),
+            posts,
+        };
+        assert_eq!(
+            authors_csv(&[
+                author("a", "Ada", 3),
+                author("b", "Lovelace, Ada", 2),
+                author("c", "The \"Countess\"", 1),
+            ]),
+            "author_id,name,posts\na,Ada,3\nb,\"Lovelace, Ada\",2\nc,\"The \"\"Countess\"\"\",1\n"
+        );
+        assert_eq!(authors_csv(&[]), "author_id,name,posts\n");
     }
 }

@@ -294,6 +294,17 @@ impl Users {
         Ok(deleted.rows_affected() > 0)
     }
 
+    /// The id of the user with this email (compared as stored: trimmed, lower-cased), if any.
+    ///
+    /// # Errors
+    /// A database failure.
+    pub async fn id_by_email(&self, email: &str) -> Result<Option<String>, sqlx::Error> {
+        sqlx::query_scalar("SELECT id FROM users WHERE email = $1")
+            .bind(email.trim().to_lowercase())
+            .fetch_optional(&self.db)
+            .await
+    }
+
     /// Creates the configured administrator if no user has that email.
     ///
     /// # Errors

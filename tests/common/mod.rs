@@ -1,11 +1,15 @@
-//! Shared by the app's integration tests: an `AppState` on a fresh database, and a real TCP
-//! server around it.
+//! Shared by the app's integration tests: an `AppState` on a fresh database, a real TCP
+//! server around it, and the one HTTP client every test talks to it with ([`http`]).
 
-#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
+#![allow(dead_code, unused_imports, unreachable_pub, clippy::unwrap_used)]
 
 use std::net::SocketAddr;
 
 use arbor_app::{AppState, Config};
+
+pub mod http;
+
+pub use http::{Client, Reply};
 
 pub const ADMIN_EMAIL: &str = "admin@example.com";
 pub const ADMIN_PASSWORD: &str = "Admin-Passw0rd";
@@ -76,126 +80,9 @@ impl Server {
         Self::start_with(backend, |_| {}).await
     }
 
+    /// The shared HTTP client ([`http::Client`]) pointed at this server.
     pub fn client(&self) -> Client {
-        Client {
-            base: self.base.clone(),
-            http: reqwest::Client::builder()
-                .cookie_store(false)
-                .build()
-                .unwrap(),
-        }
-    }
-}
-
-/// A thin HTTP client with the helpers tests need.
-#[derive(Clone)]
-pub struct Client {
-    pub base: String,
-    pub http: reqwest::Client,
-}
-
-pub struct Reply {
-    pub status: u16,
-    pub headers: reqwest::header::HeaderMap,
-    pub body: serde_json::Value,
-    pub text: String,
-}
-
-impl Reply {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    /// Asserts the standard error shape and returns the body.
-    pub fn error(&self, status: u16, code: &str) -> &serde_json::Value {
-        assert_eq!(self.status, status, "{}", self.text);
-        assert_eq!(
-            self.header("content-type"),
-            Some("application/json"),
-            "{}",
-            self.text
-        );
-        assert_eq!(self.body["error"], code, "{}", self.text);
-        assert!(
-            self.body["message"].as_str().is_some_and(|m| !m.is_empty()),
-            "{}",
-            self.text
-        );
-        &self.body
-    }
-}
-
-impl Client {
-    pub async fn send(&self, request: reqwest::RequestBuilder) -> Reply {
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let text = response.text().await.unwrap();
-        let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
-        Reply {
-            status,
-            headers,
-            body,
-            text,
-        }
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
-        self.send(with_token(self.http.get(self.url(path)), token))
-            .await
-    }
-
-    pub async fn json(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        token: Option<&str>,
-        body: serde_json::Value,
-    ) -> Reply {
-        self.send(with_token(self.http.request(method, self.url(path)), token).json(&body))
-            .await
-    }
-
-    /// Logs in and returns the bearer token.
-    pub async fn login(&self, email: &str, password: &str) -> String {
-        let reply = self
-            .json(
-                reqwest::Method::POST,
-                "/api/v1/login",
-                None,
-                serde_json::json!({ "email": email, "password": password }),
-            )
-            .await;
-        assert_eq!(reply.status, 200, "{}", reply.text);
-        reply.body["token"].as_str().unwrap().to_owned()
-    }
-
-    /// Registers a new user and returns (id, token).
-    pub async fn register(&self, email: &str) -> (String, String) {
-        let reply = self
-            .json(
-                reqwest::Method::POST,
-                "/api/v1/register",
-                None,
-                serde_json::json!({ "email": email, "name": "Test User", "password": "Str0ngPassword" }),
-            )
-            .await;
-        assert_eq!(reply.status, 201, "{}", reply.text);
-        (
-            reply.body["user"]["id"].as_str().unwrap().to_owned(),
-            reply.body["token"].as_str().unwrap().to_owned(),
-        )
-    }
-}
-
-fn with_token(request: reqwest::RequestBuilder, token: Option<&str>) -> reqwest::RequestBuilder {
-    match token {
-        Some(token) => request.bearer_auth(token),
-        None => request,
+        Client::new(self.base.clone())
     }
 }
 

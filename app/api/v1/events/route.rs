@@ -2,8 +2,8 @@
 //! `connected` event, then e.g. `post.updated` and `webhook`, a heartbeat comment every 30 s,
 //! resume with `Last-Event-ID`, and cleanup when the client goes away (guide Step 4).
 
-use arbor::auth::{require_auth, Auth};
 use crate::topics::user_topic;
+use arbor::auth::{require_auth, Auth};
 use arbor::sse::Sse;
 use arbor::{ApiError, Response, State};
 use serde_json::json;
@@ -12,7 +12,11 @@ use crate::auth::{CurrentUser, Sessions};
 use crate::AppState;
 
 #[arbor::handler(require_auth(Sessions))]
-pub async fn GET(State(state): State<AppState>, Auth(current): Auth<CurrentUser>, sse: Sse) -> Result<Response, ApiError> {
+pub async fn GET(
+    State(state): State<AppState>,
+    Auth(current): Auth<CurrentUser>,
+    sse: Sse,
+) -> Result<Response, ApiError> {
     let user_id = current.user.id.clone();
     sse.connected(&json!({ "userId": user_id }))
         .on_close(move || tracing::debug!(user_id, "event stream closed"))

@@ -20,7 +20,10 @@ pub struct NewPost {
     body: String,
 }
 
-pub async fn GET(State(state): State<AppState>, Valid(Query(page)): Valid<Query<PageQuery>>) -> Result<Json<Vec<Post>>, ApiError> {
+pub async fn GET(
+    State(state): State<AppState>,
+    Valid(Query(page)): Valid<Query<PageQuery>>,
+) -> Result<Json<Vec<Post>>, ApiError> {
     let offset = (page.page - 1).saturating_mul(page.limit);
     Ok(Json(state.posts.list(None, page.limit, offset).await?))
 }
@@ -32,8 +35,26 @@ pub async fn POST(
     State(state): State<AppState>,
     Auth(current): Auth<CurrentUser>,
     Valid(Json(input)): Valid<Json<NewPost>>,
-) -> Result<(StatusCode, [(header::HeaderName, HeaderValue); 2], Json<Post>), ApiError> {
-    let post = state.posts.create(&current.user.id, &input.title, &input.body).await?;
-    let location = HeaderValue::from_str(&format!("/api/v1/posts/{}", post.id)).map_err(ApiError::internal_with)?;
-    Ok((StatusCode::CREATED, [(header::ETAG, crate::etag(post.version)), (header::LOCATION, location)], Json(post)))
+) -> Result<
+    (
+        StatusCode,
+        [(header::HeaderName, HeaderValue); 2],
+        Json<Post>,
+    ),
+    ApiError,
+> {
+    let post = state
+        .posts
+        .create(&current.user.id, &input.title, &input.body)
+        .await?;
+    let location = HeaderValue::from_str(&format!("/api/v1/posts/{}", post.id))
+        .map_err(ApiError::internal_with)?;
+    Ok((
+        StatusCode::CREATED,
+        [
+            (header::ETAG, crate::etag(post.version)),
+            (header::LOCATION, location),
+        ],
+        Json(post),
+    ))
 }

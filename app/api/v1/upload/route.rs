@@ -27,7 +27,9 @@ pub async fn POST(
     Auth(_current): Auth<CurrentUser>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let limits = UploadLimits::new().max_size(state.config.upload_max_bytes).allow(ALLOWED);
+    let limits = UploadLimits::new()
+        .max_size(state.config.upload_max_bytes)
+        .allow(ALLOWED);
     // Refusals (400/413/415) are answered before the stream starts, with their own status.
     let upload = Upload::accept(request, &limits).await?;
     let storage = state.uploads.clone();

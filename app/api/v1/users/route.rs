@@ -28,7 +28,12 @@ pub async fn POST(
     current.require_admin()?;
     let user = state
         .users
-        .create(NewUser { email: input.email, name: input.name, password: input.password, role: input.role })
+        .create(NewUser {
+            email: input.email,
+            name: input.name,
+            password: input.password,
+            role: input.role,
+        })
         .await?;
     Ok((StatusCode::CREATED, Json(user)))
 }

@@ -23,10 +23,21 @@ pub async fn POST(
     State(state): State<AppState>,
     Valid(Json(credentials)): Valid<Json<Credentials>>,
 ) -> Result<([(header::HeaderName, HeaderValue); 1], Json<Value>), ApiError> {
-    let Some(user) = state.users.authenticate(&credentials.email, &credentials.password).await? else {
+    let Some(user) = state
+        .users
+        .authenticate(&credentials.email, &credentials.password)
+        .await?
+    else {
         return Err(ApiError::unauthorized("Invalid email or password"));
     };
     let token = state.sessions.create(&user.id).await?;
-    let cookie = session_cookie(&token, state.sessions.ttl_secs(), state.config.secure_cookies);
-    Ok(([(header::SET_COOKIE, cookie)], Json(json!({ "user": user, "token": token }))))
+    let cookie = session_cookie(
+        &token,
+        state.sessions.ttl_secs(),
+        state.config.secure_cookies,
+    );
+    Ok((
+        [(header::SET_COOKIE, cookie)],
+        Json(json!({ "user": user, "token": token })),
+    ))
 }

@@ -13,5 +13,11 @@ pub async fn POST(
     Auth(current): Auth<CurrentUser>,
 ) -> Result<(StatusCode, [(header::HeaderName, HeaderValue); 1]), ApiError> {
     state.sessions.delete(&current.token).await?;
-    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, clear_session_cookie(state.config.secure_cookies))]))
+    Ok((
+        StatusCode::NO_CONTENT,
+        [(
+            header::SET_COOKIE,
+            clear_session_cookie(state.config.secure_cookies),
+        )],
+    ))
 }

@@ -13,13 +13,33 @@ use crate::AppState;
 pub async fn POST(
     State(state): State<AppState>,
     Valid(Json(input)): Valid<Json<CreateUser>>,
-) -> Result<(StatusCode, [(header::HeaderName, arbor::http::HeaderValue); 1], Json<Value>), arbor::ApiError> {
+) -> Result<
+    (
+        StatusCode,
+        [(header::HeaderName, arbor::http::HeaderValue); 1],
+        Json<Value>,
+    ),
+    arbor::ApiError,
+> {
     // Self-service accounts are always plain users; administrators create administrators.
     let user = state
         .users
-        .create(NewUser { email: input.email, name: input.name, password: input.password, role: Role::User })
+        .create(NewUser {
+            email: input.email,
+            name: input.name,
+            password: input.password,
+            role: Role::User,
+        })
         .await?;
     let token = state.sessions.create(&user.id).await?;
-    let cookie = session_cookie(&token, state.sessions.ttl_secs(), state.config.secure_cookies);
-    Ok((StatusCode::CREATED, [(header::SET_COOKIE, cookie)], Json(json!({ "user": user, "token": token }))))
+    let cookie = session_cookie(
+        &token,
+        state.sessions.ttl_secs(),
+        state.config.secure_cookies,
+    );
+    Ok((
+        StatusCode::CREATED,
+        [(header::SET_COOKIE, cookie)],
+        Json(json!({ "user": user, "token": token })),
+    ))
 }

@@ -9,8 +9,9 @@ use serde::Deserialize;
 use validator::Validate;
 
 use crate::auth::{CurrentUser, Sessions};
+use crate::conditional::{etag, expected_version, none_match_fails};
 use crate::services::posts::{Post, PostChanges, UpdateError};
-use crate::{etag, AppState};
+use crate::AppState;
 
 #[derive(Deserialize)]
 pub struct Params {
@@ -35,14 +36,14 @@ pub struct EditPost {
     body: Option<String>,
 }
 
-pub async fn GET(State(state): State<AppState>, Path(params): Path<Params>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn GET(
+    State(state): State<AppState>,
+    Path(params): Path<Params>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let post = state.posts.find(&params.id).await?.ok_or_else(not_found)?;
     let tag = etag(post.version);
-    let fresh = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == "*" || t.trim().trim_start_matches("W/") == tag));
-    if fresh {
+    if none_match_fails(&headers, &tag) {
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, tag)]).into_response());
     }
     Ok(([(header::ETAG, tag)], Json(post)).into_response())
@@ -56,7 +57,10 @@ pub async fn PUT(
     headers: HeaderMap,
     Valid(Json(input)): Valid<Json<ReplacePost>>,
 ) -> Result<Response, ApiError> {
-    let changes = PostChanges { title: Some(input.title), body: Some(input.body) };
+    let changes = PostChanges {
+        title: Some(input.title),
+        body: Some(input.body),
+    };
     update(&state, &current, &params.id, &headers, changes).await
 }
 
@@ -68,7 +72,10 @@ pub async fn PATCH(
     headers: HeaderMap,
     Valid(Json(input)): Valid<Json<EditPost>>,
 ) -> Result<Response, ApiError> {
-    let changes = PostChanges { title: input.title, body: input.body };
+    let changes = PostChanges {
+        title: input.title,
+        body: input.body,
+    };
     update(&state, &current, &params.id, &headers, changes).await
 }
 
@@ -98,34 +105,27 @@ async fn update(
         Ok(post) => {
             // The author's live stream hears about it (`GET /api/v1/events`); best effort.
             let notice = serde_json::json!({ "id": post.id, "version": post.version, "title": post.title, "by": current.user.id });
-            if let Err(error) = state.events.publish(&crate::topics::user_topic(&post.author_id), "post.updated", &notice).await {
+            if let Err(error) = state
+                .events
+                .publish(
+                    &crate::topics::user_topic(&post.author_id),
+                    "post.updated",
+                    &notice,
+                )
+                .await
+            {
                 tracing::warn!(%error, "could not publish post.updated");
             }
             Ok(([(header::ETAG, etag(post.version))], Json::<Post>(post)).into_response())
         }
         Err(UpdateError::NotFound) => Err(not_found()),
-        Err(UpdateError::Stale { current_version }) => Err(ApiError::conflict("The post was modified by someone else")
-            .with_details(serde_json::json!({ "currentVersion": current_version }))
-            .with_header(header::ETAG, etag(current_version))),
+        Err(UpdateError::Stale { current_version }) => {
+            Err(ApiError::conflict("The post was modified by someone else")
+                .with_details(serde_json::json!({ "currentVersion": current_version }))
+                .with_header(header::ETAG, etag(current_version)))
+        }
         Err(UpdateError::Failed(error)) => Err(error),
     }
-}
-
-/// The version in `If-Match` (`"3"`, `W/"3"` or `3`); `428` without one.
-fn expected_version(headers: &HeaderMap) -> Result<i64, ApiError> {
-    let Some(value) = headers.get(header::IF_MATCH) else {
-        return Err(ApiError::new(
-            StatusCode::PRECONDITION_REQUIRED,
-            "PRECONDITION_REQUIRED",
-            "If-Match header required for updates: send the ETag you read",
-        ));
-    };
-    value
-        .to_str()
-        .ok()
-        .map(|v| v.trim().trim_start_matches("W/").trim_matches('"'))
-        .and_then(|v| v.parse::<i64>().ok())
-        .ok_or_else(|| ApiError::bad_request("If-Match must be an ETag such as \"3\""))
 }
 
 fn not_found() -> ApiError {

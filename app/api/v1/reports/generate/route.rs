@@ -9,7 +9,7 @@ use serde_json::json;
 use validator::{Validate, ValidationError};
 
 use crate::auth::{CurrentUser, Sessions};
-use crate::services::reports::parse_date;
+use crate::services::reports::{authors_csv, parse_date, whole_days};
 use crate::AppState;
 
 #[derive(Deserialize, Validate)]
@@ -38,9 +38,9 @@ pub enum Format {
 }
 
 fn calendar_date(date: &str) -> Result<(), ValidationError> {
-    parse_date(date)
-        .map(|_| ())
-        .ok_or_else(|| ValidationError::new("date").with_message("must be a date such as 2026-01-31".into()))
+    parse_date(date).map(|_| ()).ok_or_else(|| {
+        ValidationError::new("date").with_message("must be a date such as 2026-01-31".into())
+    })
 }
 
 fn ordered_range(range: &DateRange) -> Result<(), ValidationError> {
@@ -59,11 +59,9 @@ pub async fn POST(
     Valid(Json(request)): Valid<Json<ReportRequest>>,
 ) -> Result<Response, ApiError> {
     current.require_admin()?;
-    let (Some(from), Some(to)) = (parse_date(&request.date_range.from), parse_date(&request.date_range.to)) else {
+    let Some((from, to)) = whole_days(&request.date_range.from, &request.date_range.to) else {
         return Err(ApiError::bad_request("invalid date range"));
     };
-    // The whole last day is included.
-    let to = to + 86_400_000 - 1;
     let range = json!({ "from": request.date_range.from, "to": request.date_range.to });
     let format = request.format;
     Ok(arbor::progress::stream(move |progress| async move {
@@ -73,23 +71,13 @@ pub async fn POST(
         let authors = state.reports.top_authors(from, to).await?;
         progress.step(90, "rendering").await;
         let report = match format {
-            Format::Json => json!({ "format": "json", "range": range, "summary": summary, "topAuthors": authors }),
+            Format::Json => {
+                json!({ "format": "json", "range": range, "summary": summary, "topAuthors": authors })
+            }
             Format::Csv => {
-                let mut csv = String::from("author_id,name,posts\n");
-                for author in &authors {
-                    csv.push_str(&format!("{},{},{}\n", author.author_id, csv_field(&author.name), author.posts));
-                }
-                json!({ "format": "csv", "range": range, "summary": summary, "csv": csv })
+                json!({ "format": "csv", "range": range, "summary": summary, "csv": authors_csv(&authors) })
             }
         };
         Ok(report)
     }))
-}
-
-fn csv_field(value: &str) -> String {
-    if value.contains([',', '"', '\n']) {
-        format!("\"{}\"", value.replace('"', "\"\""))
-    } else {
-        value.to_owned()
-    }
 }

@@ -4,6 +4,9 @@ use arbor::{ApiError, Path, Response, State};
 
 use crate::AppState;
 
-pub async fn GET(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn GET(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     arbor::upload::serve_file(&*state.uploads, &id).await
 }

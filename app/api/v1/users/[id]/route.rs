@@ -24,7 +24,12 @@ pub async fn GET(
     Path(params): Path<Params>,
 ) -> Result<Json<User>, ApiError> {
     current.require_self_or_admin(&params.id)?;
-    state.users.find(&params.id).await?.map(Json).ok_or_else(not_found)
+    state
+        .users
+        .find(&params.id)
+        .await?
+        .map(Json)
+        .ok_or_else(not_found)
 }
 
 pub async fn PATCH(
@@ -37,8 +42,18 @@ pub async fn PATCH(
     if input.role.is_some() {
         current.require_admin()?;
     }
-    let changes = UserChanges { name: input.name, email: input.email, password: input.password, role: input.role };
-    state.users.update(&params.id, changes).await?.map(Json).ok_or_else(not_found)
+    let changes = UserChanges {
+        name: input.name,
+        email: input.email,
+        password: input.password,
+        role: input.role,
+    };
+    state
+        .users
+        .update(&params.id, changes)
+        .await?
+        .map(Json)
+        .ok_or_else(not_found)
 }
 
 pub async fn DELETE(
