@@ -79,7 +79,7 @@ fn route_table_lists_every_handler_with_its_chain() {
         [
             "crate::auth::csrf",
             "crate::middleware::no_store",
-            "arbor::rate_limit(limit = 5, window = 60)"
+            "arbor::rate_limit(limit = 5, window = 60, fail_closed = true)"
         ]
     );
     assert_eq!(
