@@ -17,7 +17,9 @@ mod user_crate;
 use std::fs;
 
 use serde_json::json;
-use user_crate::{assert_routes, cargo_lock, mtime, step, text_route, Crate};
+use user_crate::{
+    assert_routes, cargo_lock, manifest, mtime, step, text_route, toml_path, workspace, Crate,
+};
 
 // ---------------------------------------------------------------------------------------------
 // Scenario 1: routing conflicts end the build with every file named.
@@ -445,4 +447,124 @@ fn route_errors_fail_with_file_line_and_folder() {
     server.request("GET", "/api/broken").expect(200, "fixed");
     drop(server);
     step("scenario 4: passed");
+}
+// ---------------------------------------------------------------------------------------------
+// Scenario 5: type errors of handlers and folder middleware name the user's file.
+// ---------------------------------------------------------------------------------------------
+
+/// `std::fs::File` is not an extractor.
+const NOT_A_HANDLER_ROUTE: &str = "pub async fn GET(_file: std::fs::File) -> &'static str {
+    \"never\"
+}
+";
+
+/// A folder `middleware` fn without `Request, Next`.
+const WRONG_FOLDER_MIDDLEWARE: &str = "pub async fn middleware(user_id: u32) -> String {
+    format!(\"user {user_id}\")
+}
+";
+
+const FOLDER_MIDDLEWARE: &str = "use arbor::{Next, Request, Response};
+
+pub async fn middleware(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    response.headers_mut().insert(\"x-folder\", arbor::http::HeaderValue::from_static(\"auth\"));
+    response
+}
+";
+
+#[test]
+fn type_errors_name_the_route_file() {
+    let _cargo = cargo_lock();
+    step(
+        "scenario 5: a handler that is not a handler and a folder middleware fn of the wrong shape",
+    );
+    let krate = Crate::new(
+        "throwaway_type_errors",
+        &[
+            ("app/api/files/route.rs", NOT_A_HANDLER_ROUTE),
+            ("app/api/(auth)/middleware.rs", WRONG_FOLDER_MIDDLEWARE),
+            ("app/api/(auth)/me/route.rs", &text_route("me")),
+        ],
+    );
+    let build = krate.build(false);
+    build.expect_failure();
+    // rustc reports in the generated file (the check is there), so the message must name the
+    // user's file and fn.
+    build.expect_stderr_contains(
+        "{route_files::GET}` exported by `app/api/files/route.rs` is not a handler",
+    );
+    build.expect_stderr_contains(
+        "{middleware}` in `app/api/(auth)/middleware.rs` cannot be used as folder middleware",
+    );
+    build.expect_stderr_contains("each argument of a handler must be an extractor");
+    // One error each: no cascade into axum's own bounds.
+    build.expect_stderr_contains("due to 2 previous errors");
+    build.expect_stderr_lacks("Handler<_, _>` is not satisfied");
+    build.expect_stderr_lacks("Service<");
+
+    step("scenario 5: fixing both builds and serves through the folder middleware");
+    krate.write("app/api/files/route.rs", &text_route("files"));
+    krate.write("app/api/(auth)/middleware.rs", FOLDER_MIDDLEWARE);
+    krate.build(false).expect_success();
+    let server = krate.serve();
+    let me = server.request("GET", "/api/me");
+    me.expect(200, "me");
+    me.expect_header("x-folder", "auth");
+    // The automatic answers sit inside the folder middleware too.
+    server
+        .request("OPTIONS", "/api/me")
+        .expect_header("x-folder", "auth");
+    server.request("GET", "/api/files").expect(200, "files");
+    drop(server);
+    step("scenario 5: passed");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenario 6: `REVALIDATE` without arbor's `cache` feature names the file and the fix.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn revalidate_without_the_cache_feature_names_the_file() {
+    let _cargo = cargo_lock();
+    step("scenario 6: REVALIDATE with `default-features = false`");
+    let route = format!(
+        "pub const REVALIDATE: u64 = 60;\n\n{}",
+        text_route("cached")
+    );
+    let krate = Crate::new("throwaway_no_cache", &[("app/api/news/route.rs", &route)]);
+    let arbor = format!(
+        "arbor = {{ path = {} }}",
+        toml_path(&workspace().join("framework"))
+    );
+    let manifest = manifest(krate.name);
+    assert!(manifest.contains(&arbor), "{manifest}");
+    krate.write(
+        "Cargo.toml",
+        &manifest.replace(
+            &arbor,
+            &format!(
+                "arbor = {{ path = {}, default-features = false }}",
+                toml_path(&workspace().join("framework"))
+            ),
+        ),
+    );
+    let build = krate.build(false);
+    build.expect_failure();
+    build.expect_stderr_contains(
+        "error: `app/api/news/route.rs` exports `REVALIDATE`, which caches `GET` responses, but arbor's `cache` feature is off",
+    );
+    build.expect_stderr_contains("features = [\"cache\"]");
+    build.expect_stderr_contains("due to 1 previous error");
+
+    step("scenario 6: with the feature back on, the route builds and caches");
+    krate.write("Cargo.toml", &manifest);
+    krate.build(false).expect_success();
+    let server = krate.serve();
+    server.request("GET", "/api/news").expect(200, "cached");
+    server
+        .request("GET", "/api/news")
+        .expect_header("x-cache", "HIT");
+    drop(server);
+    step("scenario 6: passed");
 }

@@ -42,10 +42,22 @@ pub(crate) fn generate(table: &RouteTable, options: &Options<'_>) -> TokenStream
         .map(|(m, module)| {
             let path = absolute(options.manifest_dir, &m.file);
             let doc = format!(" Folder middleware from `{}`.", display_path(&m.file));
+            // A fn goes through a wrapper whose type errors name the file (see `__private`).
+            let wrapper = matches!(m.source, FolderMiddlewareSource::Fn).then(|| {
+                let name = folder_fn_wrapper(module);
+                let message = format!(
+                    "`{{Self}}` in `{}` cannot be used as folder middleware",
+                    display_path(&m.file)
+                );
+                quote! {
+                    ::arbor::__private::folder_middleware!(fn #name = #module::middleware, #message);
+                }
+            });
             quote! {
                 #[doc = #doc]
                 #[path = #path]
                 pub mod #module;
+                #wrapper
             }
         })
         .chain(
@@ -105,10 +117,10 @@ pub(crate) fn generate(table: &RouteTable, options: &Options<'_>) -> TokenStream
                 let routing_fn = Ident::new(&method.to_ascii_lowercase(), Span::call_site());
                 let revalidate = handler.method == Method::Get && route.config.revalidate;
                 if handler.middleware.is_none() && !revalidate {
-                    return quote! { .#routing_fn(#module::#export) };
+                    return quote! { .#routing_fn(handler(#module::#export)) };
                 }
                 let mut endpoint =
-                    quote! { ::arbor::__private::axum::routing::#routing_fn(#module::#export) };
+                    quote! { ::arbor::__private::axum::routing::#routing_fn(handler(#module::#export)) };
                 if handler.middleware.is_some() {
                     let wrap = format_ident!("__arbor_handler_middleware_{}", method);
                     endpoint = quote! { #module::#wrap(#endpoint) };
@@ -128,9 +140,10 @@ pub(crate) fn generate(table: &RouteTable, options: &Options<'_>) -> TokenStream
             let folder_layers = route.folder_middleware.iter().rev().map(|&index| {
             let folder = &middleware_modules[index];
             match table.middleware[index].source {
-                FolderMiddlewareSource::Fn => quote! {
-                    let methods = methods.layer(::arbor::__private::from_fn(#folder::middleware));
-                },
+                FolderMiddlewareSource::Fn => {
+                    let wrapper = folder_fn_wrapper(folder);
+                    quote! { let methods = #wrapper(methods); }
+                }
                 FolderMiddlewareSource::List(_) => quote! {
                     let methods = #folder::__arbor_middleware(methods);
                 },
@@ -156,10 +169,17 @@ pub(crate) fn generate(table: &RouteTable, options: &Options<'_>) -> TokenStream
                 route.display_url(options.url_prefix),
                 display_path(&route.file)
             );
+            // `handler(..)` checks each handler with this message, which names the file: rustc
+            // would otherwise report an unmet `Handler` bound in the generated file.
+            let handler_message = format!(
+                "`{{Self}}` exported by `{}` is not a handler",
+                display_path(&route.file)
+            );
             quote! {
                 {
                     #[doc = #doc]
                     const ALLOW: &str = #allow;
+                ::arbor::__private::handlers!(State, #handler_message);
                     let methods = ::arbor::__private::MethodRouter::new() #(#handlers)*;
                     let methods = ::arbor::__private::finish_route(methods, ALLOW);
                     #file_layer
@@ -206,6 +226,11 @@ fn middleware_chain(table: &RouteTable, route: &Route, handler: Option<&[String]
     chain.extend(route.file_middleware.iter().flatten().cloned());
     chain.extend(handler.into_iter().flatten().cloned());
     chain
+}
+
+/// The wrapper that layers a folder's `middleware` fn: `layer_middleware_auth`.
+fn folder_fn_wrapper(module: &Ident) -> Ident {
+    format_ident!("layer_{}", module)
 }
 
 fn absolute(manifest_dir: &Path, file: &Path) -> String {

@@ -33,6 +33,7 @@
 /// The middleware-list parser, now in `arbor-syntax`; re-exported for existing users.
 #[doc(hidden)]
 pub use arbor_syntax::attr;
+mod config;
 mod diagnostic;
 mod discover;
 mod generate;

@@ -8,6 +8,7 @@ use arbor_syntax::handler::{self, Context, Problem};
 pub(crate) use arbor_syntax::Method;
 use syn::{FnArg, Item, Type, Visibility};
 
+use crate::config;
 use crate::diagnostic::{Diagnostic, Location};
 
 /// What a `route.rs` exports.
@@ -30,7 +31,7 @@ pub struct SegmentConfig {
     pub revalidate: bool,
 }
 
-const CONFIG_CONSTS: [&str; 2] = ["MAX_DURATION", "REVALIDATE"];
+const CONFIG_CONSTS: [&str; 2] = [config::KNOWN[0].0, config::KNOWN[1].0];
 
 /// One exported method handler.
 #[derive(Debug, Clone)]
@@ -147,12 +148,28 @@ pub(crate) fn parse_route(path: &Path, contents: &str) -> Result<RouteSource, Ve
                 }
             }
             Item::Const(item) => {
-                diagnostics
-                    .extend(handler::check_non_fn(&item.ident, "const").map(|p| problem(path, &p)));
+                diagnostics.extend(
+                    handler::check_non_fn(&item.ident, "const")
+                        .map(|p| problem(path, &p))
+                        .or_else(|| unknown_config(path, &item.vis, &item.ident)),
+                );
             }
             Item::Static(item) => {
+                let name = item.ident.to_string();
+                if CONFIG_CONSTS.contains(&name.as_str()) {
+                    diagnostics.push(
+                        Diagnostic::new(format!(
+                            "segment config `{name}` must be a `pub const` of type `u64` (seconds)"
+                        ))
+                        .at(Location::at(path, item.ident.span()))
+                        .help(format!("write `pub const {name}: u64 = 60;`")),
+                    );
+                    continue;
+                }
                 diagnostics.extend(
-                    handler::check_non_fn(&item.ident, "static").map(|p| problem(path, &p)),
+                    handler::check_non_fn(&item.ident, "static")
+                        .map(|p| problem(path, &p))
+                        .or_else(|| unknown_config(path, &item.vis, &item.ident)),
                 );
             }
             Item::Macro(item) if attr::is_middleware_macro(&item.mac) => {
@@ -283,6 +300,20 @@ fn file_name(path: &Path) -> String {
     path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default()
+}
+
+/// A `pub const` or `pub static` that looks like segment config but is not one Arbor reads
+/// (`revalidate`, `MAX_DURATIONS`, `DYNAMIC`): it would be silently ignored.
+fn unknown_config(path: &Path, vis: &Visibility, ident: &syn::Ident) -> Option<Diagnostic> {
+    if !matches!(vis, Visibility::Public(_)) {
+        return None;
+    }
+    let (message, help) = config::unknown_config(&ident.to_string())?;
+    Some(
+        Diagnostic::new(message)
+            .at(Location::at(path, ident.span()))
+            .help(help),
+    )
 }
 
 /// A broken handler rule, as a diagnostic at the token it is about.

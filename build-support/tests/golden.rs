@@ -6,6 +6,9 @@
 //!
 //! Run with `ARBOR_BLESS=1` to rewrite the expected files from the current output, then
 //! review the diff. Fixture `.rs` files are only parsed, never compiled.
+//!
+//! The excerpt of a generated file in `docs/routing.md` is cut from `mixed/expected.rs`; after
+//! re-blessing `mixed`, copy the changed parts into the doc (the last test says which).
 
 #![allow(clippy::unwrap_used)]
 
@@ -393,4 +396,58 @@ fn compile_without_out_dir_outside_a_build_script_is_a_config_error() {
         error.to_string(),
         "error: OUT_DIR is not set: call arbor_build from build.rs, or set Builder::out_dir"
     );
+}
+
+/// `docs/routing.md` shows an excerpt of the `mixed` fixture's generated file. Each part of it
+/// between `// ..` lines must be a verbatim run of lines of `expected.rs`, in order, with the
+/// crate folder written `/path/to/your-crate` instead of `$FIXTURE`; so the doc shows real
+/// output and goes stale the moment the generator changes.
+#[test]
+fn docs_routing_excerpt_is_cut_from_the_mixed_fixture() {
+    const MARKER: &str = "<!-- excerpt of build-support/tests/fixtures/mixed/expected.rs;";
+    let doc_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/routing.md");
+    let doc = std::fs::read_to_string(&doc_path)
+        .unwrap()
+        .replace("\r\n", "\n");
+    let after_marker = doc
+        .split_once(MARKER)
+        .unwrap_or_else(|| panic!("{} has no `{MARKER}` line", doc_path.display()))
+        .1;
+    let excerpt = after_marker
+        .split_once("```rust\n")
+        .and_then(|(_, rest)| rest.split_once("\n```"))
+        .map(|(code, _)| code)
+        .expect("a ```rust block after the marker");
+    let fixture = std::fs::read_to_string(fixtures().join("mixed/expected.rs"))
+        .unwrap()
+        .replace("\r\n", "\n");
+    let fixture_lines: Vec<&str> = fixture.lines().collect();
+
+    let excerpt = excerpt.replace("/path/to/your-crate", PLACEHOLDER);
+    let mut parts: Vec<Vec<&str>> = vec![Vec::new()];
+    for line in excerpt.lines() {
+        if line.trim() == "// .." {
+            parts.push(Vec::new());
+        } else {
+            parts.last_mut().unwrap().push(line);
+        }
+    }
+    assert!(parts.len() > 1, "the excerpt has no `// ..` elisions");
+    let mut from = 0;
+    for part in &parts {
+        assert!(!part.is_empty(), "an empty part between `// ..` lines");
+        let found = (from..=fixture_lines.len().saturating_sub(part.len()))
+            .find(|&start| fixture_lines[start..start + part.len()] == part[..]);
+        match found {
+            Some(start) => from = start + part.len(),
+            None => panic!(
+                "this part of the excerpt in {} is not in tests/fixtures/mixed/expected.rs \
+                 (after line {from}); copy it again from the fixture:\n{}",
+                doc_path.display(),
+                part.join("\n")
+            ),
+        }
+    }
+    // The excerpt starts where the file starts.
+    assert_eq!(parts[0][0], fixture_lines[0]);
 }

@@ -653,6 +653,63 @@ const ERROR_CASES: &[ErrorCase] = &[
         help: &["declare it `pub async fn GET(..)`"],
     },
     ErrorCase {
+        name: "segment config in Next.js spelling",
+        files: &[(
+            "feed/route.rs",
+            "pub const revalidate: u64 = 60;\npub async fn GET() {}\n",
+        )],
+        diagnostics: &[(
+            "`revalidate` is segment config spelled differently: Arbor reads `REVALIDATE`",
+            &["app/api/feed/route.rs:1:11"],
+        )],
+        help: &["rename it to `REVALIDATE` (Arbor's segment config is `MAX_DURATION` (seconds before a request to the route times out) and `REVALIDATE` (seconds a `GET` response is cached)), or make it private if it is a constant of your own"],
+    },
+    ErrorCase {
+        name: "misspelled segment config",
+        files: &[(
+            "reports/route.rs",
+            "pub async fn GET() {}\n\npub const MAX_DURATIONS: u64 = 30;\n",
+        )],
+        diagnostics: &[(
+            "`MAX_DURATIONS` is not segment config Arbor knows, so it would be ignored",
+            &["app/api/reports/route.rs:3:11"],
+        )],
+        help: &["rename it to `MAX_DURATION`"],
+    },
+    ErrorCase {
+        name: "Next.js segment config Arbor does not support",
+        files: &[(
+            "feed/route.rs",
+            "pub const DYNAMIC: &str = \"force-dynamic\";\npub static RUNTIME: &str = \"edge\";\npub async fn GET() {}\n",
+        )],
+        diagnostics: &[
+            (
+                "`DYNAMIC` is Next.js segment config (`dynamic`) that Arbor does not support",
+                &["app/api/feed/route.rs:1:11"],
+            ),
+            (
+                "`RUNTIME` is Next.js segment config (`runtime`) that Arbor does not support",
+                &["app/api/feed/route.rs:2:12"],
+            ),
+        ],
+        help: &[
+            "remove it: Next.js uses it to choose between rendering a route at build time or per request; Arbor prerenders nothing",
+            "remove it: Next.js uses it to pick the Node.js or the Edge runtime",
+        ],
+    },
+    ErrorCase {
+        name: "segment config as a static",
+        files: &[(
+            "feed/route.rs",
+            "pub static MAX_DURATION: u64 = 5;\npub async fn GET() {}\n",
+        )],
+        diagnostics: &[(
+            "segment config `MAX_DURATION` must be a `pub const` of type `u64` (seconds)",
+            &["app/api/feed/route.rs:1:12"],
+        )],
+        help: &["write `pub const MAX_DURATION: u64 = 60;`"],
+    },
+    ErrorCase {
         name: "syntax error",
         files: &[(
             "health/route.rs",
@@ -1069,4 +1126,17 @@ fn an_invalid_state_type_is_a_config_error() {
         .state("crate::App State")
         .route_table()
         .is_ok());
+}
+
+/// Only public names that look like segment config are checked: a file's own constants, and
+/// private ones in any spelling, are its business.
+#[test]
+fn other_consts_are_not_segment_config() {
+    let table = scan(&[(
+        "feed/route.rs",
+        "pub const PAGE_SIZE: usize = 20;\npub static VERSION: &str = \"1\";\nconst revalidate: u64 = 1;\nconst DYNAMIC: bool = true;\npub const MAX_DURATION: u64 = 5;\npub async fn GET() {}\n",
+    )])
+    .unwrap();
+    assert!(table.routes[0].config.max_duration);
+    assert!(!table.routes[0].config.revalidate);
 }

@@ -149,4 +149,100 @@ pub mod __private {
         };
     }
     pub use crate::__arbor_revalidate as revalidate;
+
+    /// `handlers!(State, "message");` at the top of a route's block defines `handler(..)`
+    /// there: the identity on an axum handler of `State`, whose failure reads `message`
+    /// (which names the route file) instead of axum's unmet `Handler<_, _>` bound.
+    ///
+    /// Two impls, the second impossible, make rustc report the trait itself (this message)
+    /// rather than the bound inside a single blanket impl; and the handler passed on being a
+    /// projection of the failed bound, the error does not cascade into `.get(..)`.
+    #[doc(hidden)]
+    #[macro_export]
+    macro_rules! __arbor_handlers {
+        ($state:ty, $message:literal) => {
+            #[diagnostic::on_unimplemented(
+                message = $message,
+                label = "not a handler",
+                note = "each argument of a handler must be an extractor (`arbor::Path`, `arbor::Json`, `arbor::Query`, `State<..>` of the router's state type, `HeaderMap`, ...), the one that reads the body last; its output must implement `IntoResponse`, and its future must be `Send`"
+            )]
+            trait __ArborHandler<T, K> {
+                type Handler;
+                fn into_handler(self) -> Self::Handler;
+            }
+            enum __ArborIsHandler {}
+            enum __ArborNever {}
+            trait __ArborImpossible {}
+            impl<H, T> __ArborHandler<T, __ArborIsHandler> for H
+            where
+                H: $crate::__private::axum::handler::Handler<T, $state>,
+            {
+                type Handler = H;
+                fn into_handler(self) -> H {
+                    self
+                }
+            }
+            impl<H: __ArborImpossible> __ArborHandler<(), __ArborNever> for H {
+                type Handler = H;
+                fn into_handler(self) -> H {
+                    self
+                }
+            }
+            fn handler<H: __ArborHandler<T, K>, T, K>(handler: H) -> H::Handler {
+                handler.into_handler()
+            }
+        };
+    }
+    pub use crate::__arbor_handlers as handlers;
+
+    /// `folder_middleware!(fn wrapper = module::middleware, "message");` next to a folder's
+    /// `middleware.rs` module defines `wrapper(methods)`, which layers the fn around a route
+    /// through `from_fn`; a fn of the wrong shape is reported with `message` (which names the
+    /// file) instead of `FromFn<..>: Service<..>` in the generated file. Same two-impl shape
+    /// as [`handlers!`](crate::__private::handlers).
+    #[doc(hidden)]
+    #[macro_export]
+    macro_rules! __arbor_folder_middleware {
+        (fn $wrapper:ident = $path:path, $message:literal) => {
+            #[doc(hidden)]
+            pub fn $wrapper<S>(
+                route: $crate::__private::MethodRouter<S>,
+            ) -> $crate::__private::MethodRouter<S>
+            where
+                S: ::core::clone::Clone + ::core::marker::Send + ::core::marker::Sync + 'static,
+            {
+                #[diagnostic::on_unimplemented(
+                    message = $message,
+                    label = "not an async fn `(Request, Next) -> impl IntoResponse`",
+                    note = "a folder's `middleware` fn is an `async fn` taking any extractors, then `arbor::Request`, then `arbor::Next`, that returns `impl IntoResponse` and whose future is `Send`",
+                    note = "to use a tower `Layer` instead, list its constructor: `arbor::middleware!(my_layer());`"
+                )]
+                trait __ArborMiddlewareFn<T, K> {
+                    type Layer;
+                    fn into_layer(self) -> Self::Layer;
+                }
+                enum __ArborFromFn {}
+                enum __ArborNever {}
+                trait __ArborImpossible {}
+                impl<F, T> __ArborMiddlewareFn<T, __ArborFromFn> for F
+                where
+                    $crate::__private::axum::middleware::FromFnLayer<F, (), T>:
+                        $crate::__private::MiddlewareLayer,
+                {
+                    type Layer = $crate::__private::axum::middleware::FromFnLayer<F, (), T>;
+                    fn into_layer(self) -> Self::Layer {
+                        $crate::__private::from_fn(self)
+                    }
+                }
+                impl<F: __ArborImpossible> __ArborMiddlewareFn<(), __ArborNever> for F {
+                    type Layer = F;
+                    fn into_layer(self) -> F {
+                        self
+                    }
+                }
+                route.layer(__ArborMiddlewareFn::into_layer($path))
+            }
+        };
+    }
+    pub use crate::__arbor_folder_middleware as folder_middleware;
 }
