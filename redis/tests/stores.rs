@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used)]
+
 //! The Redis stores behind real routes, with two instances of an app sharing one Redis: every
 //! guarantee that holds in one process holds across both.
 

@@ -145,7 +145,7 @@ debug = false
 
 /// A crate in a fresh temporary directory, deleted on drop unless the test failed.
 pub struct Crate {
-    name: &'static str,
+    pub name: &'static str,
     dir: PathBuf,
 }
 
