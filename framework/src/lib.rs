@@ -33,28 +33,36 @@
 
 mod app;
 pub mod auth;
+#[cfg(any(feature = "cache", feature = "idempotency"))]
 mod body;
+#[cfg(feature = "cache")]
 pub mod cache;
 mod catch_panic;
 mod client_ip;
 pub mod clock;
 pub mod cors;
 mod error;
+#[cfg(feature = "streaming")]
 pub mod events;
 pub mod extract;
+#[cfg(feature = "idempotency")]
 pub mod idempotency;
 pub mod logging;
+#[cfg(feature = "streaming")]
 pub mod progress;
+#[cfg(feature = "rate-limit")]
 pub mod rate_limit;
 pub mod request_id;
 mod route_info;
 mod routing;
 mod serve;
 mod service;
+#[cfg(feature = "streaming")]
 pub mod sse;
 pub mod store;
 pub mod test;
 mod timeout;
+#[cfg(feature = "upload")]
 pub mod upload;
 
 pub use app::{App, DEFAULT_BODY_LIMIT, DEFAULT_TIMEOUT};
@@ -63,16 +71,22 @@ pub use axum::extract::{Request, State};
 pub use axum::middleware::Next;
 pub use axum::response::{IntoResponse, Response};
 pub use axum::Router;
+#[cfg(feature = "cache")]
 pub use cache::{cache, cache_control, CacheControl};
 pub use client_ip::{ClientIp, TrustedProxies};
 pub use error::{ApiError, ResultExt};
-pub use extract::{Extension, Form, Json, Path, Query, Valid};
+pub use extract::{Extension, Form, Json, Path, Query};
+#[cfg(feature = "validate")]
+pub use extract::Valid;
 pub use http;
+#[cfg(feature = "idempotency")]
 pub use idempotency::idempotency;
+#[cfg(feature = "rate-limit")]
 pub use rate_limit::rate_limit;
 pub use request_id::RequestId;
 pub use route_info::RouteInfo;
 pub use timeout::{timeout, MaxDuration};
+#[cfg(feature = "validate")]
 pub use validator;
 
 /// Caps request bodies of a route at `bytes` (default 2 MiB): larger bodies are refused with

@@ -7,7 +7,7 @@ use http::{header, HeaderMap, HeaderValue, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::validate::FieldErrors;
+use super::field_errors::FieldErrors;
 use crate::ApiError;
 
 /// A JSON request body or response.

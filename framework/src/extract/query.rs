@@ -5,7 +5,7 @@ use axum::extract::FromRequestParts;
 use http::request::Parts;
 use serde::de::DeserializeOwned;
 
-use super::validate::FieldErrors;
+use super::field_errors::FieldErrors;
 use crate::ApiError;
 
 /// The query string, deserialized into `T`. A value that does not parse is

@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use validator::{Validate, ValidationErrors, ValidationErrorsKind};
 
+use super::field_errors::FieldErrors;
 use super::{Form, Json, Path, Query};
 use crate::ApiError;
 
@@ -105,31 +106,7 @@ fn check(value: &impl Validate, summary: &'static str) -> Result<(), ApiError> {
     })
 }
 
-/// Field errors keyed by dotted path plus form-level errors, like Zod's `flatten()`.
-#[derive(Debug, Default, Serialize)]
-pub(crate) struct FieldErrors {
-    #[serde(rename = "fieldErrors")]
-    fields: BTreeMap<String, Vec<String>>,
-    #[serde(rename = "formErrors")]
-    form: Vec<String>,
-}
-
 impl FieldErrors {
-    pub(crate) fn field(&mut self, path: &str, message: String) {
-        self.fields
-            .entry(path.to_owned())
-            .or_default()
-            .push(message);
-    }
-
-    pub(crate) fn form(&mut self, message: String) {
-        self.form.push(message);
-    }
-
-    pub(crate) fn into_error(self, summary: &'static str) -> ApiError {
-        ApiError::new(StatusCode::BAD_REQUEST, "VALIDATION_ERROR", summary).with_details(self)
-    }
-
     fn collect(&mut self, errors: &ValidationErrors, prefix: &str) {
         for (field, kind) in errors.errors() {
             let path = match (prefix.is_empty(), field.as_ref()) {

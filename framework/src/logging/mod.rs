@@ -7,13 +7,16 @@
 
 use std::borrow::Cow;
 
+#[cfg(feature = "logging")]
 mod json;
 mod request_log;
 
+#[cfg(feature = "logging")]
 pub use json::JsonLines;
 pub use request_log::{RequestLog, RequestLogLayer, ResponseFuture};
 
 /// Output format for [`init`].
+#[cfg(feature = "logging")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// One JSON object per line, for production log pipelines.
@@ -22,6 +25,7 @@ pub enum Format {
     Pretty,
 }
 
+#[cfg(feature = "logging")]
 impl Format {
     /// `ARBOR_LOG_FORMAT=json` selects JSON; anything else is human-readable.
     pub fn from_env() -> Self {
@@ -32,6 +36,7 @@ impl Format {
     }
 }
 
+#[cfg(feature = "logging")]
 /// Installs a global `tracing` subscriber with the level from `RUST_LOG` (default `info`),
 /// and a panic hook that logs panics as `tracing` errors (inside the request's span, so with
 /// its request id) instead of printing them to stderr. Does nothing if a subscriber is already

@@ -46,11 +46,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Logs a store's outage once when it starts and once when it ends, instead of once per
 /// request: an unreachable Redis under load would otherwise write thousands of lines a second.
+#[cfg_attr(
+    not(any(feature = "cache", feature = "idempotency", feature = "rate-limit")),
+    allow(dead_code)
+)]
 pub(crate) struct OutageLog {
     store: &'static str,
     failing: AtomicBool,
 }
 
+#[cfg_attr(
+    not(any(feature = "cache", feature = "idempotency", feature = "rate-limit")),
+    allow(dead_code)
+)]
 impl OutageLog {
     pub(crate) const fn new(store: &'static str) -> Self {
         Self {

@@ -3,8 +3,11 @@
 use std::fmt;
 use std::sync::Arc;
 
+#[cfg(feature = "cache")]
 use crate::cache::CacheStore;
+#[cfg(feature = "idempotency")]
 use crate::idempotency::IdempotencyStore;
+#[cfg(feature = "rate-limit")]
 use crate::rate_limit::RateLimitStore;
 
 /// What a rate limit does when its store fails (see [`Stores::rate_limit_failure`]).
@@ -31,9 +34,12 @@ pub struct Stores {
 
 #[derive(Clone, Default)]
 struct Inner {
+    #[cfg(feature = "rate-limit")]
     rate_limit: Option<Arc<dyn RateLimitStore>>,
     rate_limit_failure: FailureMode,
+    #[cfg(feature = "idempotency")]
     idempotency: Option<Arc<dyn IdempotencyStore>>,
+    #[cfg(feature = "cache")]
     cache: Option<Arc<dyn CacheStore>>,
 }
 
@@ -43,6 +49,7 @@ impl Stores {
         Self::default()
     }
 
+    #[cfg(feature = "rate-limit")]
     /// The store of every `rate_limit(..)` layer without one of its own. Limits that share it
     /// stay apart: the key includes the route, and the quota when several limits wrap one route.
     #[must_use]
@@ -57,18 +64,21 @@ impl Stores {
         self.with(|inner| inner.rate_limit_failure = mode)
     }
 
+    #[cfg(feature = "idempotency")]
     /// The store of every `idempotency()` layer without one of its own.
     #[must_use]
     pub fn idempotency(self, store: impl IdempotencyStore) -> Self {
         self.with(|inner| inner.idempotency = Some(Arc::new(store)))
     }
 
+    #[cfg(feature = "cache")]
     /// The store of every `cache(..)` layer (and `REVALIDATE` route) without one of its own.
     #[must_use]
     pub fn cache(self, store: impl CacheStore) -> Self {
         self.with(|inner| inner.cache = Some(Arc::new(store)))
     }
 
+    #[cfg(feature = "rate-limit")]
     /// The shared rate limit store, if one is registered.
     pub fn rate_limit_store(&self) -> Option<&Arc<dyn RateLimitStore>> {
         self.inner.rate_limit.as_ref()
@@ -79,11 +89,13 @@ impl Stores {
         self.inner.rate_limit_failure
     }
 
+    #[cfg(feature = "idempotency")]
     /// The shared idempotency store, if one is registered.
     pub fn idempotency_store(&self) -> Option<&Arc<dyn IdempotencyStore>> {
         self.inner.idempotency.as_ref()
     }
 
+    #[cfg(feature = "cache")]
     /// The shared response cache store, if one is registered.
     pub fn cache_store(&self) -> Option<&Arc<dyn CacheStore>> {
         self.inner.cache.as_ref()
