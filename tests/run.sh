@@ -134,4 +134,7 @@ if [ -z "${ARBOR_TEST_REDIS_URL:-}" ]; then
 fi
 trap cleanup EXIT
 export ARBOR_REQUIRE_POSTGRES=1 ARBOR_REQUIRE_REDIS=1
+# Routing and errors alone must build: every heavy part of `arbor` is behind a cargo feature.
+echo "== cargo check -p arbor --no-default-features"
+cargo check -q -p arbor --no-default-features
 cargo test --workspace "$@"

@@ -16,6 +16,7 @@ pub(crate) enum Buffered {
     Partial {
         body: Body,
         /// The body failed while being read (the replay ends with that error).
+        #[cfg_attr(not(feature = "idempotency"), allow(dead_code))]
         failed: bool,
     },
 }

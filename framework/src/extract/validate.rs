@@ -1,12 +1,9 @@
 //! `Valid<E>`: run `validator` rules after extraction, with Zod-`flatten()`-style errors.
 
-use std::collections::BTreeMap;
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use http::request::Parts;
-use http::StatusCode;
 use serde::de::DeserializeOwned;
-use serde::Serialize;
 use validator::{Validate, ValidationErrors, ValidationErrorsKind};
 
 use super::field_errors::FieldErrors;

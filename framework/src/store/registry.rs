@@ -114,18 +114,23 @@ impl Stores {
 
 impl fmt::Debug for Stores {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let set = |present: bool| {
-            if present {
-                "shared"
-            } else {
-                "per layer, in memory"
-            }
-        };
-        f.debug_struct("Stores")
-            .field("rate_limit", &set(self.inner.rate_limit.is_some()))
-            .field("rate_limit_failure", &self.inner.rate_limit_failure)
-            .field("idempotency", &set(self.inner.idempotency.is_some()))
-            .field("cache", &set(self.inner.cache.is_some()))
-            .finish()
+        let mut debug = f.debug_struct("Stores");
+        #[cfg(feature = "rate-limit")]
+        debug.field("rate_limit", &shared(self.inner.rate_limit.is_some()));
+        debug.field("rate_limit_failure", &self.inner.rate_limit_failure);
+        #[cfg(feature = "idempotency")]
+        debug.field("idempotency", &shared(self.inner.idempotency.is_some()));
+        #[cfg(feature = "cache")]
+        debug.field("cache", &shared(self.inner.cache.is_some()));
+        debug.finish()
+    }
+}
+
+#[cfg(any(feature = "cache", feature = "idempotency", feature = "rate-limit"))]
+fn shared(present: bool) -> &'static str {
+    if present {
+        "shared"
+    } else {
+        "per layer, in memory"
     }
 }
