@@ -6,7 +6,11 @@
 //! Conventions in the guides: hidden `# ` lines hold setup; a block that uses `crate::` paths
 //! of the reference app (or defines items a route file would `use crate::..`) is a
 //! `standalone_crate` doctest, so that `crate` is its own crate rather than the merged doctest
-//! binary; `no_run` marks blocks that start a server; `compile_fail` blocks say what fails.
+//! binary; `no_run` marks blocks that start a server (or need a build script's environment); a
+//! block that shows a compile error is `compile_fail`, with a comment saying what fails.
+
+// The guides show whole files (`build.rs`, `src/main.rs`), whose `fn main` is the point.
+#![allow(clippy::needless_doctest_main)]
 
 #[doc = include_str!("../../docs/api.md")]
 pub mod api {}
