@@ -414,10 +414,10 @@ fn docs_routing_excerpt_is_cut_from_the_mixed_fixture() {
         .unwrap_or_else(|| panic!("{} has no `{MARKER}` line", doc_path.display()))
         .1;
     let excerpt = after_marker
-        .split_once("```rust\n")
+        .split_once("```rust,ignore\n")
         .and_then(|(_, rest)| rest.split_once("\n```"))
         .map(|(code, _)| code)
-        .expect("a ```rust block after the marker");
+        .expect("a ```rust,ignore block after the marker");
     let fixture = std::fs::read_to_string(fixtures().join("mixed/expected.rs"))
         .unwrap()
         .replace("\r\n", "\n");
