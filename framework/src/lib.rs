@@ -75,9 +75,9 @@ pub use axum::Router;
 pub use cache::{cache, cache_control, CacheControl};
 pub use client_ip::{ClientIp, TrustedProxies};
 pub use error::{ApiError, ResultExt};
-pub use extract::{Extension, Form, Json, Path, Query};
 #[cfg(feature = "validate")]
 pub use extract::Valid;
+pub use extract::{Extension, Form, Json, Path, Query};
 pub use http;
 #[cfg(feature = "idempotency")]
 pub use idempotency::idempotency;

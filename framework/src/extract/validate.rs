@@ -1,6 +1,5 @@
 //! `Valid<E>`: run `validator` rules after extraction, with Zod-`flatten()`-style errors.
 
-
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use http::request::Parts;
 use serde::de::DeserializeOwned;
