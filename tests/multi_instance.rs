@@ -88,18 +88,8 @@ fn start(
 }
 
 async fn fresh_database() -> Option<String> {
-    use sqlx::Connection;
-    let server = common::postgres_url()?;
-    let name = format!("arbor_multi_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = sqlx::PgConnection::connect(&server).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let base = server
-        .rsplit_once('/')
-        .map_or(server.as_str(), |(base, _)| base);
-    Some(format!("{base}/{name}"))
+    common::postgres_url()?;
+    Some(common::fresh_postgres_database().await)
 }
 
 fn redis_url() -> Option<String> {

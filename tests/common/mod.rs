@@ -53,7 +53,8 @@ where
     }
 }
 
-async fn fresh_postgres_database() -> String {
+/// A new, empty database on the `ARBOR_TEST_POSTGRES_URL` server; its URL.
+pub async fn fresh_postgres_database() -> String {
     use sqlx::Connection;
     let server = postgres_url().expect("postgres backend without ARBOR_TEST_POSTGRES_URL");
     let name = format!("arbor_test_{}", uuid::Uuid::new_v4().simple());
