@@ -60,13 +60,13 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::response::Response;
 use bytes::Bytes;
-use futures_util::future::BoxFuture;
 use futures_util::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use http::{header, HeaderValue, StatusCode};
 use multer::{Field, Multipart};
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 
+use crate::store::{BoxFuture, StoreError};
 use crate::ApiError;
 
 /// A stream of file bytes.
@@ -191,16 +191,16 @@ pub trait Storage: Send + Sync + fmt::Debug + 'static {
         &'a self,
         file: NewFile,
         data: ByteStream<'a>,
-    ) -> BoxFuture<'a, io::Result<StoredFile>>;
+    ) -> BoxFuture<'a, Result<StoredFile, StoreError>>;
 
     /// The metadata and content of file `id`, or `None`.
     fn get<'a>(
         &'a self,
         id: &'a str,
-    ) -> BoxFuture<'a, io::Result<Option<(StoredFile, ByteStream<'static>)>>>;
+    ) -> BoxFuture<'a, Result<Option<(StoredFile, ByteStream<'static>)>, StoreError>>;
 
     /// Deletes file `id`; `false` if there was none.
-    fn delete<'a>(&'a self, id: &'a str) -> BoxFuture<'a, io::Result<bool>>;
+    fn delete<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<bool, StoreError>>;
 }
 
 impl<S: Storage + ?Sized> Storage for Arc<S> {
@@ -208,18 +208,18 @@ impl<S: Storage + ?Sized> Storage for Arc<S> {
         &'a self,
         file: NewFile,
         data: ByteStream<'a>,
-    ) -> BoxFuture<'a, io::Result<StoredFile>> {
+    ) -> BoxFuture<'a, Result<StoredFile, StoreError>> {
         (**self).put(file, data)
     }
 
     fn get<'a>(
         &'a self,
         id: &'a str,
-    ) -> BoxFuture<'a, io::Result<Option<(StoredFile, ByteStream<'static>)>>> {
+    ) -> BoxFuture<'a, Result<Option<(StoredFile, ByteStream<'static>)>, StoreError>> {
         (**self).get(id)
     }
 
-    fn delete<'a>(&'a self, id: &'a str) -> BoxFuture<'a, io::Result<bool>> {
+    fn delete<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
         (**self).delete(id)
     }
 }
@@ -326,19 +326,19 @@ impl Storage for LocalStorage {
         &'a self,
         file: NewFile,
         data: ByteStream<'a>,
-    ) -> BoxFuture<'a, io::Result<StoredFile>> {
-        Box::pin(self.put_file(file, data))
+    ) -> BoxFuture<'a, Result<StoredFile, StoreError>> {
+        Box::pin(async move { Ok(self.put_file(file, data).await?) })
     }
 
     fn get<'a>(
         &'a self,
         id: &'a str,
-    ) -> BoxFuture<'a, io::Result<Option<(StoredFile, ByteStream<'static>)>>> {
-        Box::pin(self.get_file(id))
+    ) -> BoxFuture<'a, Result<Option<(StoredFile, ByteStream<'static>)>, StoreError>> {
+        Box::pin(async move { Ok(self.get_file(id).await?) })
     }
 
-    fn delete<'a>(&'a self, id: &'a str) -> BoxFuture<'a, io::Result<bool>> {
-        Box::pin(self.delete_file(id))
+    fn delete<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move { Ok(self.delete_file(id).await?) })
     }
 }
 

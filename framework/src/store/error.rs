@@ -91,3 +91,33 @@ impl From<std::io::Error> for StoreError {
         Self::with_kind(kind, error)
     }
 }
+
+/// A store's failure as an answer: `503 STORE_UNAVAILABLE` with `Retry-After` when the backend
+/// cannot be reached, `507 STORE_FULL` when it is full, else `500` (logged, never shown).
+impl From<StoreError> for crate::ApiError {
+    fn from(error: StoreError) -> Self {
+        match error.kind {
+            StoreErrorKind::Unavailable => {
+                tracing::error!(%error, "a store is unavailable");
+                crate::ApiError::new(
+                    http::StatusCode::SERVICE_UNAVAILABLE,
+                    "STORE_UNAVAILABLE",
+                    "a backend this request needs is unavailable; retry shortly",
+                )
+                .with_header(
+                    http::header::RETRY_AFTER,
+                    http::HeaderValue::from_static("1"),
+                )
+            }
+            StoreErrorKind::Full => {
+                tracing::error!(%error, "a store is full");
+                crate::ApiError::new(
+                    http::StatusCode::INSUFFICIENT_STORAGE,
+                    "STORE_FULL",
+                    "there is no room to store this right now",
+                )
+            }
+            StoreErrorKind::Other => crate::ApiError::internal_with(error),
+        }
+    }
+}
