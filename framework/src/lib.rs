@@ -130,7 +130,6 @@ pub mod __private {
     pub use crate::routing::{
         finish_route, layer, max_duration, method_not_allowed, not_found, options, MiddlewareLayer,
     };
-    pub use crate::timeout::MaxDuration;
     pub use axum;
     pub use axum::middleware::from_fn;
     pub use axum::routing::MethodRouter;

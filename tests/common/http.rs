@@ -55,13 +55,7 @@ impl Client {
 
     /// Sends `request` and reads the whole answer.
     pub async fn send(&self, request: RequestBuilder) -> Reply {
-        let (http, request) = request.build_split();
-        let request = request.unwrap();
-        let what = describe(&request);
-        let response = http
-            .execute(request)
-            .await
-            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        let (what, response) = execute(request).await;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let bytes = response
@@ -135,13 +129,7 @@ impl Client {
     /// Sends `request` and expects the start of a `text/event-stream` answer (status 200 and
     /// the headers every event stream carries), which is then read one event at a time.
     pub async fn events(&self, request: RequestBuilder) -> EventStream {
-        let (http, request) = request.build_split();
-        let request = request.unwrap();
-        let what = describe(&request);
-        let response = http
-            .execute(request)
-            .await
-            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        let (what, response) = execute(request).await;
         assert_eq!(response.status(), 200, "{what}");
         assert_event_stream_headers(&what, response.headers());
         EventStream {
@@ -150,6 +138,18 @@ impl Client {
             buffer: String::new(),
         }
     }
+}
+
+/// Sends `request`; its description (for failure messages) and the response head.
+async fn execute(request: RequestBuilder) -> (String, reqwest::Response) {
+    let (http, request) = request.build_split();
+    let request = request.unwrap();
+    let what = describe(&request);
+    let response = http
+        .execute(request)
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    (what, response)
 }
 
 fn describe(request: &reqwest::Request) -> String {
