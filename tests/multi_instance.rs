@@ -10,9 +10,7 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
-use futures_util::StreamExt;
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -124,39 +122,21 @@ async fn token(http: &Client, instance: &Instance) -> String {
         .to_owned()
 }
 
-/// Reads SSE events (name, id, data) from a response body until `count` have arrived.
-async fn read_events(
-    stream: &mut (impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin),
-    buffer: &mut String,
-    count: usize,
-) -> Vec<(String, u64, Value)> {
-    let mut events = Vec::new();
-    while events.len() < count {
-        if let Some(end) = buffer.find("\n\n") {
-            let block: String = buffer.drain(..end + 2).collect();
-            let (mut name, mut id, mut data) = (String::new(), 0, None);
-            for line in block.lines() {
-                if let Some(v) = line.strip_prefix("event: ") {
-                    name = v.to_owned();
-                } else if let Some(v) = line.strip_prefix("id: ") {
-                    id = v.parse().unwrap();
-                } else if let Some(v) = line.strip_prefix("data: ") {
-                    data = Some(serde_json::from_str(v).unwrap());
-                }
-            }
-            if let Some(data) = data {
-                events.push((name, id, data));
-            }
-            continue;
-        }
-        let chunk = tokio::time::timeout(Duration::from_secs(10), stream.next())
-            .await
-            .expect("an event within 10 s")
-            .unwrap()
-            .unwrap();
-        buffer.push_str(std::str::from_utf8(&chunk).unwrap());
+/// `GET /api/v1/events` on `instance` as `token`, resuming after `last` if given: the shared
+/// client checks the event-stream answer and reads it one event at a time.
+async fn events_on(
+    http: &Client,
+    instance: &Instance,
+    token: &str,
+    last: Option<u64>,
+) -> common::http::EventStream {
+    let mut request = http.get(instance.url("/api/v1/events")).bearer_auth(token);
+    if let Some(last) = last {
+        request = request.header("last-event-id", last.to_string());
     }
-    events
+    common::Client::new(instance.base.clone())
+        .events(request)
+        .await
 }
 
 #[tokio::test]
@@ -251,13 +231,6 @@ async fn three_instances_share_limits_keys_events_caches_and_sessions() {
 
     // 3. A post updated through A reaches a subscriber on B; a subscriber that drops and
     //    reconnects to C with Last-Event-ID gets what it missed, in order, once.
-    let events_on = |instance: &Instance, last: Option<u64>| {
-        let mut request = http.get(instance.url("/api/v1/events")).bearer_auth(&admin);
-        if let Some(last) = last {
-            request = request.header("last-event-id", last.to_string());
-        }
-        request.send()
-    };
     let update = |version: i64, title: &str| {
         http.patch(a.url(&format!("/api/v1/posts/{post_id}")))
             .bearer_auth(&admin)
@@ -265,36 +238,32 @@ async fn three_instances_share_limits_keys_events_caches_and_sessions() {
             .json(&json!({ "title": title }))
             .send()
     };
-    let on_b = events_on(b, None).await.unwrap();
-    assert_eq!(on_b.status(), StatusCode::OK);
-    let mut stream = on_b.bytes_stream();
-    let mut buffer = String::new();
-    let connected = read_events(&mut stream, &mut buffer, 1).await;
-    assert_eq!(connected[0].0, "connected");
+    let mut on_b = events_on(&http, b, &admin, None).await;
+    assert_eq!(on_b.next().await.name, "connected");
     assert_eq!(update(1, "v2").await.unwrap().status(), StatusCode::OK);
-    let seen = read_events(&mut stream, &mut buffer, 1).await;
+    let seen = on_b.next().await;
     assert_eq!(
-        (seen[0].0.as_str(), &seen[0].2["version"]),
+        (seen.name.as_str(), &seen.data["version"]),
         ("post.updated", &json!(2))
     );
-    let last_seen = seen[0].1;
-    drop(stream);
+    let last_seen = seen.id.unwrap();
+    drop(on_b);
     for (version, title) in [(2, "v3"), (3, "v4")] {
         assert_eq!(
             update(version, title).await.unwrap().status(),
             StatusCode::OK
         );
     }
-    let on_c = events_on(c, Some(last_seen)).await.unwrap();
-    let mut stream = on_c.bytes_stream();
-    let mut buffer = String::new();
-    let resumed = read_events(&mut stream, &mut buffer, 3).await;
-    let names: Vec<&str> = resumed.iter().map(|e| e.0.as_str()).collect();
-    assert_eq!(names[0], "connected", "{resumed:?}");
-    let versions: Vec<&Value> = resumed[1..].iter().map(|e| &e.2["version"]).collect();
-    assert_eq!(versions, [&json!(3), &json!(4)], "{resumed:?}");
-    assert!(resumed[1].1 > last_seen && resumed[2].1 > resumed[1].1);
-    drop(stream);
+    let mut on_c = events_on(&http, c, &admin, Some(last_seen)).await;
+    assert_eq!(on_c.next().await.name, "connected");
+    let (first, second) = (on_c.next().await, on_c.next().await);
+    assert_eq!(
+        [&first.data["version"], &second.data["version"]],
+        [&json!(3), &json!(4)],
+        "{first:?} {second:?}"
+    );
+    assert!(first.id.unwrap() > last_seen && second.id.unwrap() > first.id.unwrap());
+    drop(on_c);
 
     // 4. A cached page filled on A is a hit on B; invalidated on B, it is a miss on A.
     let page = |instance: &Instance| http.get(instance.url("/api/v1/docs/guide/intro")).send();
