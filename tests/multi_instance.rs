@@ -1,8 +1,9 @@
 //! Three instances of the reference app, as real processes started at the same moment, on one
 //! PostgreSQL database and one Redis: every guarantee holds across them.
 //!
-//! Needs the test command's servers (`ARBOR_TEST_POSTGRES_URL`, `ARBOR_TEST_REDIS_URL`); skipped
-//! without them unless `ARBOR_REQUIRE_POSTGRES=1` / `ARBOR_REQUIRE_REDIS=1`.
+//! Needs the test command's PostgreSQL (`ARBOR_TEST_POSTGRES_URL`) and a `redis-server` to start
+//! (the test owns it, to stop and restart it); skipped without them unless
+//! `ARBOR_REQUIRE_POSTGRES=1` / `ARBOR_REQUIRE_REDIS=1`.
 
 #![allow(clippy::unwrap_used)]
 
@@ -10,12 +11,17 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
 
-const ADMIN_EMAIL: &str = "admin@example.com";
-const ADMIN_PASSWORD: &str = "Admin-Passw0rd";
+use common::{OwnRedis, ADMIN_EMAIL, ADMIN_PASSWORD};
+
+/// How long an answer may take while Redis is down. Each Redis call has a 50 ms budget and a
+/// refused connection fails at once, so this only catches a request that hangs on the outage
+/// (a TCP or connection-manager timeout is seconds), with room for a debug build on 2 cores.
+const OUTAGE_ANSWER_BOUND: Duration = Duration::from_secs(1);
 
 /// One running instance: its process and base URL.
 struct Instance {
@@ -90,16 +96,6 @@ async fn fresh_database() -> Option<String> {
     Some(common::fresh_postgres_database().await)
 }
 
-fn redis_url() -> Option<String> {
-    let url = std::env::var("ARBOR_TEST_REDIS_URL")
-        .ok()
-        .filter(|u| !u.is_empty());
-    if url.is_none() && std::env::var("ARBOR_REQUIRE_REDIS").is_ok_and(|v| v == "1") {
-        panic!("ARBOR_REQUIRE_REDIS=1 but ARBOR_TEST_REDIS_URL is not set");
-    }
-    url
-}
-
 async fn login(
     http: &Client,
     instance: &Instance,
@@ -141,10 +137,13 @@ async fn events_on(
 
 #[tokio::test]
 async fn three_instances_share_limits_keys_events_caches_and_sessions() {
-    let (Some(database_url), Some(redis_url)) = (fresh_database().await, redis_url()) else {
+    let (Some(database_url), Some(mut redis)) =
+        (fresh_database().await, OwnRedis::start_if_installed())
+    else {
         eprintln!("note: PostgreSQL or Redis not configured; multi-instance test skipped");
         return;
     };
+    let redis_url = redis.url();
     let dir = tempfile::tempdir().unwrap();
     let prefix = format!("multi:{}", uuid::Uuid::new_v4().simple());
     // Started together against an empty database: migrations and the administrator's creation
@@ -232,11 +231,7 @@ async fn three_instances_share_limits_keys_events_caches_and_sessions() {
     // 3. A post updated through A reaches a subscriber on B; a subscriber that drops and
     //    reconnects to C with Last-Event-ID gets what it missed, in order, once.
     let update = |version: i64, title: &str| {
-        http.patch(a.url(&format!("/api/v1/posts/{post_id}")))
-            .bearer_auth(&admin)
-            .header("if-match", format!("\"{version}\""))
-            .json(&json!({ "title": title }))
-            .send()
+        update_request(&http, a, &admin, &post_id, version, title).send()
     };
     let mut on_b = events_on(&http, b, &admin, None).await;
     assert_eq!(on_b.next().await.name, "connected");
@@ -283,4 +278,141 @@ async fn three_instances_share_limits_keys_events_caches_and_sessions() {
         .unwrap();
     assert_eq!(invalidated.status(), StatusCode::NO_CONTENT);
     assert_eq!(x_cache(&page(a).await.unwrap()).as_deref(), Some("MISS"));
+
+    // 6. Redis stopped: each store does what docs/deployment.md declares, every answer comes
+    //    within the budget, and nothing is done half-way.
+    redis.stop();
+    let timed = |request: reqwest::RequestBuilder| async move {
+        let started = Instant::now();
+        let response = request.send().await.unwrap();
+        let elapsed = started.elapsed();
+        assert!(
+            elapsed < OUTAGE_ANSWER_BOUND,
+            "{} took {elapsed:?} with Redis down",
+            response.url()
+        );
+        response
+    };
+    let expect_error = |response: reqwest::Response, status: StatusCode, code: &'static str| async move {
+        assert_eq!(response.status(), status);
+        assert!(response.headers().contains_key("retry-after"));
+        assert_eq!(response.json::<Value>().await.unwrap()["error"], code);
+    };
+    // The login limit fails closed; the registration limit (the default) fails open.
+    let login_refused = timed(
+        http.post(a.url("/api/v1/login"))
+            .json(&json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD })),
+    )
+    .await;
+    expect_error(
+        login_refused,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "RATE_LIMIT_UNAVAILABLE",
+    )
+    .await;
+    let registered = timed(http.post(b.url("/api/v1/register")).json(&json!({
+        "email": "outage@example.com", "name": "Outage", "password": "Str0ngPassw0rd"
+    })))
+    .await;
+    assert_eq!(registered.status(), StatusCode::CREATED);
+    // Idempotency cannot promise one effect: it refuses, and creates nothing.
+    let create_keyed = |instance: &Instance, key: &str| {
+        http.post(instance.url("/api/v1/posts"))
+            .bearer_auth(&admin)
+            .header("idempotency-key", key)
+            .json(&json!({ "title": "across the outage", "body": "b" }))
+    };
+    expect_error(
+        timed(create_keyed(b, "across-the-outage")).await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "IDEMPOTENCY_UNAVAILABLE",
+    )
+    .await;
+    // The cache is bypassed: the page is served by its handler, every time.
+    for _ in 0..2 {
+        let served = timed(http.get(c.url("/api/v1/docs/guide/intro"))).await;
+        assert_eq!(served.status(), StatusCode::OK);
+        assert_eq!(x_cache(&served).as_deref(), Some("MISS"));
+    }
+    // The event bus keeps delivering on the instance that publishes.
+    let mut on_a = events_on(&http, a, &admin, None).await;
+    assert_eq!(on_a.next().await.name, "connected");
+    assert_eq!(
+        timed(update_request(&http, a, &admin, &post_id, 4, "v5"))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let local = on_a.next().await;
+    assert_eq!(
+        (local.name.as_str(), &local.data["version"]),
+        ("post.updated", &json!(5))
+    );
+    drop(on_a);
+
+    // Redis restarted (empty): every instance picks it up with no restart. Until an instance
+    // has its connection back, it keeps answering 503 (and creating nothing).
+    redis.restart();
+    let created = once_redis_is_back(|| create_keyed(b, "across-the-outage")).await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let created = created.bytes().await.unwrap();
+    let replayed = once_redis_is_back(|| create_keyed(c, "across-the-outage")).await;
+    assert_eq!(replayed.status(), StatusCode::CREATED);
+    assert_eq!(replayed.bytes().await.unwrap(), created);
+    let logged_in = once_redis_is_back(|| {
+        http.post(a.url("/api/v1/login"))
+            .json(&json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD }))
+    })
+    .await;
+    assert_eq!(logged_in.status(), StatusCode::OK);
+    // Cross-instance delivery resumes: an update through A reaches a subscriber on B (live, or
+    // through B's listener catching up when it reconnects).
+    let mut on_b = events_on(&http, b, &admin, None).await;
+    assert_eq!(on_b.next().await.name, "connected");
+    assert_eq!(
+        update_request(&http, a, &admin, &post_id, 5, "v6")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    let across = on_b.next().await;
+    assert_eq!(
+        (across.name.as_str(), &across.data["version"]),
+        ("post.updated", &json!(6))
+    );
+    // And the cache is shared again.
+    assert_eq!(x_cache(&page(a).await.unwrap()).as_deref(), Some("MISS"));
+    assert_eq!(x_cache(&page(b).await.unwrap()).as_deref(), Some("HIT"));
+}
+
+/// The answer to the request `make` builds, sent until it is not a `503` (the instance has its
+/// Redis connection back), for at most 10 seconds.
+async fn once_redis_is_back(make: impl Fn() -> reqwest::RequestBuilder) -> reqwest::Response {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let response = make().send().await.unwrap();
+        if response.status() != StatusCode::SERVICE_UNAVAILABLE {
+            return response;
+        }
+        assert!(Instant::now() < deadline, "Redis not picked up within 10 s");
+        // The answer's Retry-After is a second; a test may ask sooner.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `PATCH /api/v1/posts/{id}` through `instance`, expecting `version`.
+fn update_request(
+    http: &Client,
+    instance: &Instance,
+    token: &str,
+    post_id: &str,
+    version: i64,
+    title: &str,
+) -> reqwest::RequestBuilder {
+    http.patch(instance.url(&format!("/api/v1/posts/{post_id}")))
+        .bearer_auth(token)
+        .header("if-match", format!("\"{version}\""))
+        .json(&json!({ "title": title }))
 }

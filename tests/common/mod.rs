@@ -8,8 +8,11 @@ use std::net::SocketAddr;
 use arbor_app::{AppState, Config};
 
 pub mod http;
+#[path = "../../redis/tests/support/own_redis.rs"]
+pub mod own_redis;
 
 pub use http::{Client, Reply};
+pub use own_redis::OwnRedis;
 
 pub const ADMIN_EMAIL: &str = "admin@example.com";
 pub const ADMIN_PASSWORD: &str = "Admin-Passw0rd";
