@@ -1,6 +1,8 @@
 //! A redis-server of a test's own, which the test may stop and restart. Shared by the Redis
 //! crate's tests and the app's multi-instance test (included by path: both are test crates).
 
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
+
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
