@@ -7,6 +7,7 @@ pub mod conditional;
 pub mod config;
 pub mod db;
 pub mod graphql;
+pub mod metrics;
 pub mod middleware;
 pub mod services;
 pub mod state;
@@ -46,13 +47,24 @@ pub fn router(state: AppState) -> arbor::Router {
 /// - `ARBOR_TRUSTED_PROXIES`: comma-separated addresses or CIDR networks whose
 ///   `X-Forwarded-For` is believed (default: none);
 /// - `ARBOR_CORS_ORIGINS`: comma-separated origins allowed cross-origin, with credentials
-///   (default: no CORS).
+///   (default: no CORS);
+/// - `ARBOR_METRICS`: Prometheus metrics at `/metrics` on this port (`on`, the default), on a
+///   listener of their own (an address, which the caller serves: see `main.rs`), or `off`
+///   ([`metrics::MetricsSetting`]).
 ///
 /// # Errors
 /// A setting that cannot work, with a message naming it.
 pub fn app_from_env(state: AppState) -> Result<arbor::Router, String> {
     let stores = state.stores.clone();
+    let metrics = match metrics::MetricsSetting::from_env()? {
+        metrics::MetricsSetting::Off => None,
+        metrics::MetricsSetting::MainPort => Some(metrics::metrics(&state)?),
+        metrics::MetricsSetting::Listener(_) => Some(metrics::metrics(&state)?.path(None)),
+    };
     let mut app = arbor::App::new(router(state)).stores(stores);
+    if let Some(metrics) = metrics {
+        app = app.metrics(metrics);
+    }
     if let Ok(proxies) = std::env::var("ARBOR_TRUSTED_PROXIES") {
         let proxies =
             arbor::TrustedProxies::new(proxies.split(',').filter(|p| !p.trim().is_empty()))

@@ -28,6 +28,14 @@ async fn serve() -> std::io::Result<()> {
     let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
     let config = arbor_app::Config::from_env().map_err(invalid)?;
     let state = arbor_app::AppState::new(config).await.map_err(invalid)?;
+    if let arbor_app::metrics::MetricsSetting::Listener(address) =
+        arbor_app::metrics::MetricsSetting::from_env().map_err(invalid)?
+    {
+        let metrics = arbor_app::metrics::metrics(&state).map_err(invalid)?;
+        let listener = tokio::net::TcpListener::bind(address).await?;
+        tracing::info!("metrics on http://{}/metrics", listener.local_addr()?);
+        tokio::spawn(arbor::serve(listener, metrics.router()));
+    }
     let app = arbor_app::app_from_env(state).map_err(invalid)?;
     let host = std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".into());
     let port = std::env::var("PORT").unwrap_or_else(|_| "3000".into());

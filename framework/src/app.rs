@@ -12,6 +12,8 @@ use crate::catch_panic::CatchPanicLayer;
 use crate::client_ip::{ResolveClientIpLayer, TrustedProxies};
 use crate::cors::{Cors, CorsError};
 use crate::logging::RequestLogLayer;
+#[cfg(feature = "metrics")]
+use crate::metrics::{MatchedRouteLayer, Metrics, RecordMetricsLayer, ServeMetricsLayer};
 use crate::request_id::SetRequestIdLayer;
 use crate::store::Stores;
 use crate::timeout::RequestTimeoutLayer;
@@ -50,6 +52,8 @@ pub struct App {
     body_limit: usize,
     cors: Option<crate::cors::CorsPolicyLayer>,
     stores: Option<Stores>,
+    #[cfg(feature = "metrics")]
+    metrics: Option<Metrics>,
 }
 
 impl App {
@@ -62,6 +66,8 @@ impl App {
             body_limit: DEFAULT_BODY_LIMIT,
             cors: None,
             stores: None,
+            #[cfg(feature = "metrics")]
+            metrics: None,
         }
     }
 
@@ -104,13 +110,45 @@ impl App {
         self
     }
 
+    /// Prometheus metrics (see [`crate::metrics`]): request durations by route pattern, method
+    /// and status class, active requests, and the framework's own counters; served at
+    /// [`Metrics::served_at`] (`/metrics` unless changed) ahead of the routes.
+    #[cfg(feature = "metrics")]
+    pub fn metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
     /// The router with the stack applied, ready for [`crate::serve`].
     pub fn into_router(self) -> Router {
+        #[cfg(feature = "metrics")]
+        let (router, serve_metrics, record_metrics) = match self.metrics {
+            Some(metrics) => {
+                // The route's pattern travels out on the response, for the request metrics.
+                let router = if self.router.has_routes() {
+                    self.router.route_layer(MatchedRouteLayer)
+                } else {
+                    self.router
+                };
+                let serve = metrics
+                    .served_at()
+                    .is_some()
+                    .then(|| ServeMetricsLayer(metrics));
+                (router, serve, Some(RecordMetricsLayer::new()))
+            }
+            None => (self.router, None, None),
+        };
+        #[cfg(not(feature = "metrics"))]
+        let router = self.router;
         // One tower stack around the whole router, not `Router::layer` per layer: axum boxes
         // every route again for each `Router::layer`, and a boxed route clones its inner service
         // on every call, so n app-wide layers would cost O(n²) clones per request instead of n.
-        let stack = ServiceBuilder::new()
-            .layer(SetRequestIdLayer)
+        let stack = ServiceBuilder::new().layer(SetRequestIdLayer);
+        #[cfg(feature = "metrics")]
+        let stack = stack
+            .option_layer(serve_metrics)
+            .option_layer(record_metrics);
+        let stack = stack
             .layer(RequestLogLayer)
             .option_layer(self.cors)
             .layer(CatchPanicLayer)
@@ -120,7 +158,7 @@ impl App {
             .layer(DefaultBodyLimit::max(self.body_limit))
             // Turns handlers into routes once: a router used as a service without it does so
             // for every request (`axum::serve` only prepares the outermost router).
-            .service(self.router.with_state(()));
+            .service(router.with_state(()));
         Router::new().fallback_service(stack)
     }
 }

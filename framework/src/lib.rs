@@ -48,6 +48,7 @@ pub mod extract;
 #[cfg(feature = "idempotency")]
 pub mod idempotency;
 pub mod logging;
+pub mod metrics;
 #[cfg(feature = "streaming")]
 pub mod progress;
 #[cfg(feature = "rate-limit")]

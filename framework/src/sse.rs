@@ -256,6 +256,8 @@ impl Sse {
             heartbeat: Box::pin(tokio::time::sleep(self.heartbeat)),
             shutdown: Some(Box::pin(self.shutdown.triggered())),
             done: false,
+            events_sent: ::metrics::counter!(crate::metrics::SSE_EVENTS_SENT),
+            _open: OpenStream::new(),
             _on_close: CloseGuard(self.on_close),
         };
         event_stream_response(Body::from_stream(body.map(Ok::<_, Infallible>)))
@@ -279,6 +281,23 @@ impl Drop for CloseGuard {
     }
 }
 
+/// Counts the stream in `arbor_sse_connections` while its body lives.
+struct OpenStream(::metrics::Gauge);
+
+impl OpenStream {
+    fn new() -> Self {
+        let open = ::metrics::gauge!(crate::metrics::SSE_CONNECTIONS);
+        open.increment(1.0);
+        Self(open)
+    }
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
+}
+
 const HEARTBEAT: &[u8] = b": heartbeat\n\n";
 const SHUTDOWN: &[u8] = b"event: shutdown\ndata: {\"reason\":\"server shutting down\"}\n\n";
 
@@ -290,6 +309,8 @@ struct SseBody {
     heartbeat: Pin<Box<Sleep>>,
     shutdown: Option<BoxFuture<'static, ()>>,
     done: bool,
+    events_sent: ::metrics::Counter,
+    _open: OpenStream,
     _on_close: CloseGuard,
 }
 
@@ -322,6 +343,7 @@ impl Stream for SseBody {
         match this.source.as_mut().poll_next(cx) {
             Poll::Ready(Some(frame)) => {
                 this.sent();
+                this.events_sent.increment(1);
                 return Poll::Ready(Some(frame));
             }
             Poll::Ready(None) => {

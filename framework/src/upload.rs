@@ -589,6 +589,7 @@ impl Upload {
         match (result, recorded) {
             (_, Some(error)) => Err(error),
             (Ok(stored), None) => {
+                ::metrics::counter!(crate::metrics::UPLOAD_BYTES).increment(stored.size);
                 on_progress(UploadProgress {
                     bytes: stored.size,
                     total: content_length,

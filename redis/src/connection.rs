@@ -27,6 +27,14 @@ struct Inner {
     epoch: Instant,
 }
 
+/// `arbor_redis_command_duration_seconds`: a histogram of Redis calls (a command or a
+/// script), answered or not.
+pub const COMMAND_DURATION: &str = "arbor_redis_command_duration_seconds";
+/// `arbor_redis_errors_total`: failed Redis calls, labelled `kind`: `unavailable` (refused,
+/// dropped, past the budget, or cooling down after such a failure) or `command` (Redis
+/// answered with an error).
+pub const ERRORS: &str = "arbor_redis_errors_total";
+
 /// After a failure, calls fail at once for this long (one caller probes when it ends), so a
 /// Redis that does not answer costs each request nothing rather than its whole budget.
 const COOL_DOWN: Duration = Duration::from_millis(250);
@@ -100,6 +108,7 @@ impl Redis {
         let now_ms = inner.epoch.elapsed().as_millis() as u64;
         let open_until = inner.open_until_ms.load(Ordering::Relaxed);
         if now_ms < open_until {
+            count_error("unavailable");
             return Err(StoreError::unavailable(
                 "Redis is unreachable (cooling down)",
             ));
@@ -113,7 +122,11 @@ impl Redis {
                 Ordering::Relaxed,
             );
         }
+        let started = Instant::now();
         let result = tokio::time::timeout(inner.budget, call(inner.manager.clone())).await;
+        // Looked up per call (a Redis round trip dwarfs it), so a recorder installed after
+        // connecting still sees every call.
+        metrics::histogram!(COMMAND_DURATION).record(started.elapsed().as_secs_f64());
         match result {
             Ok(Ok(value)) => {
                 inner.open_until_ms.store(0, Ordering::Relaxed);
@@ -124,7 +137,10 @@ impl Redis {
                 }
                 Ok(value)
             }
-            Ok(Err(error)) if !unavailable(&error) => Err(StoreError::new(error)),
+            Ok(Err(error)) if !unavailable(&error) => {
+                count_error("command");
+                Err(StoreError::new(error))
+            }
             Ok(Err(error)) => Err(self.outage(StoreError::unavailable(error))),
             Err(_) => Err(self.outage(StoreError::unavailable(format!(
                 "Redis did not answer within {} ms",
@@ -135,6 +151,7 @@ impl Redis {
 
     fn outage(&self, error: StoreError) -> StoreError {
         let inner = &self.inner;
+        count_error("unavailable");
         let now_ms = inner.epoch.elapsed().as_millis() as u64;
         inner
             .open_until_ms
@@ -148,6 +165,10 @@ impl Redis {
         }
         error
     }
+}
+
+fn count_error(kind: &'static str) {
+    metrics::counter!(ERRORS, "kind" => kind).increment(1);
 }
 
 /// Whether `error` means Redis cannot be reached (as opposed to a refused command).

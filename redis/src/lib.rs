@@ -37,6 +37,7 @@ use arbor::events::{Bus, BusOptions};
 use arbor::store::{FailureMode, StoreError, Stores};
 
 pub use cache::RedisCacheStore;
+pub use connection::{COMMAND_DURATION, ERRORS};
 pub use events::{RedisBus, ReplayWindow};
 pub use idempotency::RedisIdempotencyStore;
 pub use rate_limit::RedisRateLimitStore;

@@ -169,6 +169,7 @@ impl ResponseCache {
                 .await
         };
         drop(flight);
+        ::metrics::counter!(crate::metrics::CACHE_LOOKUPS, "result" => "miss").increment(1);
         response
             .headers_mut()
             .insert(X_CACHE, HeaderValue::from_static("MISS"));
@@ -395,6 +396,7 @@ impl Found {
         }
         headers.insert(header::AGE, HeaderValue::from(self.age.as_secs()));
         headers.insert(X_CACHE, HeaderValue::from_static("HIT"));
+        ::metrics::counter!(crate::metrics::CACHE_LOOKUPS, "result" => "hit").increment(1);
         response
     }
 }

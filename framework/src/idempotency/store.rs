@@ -29,6 +29,7 @@ pub struct StoredResponse {
 impl StoredResponse {
     /// The response to send again, with `Idempotent-Replayed: true`.
     pub fn replay(&self) -> Response {
+        ::metrics::counter!(crate::metrics::IDEMPOTENCY_REPLAYS).increment(1);
         let mut response = Response::new(Body::from(self.body.clone()));
         *response.status_mut() = self.status;
         *response.headers_mut() = self.headers.clone();

@@ -253,7 +253,13 @@ impl Shared {
         (request, key)
     }
 
-    fn reject(&self, decision: &Decision) -> Response {
+    fn reject(&self, decision: &Decision, request: &Request) -> Response {
+        let route = request
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or(crate::metrics::UNMATCHED, MatchedPath::as_str);
+        ::metrics::counter!(crate::metrics::RATE_LIMIT_REJECTIONS, "route" => route.to_owned())
+            .increment(1);
         let retry_after = decision.retry_after_secs();
         let window = self.quota.window();
         let window_secs = if window.subsec_nanos() == 0 {
@@ -362,7 +368,9 @@ where
             (Backend::Memory(store), None) => {
                 let decision = store.check_now(&key, self.shared.quota);
                 if !decision.allowed {
-                    return Either::Left(future::ready(Ok(self.shared.reject(&decision))));
+                    return Either::Left(future::ready(Ok(self
+                        .shared
+                        .reject(&decision, &request))));
                 }
                 let response = self.inner.call(request);
                 return Either::Right(Either::Left(
@@ -383,7 +391,7 @@ where
                     if decision.allowed {
                         finish((inner.call(request).await, decision))
                     } else {
-                        Ok(shared.reject(&decision))
+                        Ok(shared.reject(&decision, &request))
                     }
                 }
                 Err(error) => match shared.unavailable(mode, &error) {

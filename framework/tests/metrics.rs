@@ -1,0 +1,247 @@
+//! Prometheus metrics through the app stack: series by route pattern, a closed label set under
+//! a scan of random URLs, the framework's own counters, and both ways of serving the endpoint.
+//!
+//! One test binary installs the process-wide recorder; the tests here share it, so each reads
+//! the series of routes only it uses.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+
+use arbor::metrics::Metrics;
+use arbor::test::TestClient;
+use arbor::{App, Path};
+use axum::routing::{get, post};
+use http::{Method, StatusCode};
+
+fn metrics() -> Metrics {
+    Metrics::install().unwrap()
+}
+
+/// The sample lines of `name` (`name{labels} value`), from a scrape.
+fn samples(exposition: &str, name: &str) -> Vec<String> {
+    exposition
+        .lines()
+        .filter(|line| line.starts_with(name) && line[name.len()..].starts_with(['{', ' ']))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The value of the one sample of `name` whose labels contain every one of `labels`.
+fn value(exposition: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    let found: Vec<String> = samples(exposition, name)
+        .into_iter()
+        .filter(|line| labels.iter().all(|label| line.contains(label)))
+        .collect();
+    assert!(found.len() <= 1, "{labels:?} matches {found:?}");
+    found.first().map(|line| {
+        line.rsplit(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap_or_else(|e| panic!("{line}: {e}"))
+    })
+}
+
+async fn scrape(client: &TestClient) -> String {
+    let response = client.get("/metrics").send().await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    response.text()
+}
+
+#[tokio::test]
+async fn requests_are_labelled_by_route_pattern_method_and_status_class() {
+    let routes = arbor::Router::new()
+        .route(
+            "/labels/users/{id}",
+            get(|Path(id): Path<u32>| async move { id.to_string() }),
+        )
+        .route("/labels/hello", post(|| async { "hi" }));
+    let client = TestClient::new(App::new(routes).metrics(metrics()).into_router());
+
+    for id in [1, 2, 3] {
+        let response = client.get(&format!("/labels/users/{id}")).send().await;
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    // A path parameter of the wrong type: still the route's pattern, as a 4xx.
+    client.get("/labels/users/x").send().await;
+    // The wrong method on a known path: the route's pattern, 405.
+    let refused = client.get("/labels/hello").send().await;
+    assert_eq!(refused.status(), StatusCode::METHOD_NOT_ALLOWED);
+
+    let exposition = scrape(&client).await;
+    let count = "http_server_request_duration_seconds_count";
+    let users = r#"route="/labels/users/{id}""#;
+    assert_eq!(
+        value(
+            &exposition,
+            count,
+            &[users, r#"method="GET""#, r#"status="2xx""#]
+        ),
+        Some(3.0),
+        "{exposition}"
+    );
+    assert_eq!(
+        value(
+            &exposition,
+            count,
+            &[users, r#"method="GET""#, r#"status="4xx""#]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            &exposition,
+            count,
+            &[
+                r#"route="/labels/hello""#,
+                r#"method="GET""#,
+                r#"status="4xx""#
+            ]
+        ),
+        Some(1.0)
+    );
+    // Histograms with buckets, not summaries.
+    assert!(
+        exposition.contains("# TYPE http_server_request_duration_seconds histogram"),
+        "{exposition}"
+    );
+    assert!(!samples(&exposition, "http_server_request_duration_seconds_bucket").is_empty());
+    // No raw path became a label, and the scrape itself is not a request.
+    assert!(!exposition.contains("/labels/users/1"));
+    assert!(!exposition.contains(r#"route="/metrics""#));
+    // Every request has finished.
+    assert_eq!(
+        value(&exposition, "http_server_active_requests", &[]),
+        Some(0.0)
+    );
+}
+
+#[tokio::test]
+async fn a_scan_of_ten_thousand_random_urls_adds_no_series() {
+    let routes = arbor::Router::new().route("/scan/known", get(|| async { "ok" }));
+    let client = TestClient::new(App::new(routes).metrics(metrics()).into_router());
+    // The other tests of this binary run alongside and add their own routes' series.
+    let others = [
+        r#"route="/labels/"#,
+        r#"route="/counted/"#,
+        r#"route="/elsewhere/"#,
+    ];
+    let series = |exposition: &str| -> BTreeSet<String> {
+        samples(exposition, "http_server_request_duration_seconds_count")
+            .into_iter()
+            .map(|line| line.rsplit_once(' ').unwrap().0.to_owned())
+            .filter(|series| !others.iter().any(|other| series.contains(other)))
+            .collect()
+    };
+    let methods = [Method::GET, Method::POST, Method::DELETE];
+    // One unmatched request per method first: the series the scan may grow.
+    for method in &methods {
+        client.request(method.clone(), "/warm-up").send().await;
+    }
+    client
+        .request(Method::from_bytes(b"PROPFIND").unwrap(), "/warm-up")
+        .send()
+        .await;
+    let before = series(&scrape(&client).await);
+
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut random = move || {
+        // xorshift64*: deterministic, so a failure can be replayed.
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        state.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    };
+    for n in 0..10_000 {
+        let path = format!("/{:x}/{:x}?q={n}", random(), random());
+        let method = match random() % 5 {
+            0..=2 => methods[n % 3].clone(),
+            3 => Method::from_bytes(format!("X{:X}", random() % 1000).as_bytes()).unwrap(),
+            _ => Method::from_bytes(b"PROPFIND").unwrap(),
+        };
+        let response = client.request(method, &path).send().await;
+        assert_ne!(response.status(), StatusCode::OK);
+    }
+
+    let exposition = scrape(&client).await;
+    let after = series(&exposition);
+    assert_eq!(
+        after.difference(&before).collect::<Vec<_>>(),
+        Vec::<&String>::new()
+    );
+    let unmatched: f64 = samples(&exposition, "http_server_request_duration_seconds_count")
+        .iter()
+        .filter(|line| line.contains(r#"route="unmatched""#))
+        .map(|line| line.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+        .sum();
+    assert!(unmatched >= 10_000.0, "{unmatched}");
+    assert!(exposition.contains(r#"method="_OTHER""#));
+}
+
+#[tokio::test]
+async fn the_frameworks_counters_are_exported() {
+    let routes = arbor::Router::new().route(
+        "/counted/limited",
+        get(|| async { "ok" }).layer(arbor::rate_limit::rate_limit().limit(1)),
+    );
+    let client = TestClient::new(App::new(routes).metrics(metrics()).into_router());
+    assert_eq!(
+        client.get("/counted/limited").send().await.status(),
+        StatusCode::OK
+    );
+    for _ in 0..3 {
+        assert_eq!(
+            client.get("/counted/limited").send().await.status(),
+            StatusCode::TOO_MANY_REQUESTS
+        );
+    }
+    let exposition = scrape(&client).await;
+    assert_eq!(
+        value(
+            &exposition,
+            "arbor_rate_limit_rejections_total",
+            &[r#"route="/counted/limited""#]
+        ),
+        Some(3.0),
+        "{exposition}"
+    );
+}
+
+#[tokio::test]
+async fn the_endpoint_moves_to_a_listener_of_its_own() {
+    let routes = arbor::Router::new().route("/elsewhere/page", get(|| async { "ok" }));
+    let metrics = metrics().path(None);
+    let client = TestClient::new(App::new(routes).metrics(metrics.clone()).into_router());
+    client.get("/elsewhere/page").send().await;
+    // Not on the main port any more: that path is the app's, here a 404.
+    assert_eq!(
+        client.get("/metrics").send().await.status(),
+        StatusCode::NOT_FOUND
+    );
+    let admin = TestClient::new(metrics.router());
+    let exposition = scrape(&admin).await;
+    assert!(exposition.contains(r#"route="/elsewhere/page""#));
+}
+
+#[tokio::test]
+async fn build_info_names_the_version_and_revision() {
+    let client = TestClient::new(
+        App::new(arbor::Router::new())
+            .metrics(metrics().build_info("1.2.3", Some("abc123")))
+            .into_router(),
+    );
+    let exposition = scrape(&client).await;
+    assert_eq!(
+        value(
+            &exposition,
+            "arbor_build_info",
+            &[r#"version="1.2.3""#, r#"revision="abc123""#]
+        ),
+        Some(1.0)
+    );
+}
