@@ -50,7 +50,9 @@ pub fn router(state: AppState) -> arbor::Router {
 ///   (default: no CORS);
 /// - `ARBOR_METRICS`: Prometheus metrics at `/metrics` on this port (`on`, the default), on a
 ///   listener of their own (an address, which the caller serves: see `main.rs`), or `off`
-///   ([`metrics::MetricsSetting`]).
+///   ([`metrics::MetricsSetting`]);
+/// - `OTEL_EXPORTER_OTLP_ENDPOINT`: a server span per request ([`arbor::otel`]), exported
+///   there by the layer `main` installs.
 ///
 /// # Errors
 /// A setting that cannot work, with a message naming it.
@@ -61,7 +63,15 @@ pub fn app_from_env(state: AppState) -> Result<arbor::Router, String> {
         metrics::MetricsSetting::MainPort => Some(metrics::metrics(&state)?),
         metrics::MetricsSetting::Listener(_) => Some(metrics::metrics(&state)?.path(None)),
     };
-    let mut app = arbor::App::new(router(state)).stores(stores);
+    let traced = [
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    ]
+    .iter()
+    .any(|name| std::env::var(name).is_ok_and(|v| !v.trim().is_empty()));
+    let mut app = arbor::App::new(router(state))
+        .stores(stores)
+        .trace_requests(traced);
     if let Some(metrics) = metrics {
         app = app.metrics(metrics);
     }

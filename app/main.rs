@@ -24,8 +24,15 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn serve() -> std::io::Result<()> {
-    arbor::logging::init(arbor::logging::Format::from_env());
     let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
+    // Spans go to OTEL_EXPORTER_OTLP_ENDPOINT when it is set; dropped at exit, the export
+    // flushes what it still holds.
+    let export =
+        arbor::otel::OtlpExport::from_env("arbor-app").map_err(|e| invalid(e.to_string()))?;
+    arbor::logging::init_with(
+        arbor::logging::Format::from_env(),
+        export.as_ref().map(arbor::otel::OtlpExport::layer),
+    );
     let config = arbor_app::Config::from_env().map_err(invalid)?;
     let state = arbor_app::AppState::new(config).await.map_err(invalid)?;
     if let arbor_app::metrics::MetricsSetting::Listener(address) =
@@ -47,5 +54,11 @@ async fn serve() -> std::io::Result<()> {
         "arbor reference app listening on http://{}",
         listener.local_addr()?
     );
-    arbor::serve(listener, app).await
+    arbor::serve(listener, app).await?;
+    if let Some(export) = export {
+        if let Err(error) = export.shutdown() {
+            tracing::warn!(%error, "the last spans could not be exported");
+        }
+    }
+    Ok(())
 }

@@ -12,8 +12,11 @@ use crate::catch_panic::CatchPanicLayer;
 use crate::client_ip::{ResolveClientIpLayer, TrustedProxies};
 use crate::cors::{Cors, CorsError};
 use crate::logging::RequestLogLayer;
+use crate::metrics::MatchedRouteLayer;
 #[cfg(feature = "metrics")]
-use crate::metrics::{MatchedRouteLayer, Metrics, RecordMetricsLayer, ServeMetricsLayer};
+use crate::metrics::{Metrics, RecordMetricsLayer, ServeMetricsLayer};
+#[cfg(feature = "otel")]
+use crate::otel::TraceRequestsLayer;
 use crate::request_id::SetRequestIdLayer;
 use crate::store::Stores;
 use crate::timeout::RequestTimeoutLayer;
@@ -54,6 +57,8 @@ pub struct App {
     stores: Option<Stores>,
     #[cfg(feature = "metrics")]
     metrics: Option<Metrics>,
+    #[cfg(feature = "otel")]
+    trace_requests: bool,
 }
 
 impl App {
@@ -68,6 +73,8 @@ impl App {
             stores: None,
             #[cfg(feature = "metrics")]
             metrics: None,
+            #[cfg(feature = "otel")]
+            trace_requests: false,
         }
     }
 
@@ -119,35 +126,60 @@ impl App {
         self
     }
 
+    /// An OpenTelemetry server span per request (see [`crate::otel`]), continuing an incoming
+    /// `traceparent`; exported by the layer given to [`crate::logging::init_with`].
+    #[cfg(feature = "otel")]
+    pub fn trace_requests(mut self, on: bool) -> Self {
+        self.trace_requests = on;
+        self
+    }
+
+    /// Whether a layer outside the router reads the [`crate::metrics::MatchedRoute`].
+    fn needs_matched_route(&self) -> bool {
+        #[allow(unused_mut)]
+        let mut needed = false;
+        #[cfg(feature = "metrics")]
+        {
+            needed |= self.metrics.is_some();
+        }
+        #[cfg(feature = "otel")]
+        {
+            needed |= self.trace_requests;
+        }
+        needed
+    }
+
     /// The router with the stack applied, ready for [`crate::serve`].
     pub fn into_router(self) -> Router {
         #[cfg(feature = "metrics")]
-        let (router, serve_metrics, record_metrics) = match self.metrics {
-            Some(metrics) => {
-                // The route's pattern travels out on the response, for the request metrics.
-                let router = if self.router.has_routes() {
-                    self.router.route_layer(MatchedRouteLayer)
-                } else {
-                    self.router
-                };
-                let serve = metrics
+        let (serve_metrics, record_metrics) = match &self.metrics {
+            Some(metrics) => (
+                metrics
                     .served_at()
                     .is_some()
-                    .then(|| ServeMetricsLayer(metrics));
-                (router, serve, Some(RecordMetricsLayer::new()))
-            }
-            None => (self.router, None, None),
+                    .then(|| ServeMetricsLayer(metrics.clone())),
+                Some(RecordMetricsLayer::new()),
+            ),
+            None => (None, None),
         };
-        #[cfg(not(feature = "metrics"))]
-        let router = self.router;
+        #[cfg(feature = "otel")]
+        let trace_requests = self.trace_requests.then_some(TraceRequestsLayer);
+        let router = if self.needs_matched_route() && self.router.has_routes() {
+            // The route's pattern travels out on the response, for the metrics and the spans.
+            self.router.route_layer(MatchedRouteLayer)
+        } else {
+            self.router
+        };
         // One tower stack around the whole router, not `Router::layer` per layer: axum boxes
         // every route again for each `Router::layer`, and a boxed route clones its inner service
         // on every call, so n app-wide layers would cost O(n²) clones per request instead of n.
         let stack = ServiceBuilder::new().layer(SetRequestIdLayer);
         #[cfg(feature = "metrics")]
-        let stack = stack
-            .option_layer(serve_metrics)
-            .option_layer(record_metrics);
+        let stack = stack.option_layer(serve_metrics);
+        #[cfg(feature = "otel")]
+        let stack = stack.option_layer(trace_requests);
+        #[cfg(feature = "metrics")]
+        let stack = stack.option_layer(record_metrics);
         let stack = stack
             .layer(RequestLogLayer)
             .option_layer(self.cors)

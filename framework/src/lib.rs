@@ -49,6 +49,8 @@ pub mod extract;
 pub mod idempotency;
 pub mod logging;
 pub mod metrics;
+#[cfg(feature = "otel")]
+pub mod otel;
 #[cfg(feature = "streaming")]
 pub mod progress;
 #[cfg(feature = "rate-limit")]

@@ -13,6 +13,7 @@ mod request_log;
 
 #[cfg(feature = "logging")]
 pub use json::JsonLines;
+pub(crate) use request_log::TARGET;
 pub use request_log::{RequestLog, RequestLogLayer, ResponseFuture};
 
 /// Output format for [`init`].
@@ -42,22 +43,35 @@ impl Format {
 /// its request id) instead of printing them to stderr. Does nothing if a subscriber is already
 /// installed.
 pub fn init(format: Format) {
-    use tracing_subscriber::EnvFilter;
+    init_with(format, None::<tracing_subscriber::layer::Identity>);
+}
+
+#[cfg(feature = "logging")]
+/// [`init`], with one more layer beside the log output: an exporter of spans such as
+/// [`crate::otel::OtlpExport::layer`]. `RUST_LOG` filters the log lines only; the extra layer
+/// filters for itself.
+pub fn init_with<L>(format: Format, extra: Option<L>)
+where
+    L: tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync + 'static,
+{
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::{EnvFilter, Layer as _};
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    // Colours only for a terminal: log files and collectors get plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi);
-    let installed = match format {
-        // The request's span (with its id) goes on every line once; the list of all open
-        // spans would repeat it, and re-serializing spans is most of the JSON formatter's cost.
-        Format::Json => builder
+    let output = tracing_subscriber::fmt::layer().with_ansi(ansi);
+    let output = match format {
+        Format::Json => output
             .fmt_fields(JsonLines)
             .event_format(JsonLines)
-            .try_init(),
-        Format::Pretty => builder.try_init(),
+            .with_filter(filter)
+            .boxed(),
+        Format::Pretty => output.with_filter(filter).boxed(),
     };
+    let installed = tracing_subscriber::registry()
+        .with(extra)
+        .with(output)
+        .try_init();
     if installed.is_ok() {
         std::panic::set_hook(Box::new(|info| {
             let location = info
@@ -68,6 +82,12 @@ pub fn init(format: Format) {
         }));
     }
 }
+
+/// The id of the trace a request belongs to (32 hex digits), in its extensions when traces are
+/// exported ([`crate::otel`]): the request-log span records it as `trace_id`, so every log
+/// line of the request can be found from its trace, and the reverse.
+#[derive(Debug, Clone)]
+pub struct TraceId(pub std::sync::Arc<str>);
 
 /// The message of a panic payload (`&str` or `String`), for logs.
 pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {

@@ -10,6 +10,7 @@ use axum::response::Response;
 use tower::{Layer, Service};
 use tracing::Span;
 
+use super::TraceId;
 use crate::request_id::RequestId;
 
 /// Logs every request (installed by [`crate::App`], after the request id).
@@ -131,7 +132,7 @@ where
 }
 
 /// The target of the request log, stable whatever module writes it (for `RUST_LOG` filters).
-const TARGET: &str = "arbor::logging";
+pub(crate) const TARGET: &str = "arbor::logging";
 
 fn millis(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1000.0
@@ -142,13 +143,18 @@ fn request_span(request: &Request) -> Span {
         .extensions()
         .get::<RequestId>()
         .map_or("-", RequestId::as_str);
-    tracing::info_span!(
+    let span = tracing::info_span!(
         target: TARGET,
         "request",
         request_id = id,
+        trace_id = tracing::field::Empty,
         method = request.method().as_str(),
         path = request.uri().path(),
-    )
+    );
+    if let Some(TraceId(trace_id)) = request.extensions().get::<TraceId>() {
+        span.record("trace_id", &**trace_id);
+    }
+    span
 }
 
 fn log_request(request: &Request) {
