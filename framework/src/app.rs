@@ -11,6 +11,7 @@ use tower_http::add_extension::AddExtensionLayer;
 use crate::catch_panic::CatchPanicLayer;
 use crate::client_ip::{ResolveClientIpLayer, TrustedProxies};
 use crate::cors::{Cors, CorsError};
+use crate::health::Probes;
 use crate::logging::RequestLogLayer;
 use crate::request_id::SetRequestIdLayer;
 use crate::store::Stores;
@@ -38,7 +39,8 @@ pub const DEFAULT_BODY_LIMIT: usize = 2 * 1024 * 1024;
 /// ```
 ///
 /// From the outside in, every request passes: request id (`X-Request-ID` kept when well formed,
-/// else a UUID; echoed on the response) → a `tracing` span with one `request` and one
+/// else a UUID; echoed on the response) → the liveness and readiness probes (`/livez`,
+/// `/readyz`: answered here, see [`App::probes`]) → a `tracing` span with one `request` and one
 /// `response` event → CORS (if set) → panic catcher (`500 INTERNAL_ERROR`, the process keeps
 /// serving) → client address resolution → the routes, each under its maximum duration.
 #[derive(Debug)]
@@ -50,10 +52,12 @@ pub struct App {
     body_limit: usize,
     cors: Option<crate::cors::CorsPolicyLayer>,
     stores: Option<Stores>,
+    probes: Probes,
 }
 
 impl App {
-    /// The defaults: no trusted proxies, 10 s timeout, 2 MiB bodies, no CORS.
+    /// The defaults: no trusted proxies, 10 s timeout, 2 MiB bodies, no CORS, probes on `/livez`
+    /// and `/readyz` with no checks.
     pub fn new(router: Router) -> Self {
         Self {
             router,
@@ -62,6 +66,7 @@ impl App {
             body_limit: DEFAULT_BODY_LIMIT,
             cors: None,
             stores: None,
+            probes: Probes::new(),
         }
     }
 
@@ -104,6 +109,23 @@ impl App {
         self
     }
 
+    /// The liveness and readiness probes (see [`crate::health`]). By default, liveness on
+    /// `/livez` and, on `/readyz`, a readiness with no checks, which fails only once the
+    /// server's shutdown has started; register the app's dependencies here.
+    /// [`Probes::disabled`] turns both off.
+    ///
+    /// ```
+    /// use arbor::health::{Probes, Unhealthy};
+    ///
+    /// let app = arbor::App::new(arbor::Router::new())
+    ///     .probes(Probes::new().check("cache", || async { Ok::<(), Unhealthy>(()) }));
+    /// # let _ = app;
+    /// ```
+    pub fn probes(mut self, probes: Probes) -> Self {
+        self.probes = probes;
+        self
+    }
+
     /// The router with the stack applied, ready for [`crate::serve`].
     pub fn into_router(self) -> Router {
         // One tower stack around the whole router, not `Router::layer` per layer: axum boxes
@@ -111,6 +133,9 @@ impl App {
         // on every call, so n app-wide layers would cost O(n²) clones per request instead of n.
         let stack = ServiceBuilder::new()
             .layer(SetRequestIdLayer)
+            // Probes before everything else but the request id: route middleware (rate limits)
+            // never sees them, and they log at debug instead of through the request log.
+            .option_layer(self.probes.is_enabled().then_some(self.probes))
             .layer(RequestLogLayer)
             .option_layer(self.cors)
             .layer(CatchPanicLayer)
