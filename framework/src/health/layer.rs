@@ -177,7 +177,7 @@ async fn answer(probe: Probe, request: Request) -> Response {
         .into_response()
     } else {
         match &probe {
-            Probe::Liveness => no_store_json(json!({ "status": "alive" })),
+            Probe::Liveness => no_store(Json(json!({ "status": "alive" })).into_response()),
             Probe::Readiness(readiness) => {
                 let shutdown = request.extensions().get::<Shutdown>();
                 readiness.answer(shutdown).await.into_response()
@@ -414,10 +414,22 @@ enum ReadinessAnswer {
 
 impl IntoResponse for ReadinessAnswer {
     fn into_response(self) -> Response {
-        let no_store = HeaderValue::from_static("no-store");
+        let no_store_header = HeaderValue::from_static("no-store");
         match self {
             Self::Ready(report) => {
-                no_store_json(json!({ "status": "ready", "checks": report.checks() }))
+                // A struct rather than `json!`, whose keys come out sorted: `status` first.
+                #[derive(serde::Serialize)]
+                struct Ready {
+                    status: &'static str,
+                    checks: Value,
+                }
+                no_store(
+                    Json(Ready {
+                        status: "ready",
+                        checks: report.checks(),
+                    })
+                    .into_response(),
+                )
             }
             Self::NotReady(report) => {
                 let failed: Vec<&str> = report
@@ -434,7 +446,7 @@ impl IntoResponse for ReadinessAnswer {
                     format!("not ready: {} failed", failed.join(", ")),
                 )
                 .with_details(json!({ "checks": report.checks() }))
-                .with_header(header::CACHE_CONTROL, no_store)
+                .with_header(header::CACHE_CONTROL, no_store_header)
                 .into_unlogged_response()
             }
             Self::ShuttingDown => ApiError::new(
@@ -442,12 +454,8 @@ impl IntoResponse for ReadinessAnswer {
                 "SHUTTING_DOWN",
                 "this instance is shutting down; send requests to another one",
             )
-            .with_header(header::CACHE_CONTROL, no_store)
+            .with_header(header::CACHE_CONTROL, no_store_header)
             .into_unlogged_response(),
         }
     }
-}
-
-fn no_store_json(value: Value) -> Response {
-    no_store(Json(value).into_response())
 }
