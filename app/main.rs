@@ -27,6 +27,7 @@ async fn serve() -> std::io::Result<()> {
     arbor::logging::init(arbor::logging::Format::from_env());
     let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
     let config = arbor_app::Config::from_env().map_err(invalid)?;
+    let options = arbor_app::serve_options_from_env().map_err(invalid)?;
     let state = arbor_app::AppState::new(config).await.map_err(invalid)?;
     let app = arbor_app::app_from_env(state).map_err(invalid)?;
     let host = std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".into());
@@ -39,5 +40,6 @@ async fn serve() -> std::io::Result<()> {
         "arbor reference app listening on http://{}",
         listener.local_addr()?
     );
-    arbor::serve(listener, app).await
+    // Returns once the shutdown has drained (SIGTERM, Ctrl-C): `main` then exits with 0.
+    arbor::serve_with(listener, app, options).await
 }
