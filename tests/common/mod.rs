@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use arbor_app::{AppState, Config};
 
 pub mod http;
+pub mod process;
 
 pub use http::{Client, Reply};
 
