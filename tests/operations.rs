@@ -95,7 +95,7 @@ async fn load(
         let mut answered_here = 0usize;
         loop {
             sent += 1;
-            let (request, expected) = if sent % 2 == 0 {
+            let (request, expected) = if sent.is_multiple_of(2) {
                 (
                     arbor::http::Request::get("/api/hello")
                         .header("host", "arbor.test")
