@@ -135,7 +135,7 @@ impl App {
             .layer(SetRequestIdLayer)
             // Probes before everything else but the request id: route middleware (rate limits)
             // never sees them, and they log at debug instead of through the request log.
-            .option_layer(self.probes.is_enabled().then_some(self.probes))
+            .option_layer(self.probes.is_enabled().then(|| self.probes.into_layer()))
             .layer(RequestLogLayer)
             .option_layer(self.cors)
             .layer(CatchPanicLayer)

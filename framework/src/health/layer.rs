@@ -1,4 +1,5 @@
-//! [`ProbesService`]: answers the probes before a request reaches the rest of the stack.
+//! [`HealthLayer`] and [`Health`]: answer the probes before a request reaches the rest of the
+//! stack.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -24,21 +25,30 @@ use crate::{ApiError, Shutdown};
 /// The target of every probe log line, for `RUST_LOG` filters (`arbor::health=debug`).
 const TARGET: &str = "arbor::health";
 
-impl<S> Layer<S> for Probes {
-    type Service = ProbesService<S>;
+/// Answers the probes a [`Probes`] configures, and passes every other request on. [`crate::App`]
+/// installs it right after the request id; build one with [`Probes::into_layer`] to use it
+/// elsewhere.
+#[derive(Clone)]
+pub struct HealthLayer {
+    // Shared by every service built from the layer: one in-flight run of the checks, one
+    // record of which checks are failing.
+    answers: Arc<Answers>,
+}
 
-    fn layer(&self, inner: S) -> Self::Service {
-        let readiness = self.readiness_path.clone().map(|path| {
+impl HealthLayer {
+    /// The layer for `probes`.
+    pub fn new(probes: Probes) -> Self {
+        let readiness = probes.readiness_path.map(|path| {
             Arc::new(Readiness {
                 path,
-                timeout: self.timeout,
-                checks: self
+                timeout: probes.timeout,
+                checks: probes
                     .checks
-                    .iter()
+                    .into_iter()
                     .map(|named| {
                         Arc::new(RegisteredCheck {
-                            name: named.name.clone(),
-                            check: Arc::clone(&named.check),
+                            name: named.name,
+                            check: named.check,
                             failing: AtomicBool::new(false),
                         })
                     })
@@ -46,32 +56,48 @@ impl<S> Layer<S> for Probes {
                 in_flight: Mutex::new(None),
             })
         });
-        ProbesService {
-            inner,
+        Self {
             answers: Arc::new(Answers {
-                liveness_path: self.liveness_path.clone(),
+                liveness_path: probes.liveness_path,
                 readiness,
             }),
         }
     }
 }
 
-/// See [`Probes`]: answers its paths, passes every other request to `S`.
+impl From<Probes> for HealthLayer {
+    fn from(probes: Probes) -> Self {
+        Self::new(probes)
+    }
+}
+
+impl fmt::Debug for HealthLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.answers.fmt("HealthLayer", f)
+    }
+}
+
+impl<S> Layer<S> for HealthLayer {
+    type Service = Health<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Health {
+            inner,
+            answers: Arc::clone(&self.answers),
+        }
+    }
+}
+
+/// See [`HealthLayer`].
 #[derive(Clone)]
-pub struct ProbesService<S> {
+pub struct Health<S> {
     inner: S,
     answers: Arc<Answers>,
 }
 
-impl<S> fmt::Debug for ProbesService<S> {
+impl<S> fmt::Debug for Health<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ProbesService")
-            .field("liveness_path", &self.answers.liveness_path)
-            .field(
-                "readiness_path",
-                &self.answers.readiness.as_ref().map(|r| &r.path),
-            )
-            .finish_non_exhaustive()
+        self.answers.fmt("Health", f)
     }
 }
 
@@ -95,6 +121,13 @@ impl Probe {
 }
 
 impl Answers {
+    fn fmt(&self, name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct(name)
+            .field("liveness_path", &self.liveness_path)
+            .field("readiness_path", &self.readiness.as_ref().map(|r| &r.path))
+            .finish_non_exhaustive()
+    }
+
     fn probe_for(&self, path: &str) -> Option<Probe> {
         if self.liveness_path.as_deref() == Some(path) {
             return Some(Probe::Liveness);
@@ -106,7 +139,7 @@ impl Answers {
     }
 }
 
-impl<S, E> Service<Request> for ProbesService<S>
+impl<S, E> Service<Request> for Health<S>
 where
     S: Service<Request, Response = Response, Error = E>,
 {
@@ -132,7 +165,7 @@ where
 }
 
 pin_project_lite::pin_project! {
-    /// The future of [`ProbesService`].
+    /// The future of [`Health`].
     pub struct ResponseFuture<F> {
         #[pin]
         kind: Kind<F>,

@@ -44,8 +44,9 @@
 //!               503 {"error":"SHUTTING_DOWN","message":"this instance is shutting down; ..."}
 //! ```
 //!
-//! The module is laid out by role: `check.rs` ([`HealthCheck`], [`Unhealthy`]) and `layer.rs`
-//! (the service that answers the probes).
+//! The module is laid out by role: `mod.rs` ([`Probes`], the configuration), `check.rs`
+//! ([`HealthCheck`], [`Unhealthy`]) and `layer.rs` ([`HealthLayer`] → [`Health`], which answers
+//! the probes).
 
 mod check;
 mod layer;
@@ -58,7 +59,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use check::{HealthCheck, Unhealthy};
-pub use layer::{ProbesService, ResponseFuture};
+pub use layer::{Health, HealthLayer, ResponseFuture};
 
 /// The liveness probe's path unless [`Probes::liveness_path`] says otherwise.
 pub const DEFAULT_LIVENESS_PATH: &str = "/livez";
@@ -69,19 +70,20 @@ pub const DEFAULT_READINESS_PATH: &str = "/readyz";
 /// own probe timeout more than this (`timeoutSeconds: 2` in `docs/operations.md`).
 pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// The probes' configuration, and the tower layer that answers them.
+/// The probes' configuration: paths, timeout, checks.
 ///
 /// [`Probes::new`] (also the [`App`](crate::App) default) answers liveness on `/livez` and
 /// readiness on `/readyz`, with no checks and a 1 s timeout per check. Requests to any other
 /// path, and every request when both probes are off ([`Probes::disabled`]), pass through.
 ///
-/// Outside `App`, layer it around a router (outermost, so route middleware never sees probes):
+/// Outside `App`, turn it into a [`HealthLayer`] and put that around a router (outermost, so
+/// route middleware never sees probes):
 ///
 /// ```
 /// use arbor::health::Probes;
 ///
 /// let routes = arbor::Router::new();
-/// let service = tower::Layer::layer(&Probes::new(), routes);
+/// let service = tower::Layer::layer(&Probes::new().into_layer(), routes);
 /// # let _ = service;
 /// ```
 #[derive(Clone)]
@@ -176,6 +178,11 @@ impl Probes {
             check: Arc::new(check),
         });
         self
+    }
+
+    /// The layer that answers these probes.
+    pub fn into_layer(self) -> HealthLayer {
+        HealthLayer::new(self)
     }
 
     /// Whether any probe is answered.
