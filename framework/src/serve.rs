@@ -227,11 +227,15 @@ pub async fn serve_with(
         let shutdown = shutdown.clone();
         async move {
             shutdown.triggered().await;
-            tracing::info!(
-                drain_ms = millis(drain_delay),
-                "shutdown started: readiness fails from now on; accepting new connections until the drain delay ends"
-            );
-            tokio::time::sleep(drain_delay).await;
+            if drain_delay.is_zero() {
+                tracing::info!("shutdown started: readiness fails from now on");
+            } else {
+                tracing::info!(
+                    drain_ms = millis(drain_delay),
+                    "shutdown started: readiness fails from now on; still accepting new connections for the drain delay"
+                );
+                tokio::time::sleep(drain_delay).await;
+            }
         }
     };
     tokio::pin!(stop_accepting);

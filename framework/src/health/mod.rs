@@ -82,7 +82,7 @@ pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(1);
 /// ```
 /// use arbor::health::Probes;
 ///
-/// let routes = arbor::Router::new();
+/// let routes: arbor::Router = arbor::Router::new();
 /// let service = tower::Layer::layer(&Probes::new().into_layer(), routes);
 /// # let _ = service;
 /// ```
