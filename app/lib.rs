@@ -7,6 +7,7 @@ pub mod conditional;
 pub mod config;
 pub mod db;
 pub mod graphql;
+pub mod health;
 pub mod metrics;
 pub mod middleware;
 pub mod services;
@@ -23,10 +24,15 @@ arbor::routes!();
 pub use conditional::etag;
 
 /// The application: every route file under `app/api` inside Arbor's production stack
-/// (request ids, logs, panic safety, timeouts), with default settings.
+/// (request ids, logs, panic safety, timeouts, probes on `/livez` and `/readyz` checking the
+/// database and Redis), with default settings.
 pub fn app(state: AppState) -> arbor::Router {
     let stores = state.stores.clone();
-    arbor::App::new(router(state)).stores(stores).into_router()
+    let probes = health::probes(&state);
+    arbor::App::new(router(state))
+        .stores(stores)
+        .probes(probes)
+        .into_router()
 }
 
 /// The routes with their state: handlers extract `State<AppState>`; middleware reads it from
@@ -52,7 +58,9 @@ pub fn router(state: AppState) -> arbor::Router {
 ///   listener of their own (an address, which the caller serves: see `main.rs`), or `off`
 ///   ([`metrics::MetricsSetting`]);
 /// - `OTEL_EXPORTER_OTLP_ENDPOINT`: a server span per request ([`arbor::otel`]), exported
-///   there by the layer `main` installs.
+///   there by the layer `main` installs;
+/// - `ARBOR_LIVENESS_PATH`, `ARBOR_READINESS_PATH`, `ARBOR_READINESS_TIMEOUT_MS`: the probes
+///   (see [`health::probes_from_env`]).
 ///
 /// # Errors
 /// A setting that cannot work, with a message naming it.
@@ -69,8 +77,10 @@ pub fn app_from_env(state: AppState) -> Result<arbor::Router, String> {
     ]
     .iter()
     .any(|name| std::env::var(name).is_ok_and(|v| !v.trim().is_empty()));
+    let probes = health::probes_from_env(&state)?;
     let mut app = arbor::App::new(router(state))
         .stores(stores)
+        .probes(probes)
         .trace_requests(traced);
     if let Some(metrics) = metrics {
         app = app.metrics(metrics);
@@ -99,4 +109,34 @@ pub fn app_from_env(state: AppState) -> Result<arbor::Router, String> {
             .map_err(|e| format!("ARBOR_CORS_ORIGINS: {e}"))?;
     }
     Ok(app.into_router())
+}
+
+/// How the server shuts down, from the environment:
+///
+/// - `ARBOR_DRAIN_DELAY_MS`: how long to keep serving new connections after SIGTERM, while the
+///   readiness probe already fails, so that load balancers stop sending first (default 0; about
+///   5000 under Kubernetes, see `docs/operations.md`);
+/// - `ARBOR_SHUTDOWN_GRACE_MS`: how long in-flight requests then get to finish (default 20000).
+///
+/// # Errors
+/// A value that is not a number of milliseconds, naming the variable.
+pub fn serve_options_from_env() -> Result<arbor::ServeOptions, String> {
+    let millis = |name: &str| -> Result<Option<std::time::Duration>, String> {
+        match std::env::var(name).ok().filter(|v| !v.trim().is_empty()) {
+            None => Ok(None),
+            Some(value) => value
+                .trim()
+                .parse::<u64>()
+                .map(|ms| Some(std::time::Duration::from_millis(ms)))
+                .map_err(|_| format!("{name} must be a number of milliseconds")),
+        }
+    };
+    let mut options = arbor::ServeOptions::default();
+    if let Some(delay) = millis("ARBOR_DRAIN_DELAY_MS")? {
+        options = options.drain_delay(delay);
+    }
+    if let Some(grace) = millis("ARBOR_SHUTDOWN_GRACE_MS")? {
+        options = options.shutdown_grace(grace);
+    }
+    Ok(options)
 }

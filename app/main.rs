@@ -34,6 +34,7 @@ async fn serve() -> std::io::Result<()> {
         export.as_ref().map(arbor::otel::OtlpExport::layer),
     );
     let config = arbor_app::Config::from_env().map_err(invalid)?;
+    let options = arbor_app::serve_options_from_env().map_err(invalid)?;
     let state = arbor_app::AppState::new(config).await.map_err(invalid)?;
     if let arbor_app::metrics::MetricsSetting::Listener(address) =
         arbor_app::metrics::MetricsSetting::from_env().map_err(invalid)?
@@ -54,7 +55,8 @@ async fn serve() -> std::io::Result<()> {
         "arbor reference app listening on http://{}",
         listener.local_addr()?
     );
-    arbor::serve(listener, app).await?;
+    // Returns once the shutdown has drained (SIGTERM, Ctrl-C): `main` then exits with 0.
+    arbor::serve_with(listener, app, options).await?;
     if let Some(export) = export {
         if let Err(error) = export.shutdown() {
             tracing::warn!(%error, "the last spans could not be exported");

@@ -47,6 +47,9 @@ pub struct Services {
     /// The stores of the routes' rate limits, idempotency keys and response cache: Redis when
     /// `REDIS_URL` is set, else one in-memory response cache (so the app can invalidate it).
     pub stores: Stores,
+    /// The Redis connection behind `events` and `stores`, when `REDIS_URL` is set: the
+    /// readiness probe pings it.
+    pub redis: Option<arbor_redis::RedisStores>,
     /// Where uploads are stored.
     pub uploads: Arc<LocalStorage>,
     /// Webhook verification and background processing.
@@ -65,7 +68,7 @@ impl AppState {
             let scheme = config.database_url.split(':').next().unwrap_or_default();
             format!("could not open the {scheme} database: {e}")
         })?;
-        let (events, stores) = match &config.redis_url {
+        let (events, stores, redis) = match &config.redis_url {
             Some(url) => {
                 let mut options = arbor_redis::RedisOptions::default();
                 if let Some(prefix) = &config.redis_prefix {
@@ -74,11 +77,12 @@ impl AppState {
                 let redis = arbor_redis::RedisStores::connect_with(url, options)
                     .await
                     .map_err(|e| format!("REDIS_URL: {e}"))?;
-                (redis.bus(), redis.stores())
+                (redis.bus(), redis.stores(), Some(redis))
             }
             None => (
                 Bus::in_memory(),
                 Stores::new().cache(MemoryCacheStore::default()),
+                None,
             ),
         };
         let state = Services {
@@ -90,6 +94,7 @@ impl AppState {
             uploads: Arc::new(LocalStorage::new(config.upload_dir.clone())),
             events,
             stores,
+            redis,
             config: Arc::new(config),
             db,
             dispatcher: crate::batch::Dispatcher::default(),

@@ -11,6 +11,7 @@ use tower_http::add_extension::AddExtensionLayer;
 use crate::catch_panic::CatchPanicLayer;
 use crate::client_ip::{ResolveClientIpLayer, TrustedProxies};
 use crate::cors::{Cors, CorsError};
+use crate::health::Probes;
 use crate::logging::RequestLogLayer;
 use crate::metrics::MatchedRouteLayer;
 #[cfg(feature = "metrics")]
@@ -43,7 +44,8 @@ pub const DEFAULT_BODY_LIMIT: usize = 2 * 1024 * 1024;
 /// ```
 ///
 /// From the outside in, every request passes: request id (`X-Request-ID` kept when well formed,
-/// else a UUID; echoed on the response) → a `tracing` span with one `request` and one
+/// else a UUID; echoed on the response) → the liveness and readiness probes (`/livez`,
+/// `/readyz`: answered here, see [`App::probes`]) → a `tracing` span with one `request` and one
 /// `response` event → CORS (if set) → panic catcher (`500 INTERNAL_ERROR`, the process keeps
 /// serving) → client address resolution → the routes, each under its maximum duration.
 #[derive(Debug)]
@@ -55,6 +57,7 @@ pub struct App {
     body_limit: usize,
     cors: Option<crate::cors::CorsPolicyLayer>,
     stores: Option<Stores>,
+    probes: Probes,
     #[cfg(feature = "metrics")]
     metrics: Option<Metrics>,
     #[cfg(feature = "otel")]
@@ -62,7 +65,8 @@ pub struct App {
 }
 
 impl App {
-    /// The defaults: no trusted proxies, 10 s timeout, 2 MiB bodies, no CORS.
+    /// The defaults: no trusted proxies, 10 s timeout, 2 MiB bodies, no CORS, probes on `/livez`
+    /// and `/readyz` with no checks.
     pub fn new(router: Router) -> Self {
         Self {
             router,
@@ -71,6 +75,7 @@ impl App {
             body_limit: DEFAULT_BODY_LIMIT,
             cors: None,
             stores: None,
+            probes: Probes::new(),
             #[cfg(feature = "metrics")]
             metrics: None,
             #[cfg(feature = "otel")]
@@ -149,6 +154,23 @@ impl App {
         needed
     }
 
+    /// The liveness and readiness probes (see [`crate::health`]). By default, liveness on
+    /// `/livez` and, on `/readyz`, a readiness with no checks, which fails only once the
+    /// server's shutdown has started; register the app's dependencies here.
+    /// [`Probes::disabled`] turns both off.
+    ///
+    /// ```
+    /// use arbor::health::{Probes, Unhealthy};
+    ///
+    /// let app = arbor::App::new(arbor::Router::new())
+    ///     .probes(Probes::new().check("cache", || async { Ok::<(), Unhealthy>(()) }));
+    /// # let _ = app;
+    /// ```
+    pub fn probes(mut self, probes: Probes) -> Self {
+        self.probes = probes;
+        self
+    }
+
     /// The router with the stack applied, ready for [`crate::serve`].
     pub fn into_router(self) -> Router {
         #[cfg(feature = "metrics")]
@@ -173,7 +195,12 @@ impl App {
         // One tower stack around the whole router, not `Router::layer` per layer: axum boxes
         // every route again for each `Router::layer`, and a boxed route clones its inner service
         // on every call, so n app-wide layers would cost O(n²) clones per request instead of n.
-        let stack = ServiceBuilder::new().layer(SetRequestIdLayer);
+        let stack = ServiceBuilder::new()
+            .layer(SetRequestIdLayer)
+            // Probes before everything else but the request id: route middleware (rate limits)
+            // never sees them, and they log at debug instead of through the request log. The
+            // metrics endpoint likewise; neither counts in the metrics nor opens a span.
+            .option_layer(self.probes.is_enabled().then(|| self.probes.into_layer()));
         #[cfg(feature = "metrics")]
         let stack = stack.option_layer(serve_metrics);
         #[cfg(feature = "otel")]

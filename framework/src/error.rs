@@ -218,6 +218,15 @@ impl IntoResponse for ApiError {
         } else if self.status.is_server_error() {
             tracing::error!(code = %self.code, status = self.status.as_u16(), reason = %self.message, "request failed");
         }
+        self.into_unlogged_response()
+    }
+}
+
+impl ApiError {
+    /// The response without the log line `into_response` writes for server errors: for answers
+    /// that are expected and frequent, such as a readiness probe's `503` during an outage,
+    /// which their own code logs once per state change.
+    pub(crate) fn into_unlogged_response(self) -> Response {
         let body = serde_json::to_vec(&Body {
             error: &self.code,
             message: &self.message,

@@ -45,6 +45,7 @@ mod error;
 #[cfg(feature = "streaming")]
 pub mod events;
 pub mod extract;
+pub mod health;
 #[cfg(feature = "idempotency")]
 pub mod idempotency;
 pub mod logging;

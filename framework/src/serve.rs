@@ -2,20 +2,29 @@
 //!
 //! On Ctrl-C or SIGTERM (or [`Shutdown::trigger`]) the server:
 //!
-//! 1. stops accepting: the listening socket is closed, new connections are refused;
-//! 2. signals every request through the [`Shutdown`] handle in its extensions: open SSE streams
-//!    ([`crate::sse`]) send a final `event: shutdown` and end;
-//! 3. lets in-flight requests finish (idle keep-alive connections are closed at once, busy ones
+//! 1. signals every request through the [`Shutdown`] handle in its extensions: the readiness
+//!    probe ([`crate::health`]) answers `503`, open SSE streams ([`crate::sse`]) send a final
+//!    `event: shutdown` and end;
+//! 2. keeps accepting and serving for [`ServeOptions::drain_delay`] (0 by default), so that load
+//!    balancers see the failed readiness and stop sending before connections are refused;
+//!    HTTP/1 responses carry `Connection: close` meanwhile, moving clients off their keep-alive
+//!    connections while new ones still work;
+//! 3. stops accepting: the listening socket is closed, new connections are refused;
+//! 4. lets in-flight requests finish (idle keep-alive connections are closed at once, busy ones
 //!    after their current response), for at most [`ServeOptions::shutdown_grace`];
-//! 4. past the deadline, closes the connections still open, and returns.
+//! 5. past the deadline, closes the connections still open, and returns.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::response::Response;
 use axum::Router;
+use futures_util::FutureExt;
 use http::request::Parts;
+use http::{header, HeaderValue, StatusCode, Version};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
@@ -48,7 +57,8 @@ impl Shutdown {
         Self::default()
     }
 
-    /// Starts the shutdown: the server stops accepting and SSE streams end.
+    /// Starts the shutdown: readiness fails, SSE streams end, and the server stops accepting
+    /// (after [`ServeOptions::drain_delay`]).
     pub fn trigger(&self) {
         self.token.cancel();
     }
@@ -79,7 +89,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Shutdown {
 /// use std::time::Duration;
 /// use arbor::ServeOptions;
 ///
-/// let options = ServeOptions::default().shutdown_grace(Duration::from_secs(10));
+/// let options = ServeOptions::default()
+///     .drain_delay(Duration::from_secs(5))
+///     .shutdown_grace(Duration::from_secs(10));
 /// let shutdown = options.shutdown.clone(); // trigger it from anywhere
 /// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
 /// arbor::serve_with(listener, router, options).await
@@ -87,8 +99,17 @@ impl<S: Send + Sync> FromRequestParts<S> for Shutdown {
 /// ```
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
-    /// How long in-flight requests get to finish once shutdown starts
-    /// (default [`DEFAULT_SHUTDOWN_GRACE`], 20 s).
+    /// How long the server keeps accepting and serving new connections once the shutdown has
+    /// started, while the readiness probe already fails (default zero: stop accepting at once).
+    ///
+    /// Behind a load balancer that follows readiness (a Kubernetes Service), set it to a little
+    /// more than the time the balancer takes to notice: the probe's period times its failure
+    /// threshold, plus the endpoint propagation (about 5 s with `periodSeconds: 2`,
+    /// `failureThreshold: 1`). Without it, requests the balancer still routes here in that
+    /// window are refused. Zero suits a process nothing balances (development, a CLI).
+    pub drain_delay: Duration,
+    /// How long in-flight requests get to finish once the server stops accepting, after the
+    /// drain delay (default [`DEFAULT_SHUTDOWN_GRACE`], 20 s).
     pub shutdown_grace: Duration,
     /// Whether Ctrl-C and SIGTERM start the shutdown (default `true`).
     pub signals: bool,
@@ -102,6 +123,7 @@ pub struct ServeOptions {
 impl Default for ServeOptions {
     fn default() -> Self {
         Self {
+            drain_delay: Duration::ZERO,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             signals: true,
             tcp_nodelay: true,
@@ -111,6 +133,13 @@ impl Default for ServeOptions {
 }
 
 impl ServeOptions {
+    /// See [`ServeOptions::drain_delay`].
+    #[must_use]
+    pub fn drain_delay(mut self, delay: Duration) -> Self {
+        self.drain_delay = delay;
+        self
+    }
+
     /// See [`ServeOptions::shutdown_grace`].
     #[must_use]
     pub fn shutdown_grace(mut self, grace: Duration) -> Self {
@@ -164,12 +193,16 @@ pub async fn serve(listener: TcpListener, router: Router) -> std::io::Result<()>
 ///
 /// On Ctrl-C or SIGTERM (with [`ServeOptions::signals`]) or [`Shutdown::trigger`], the server:
 ///
-/// 1. stops accepting: the listening socket is closed, new connections are refused;
-/// 2. signals every request through the [`Shutdown`] handle in its extensions: open SSE streams
-///    ([`crate::sse`]) send a final `event: shutdown` and end;
-/// 3. lets in-flight requests finish (idle keep-alive connections are closed at once, busy ones
+/// 1. signals every request through the [`Shutdown`] handle in its extensions: the readiness
+///    probe ([`crate::health`]) answers `503 SHUTTING_DOWN`, open SSE streams ([`crate::sse`])
+///    send a final `event: shutdown` and end;
+/// 2. keeps accepting and serving for [`ServeOptions::drain_delay`], with `Connection: close`
+///    on HTTP/1 responses so that clients leave their keep-alive connections cleanly (a second
+///    signal ends the delay at once);
+/// 3. stops accepting: the listening socket is closed, new connections are refused;
+/// 4. lets in-flight requests finish (idle keep-alive connections are closed at once, busy ones
 ///    after their current response), for at most [`ServeOptions::shutdown_grace`];
-/// 4. past the deadline, closes the connections still open (dropping their handlers), and
+/// 5. past the deadline, closes the connections still open (dropping their handlers), and
 ///    returns.
 ///
 /// Each request carries `ConnectInfo<SocketAddr>` and the [`Shutdown`] handle in its
@@ -187,17 +220,36 @@ pub async fn serve_with(
     builder.http1().timer(TokioTimer::new());
     let graceful = GracefulShutdown::new();
     let mut connections = JoinSet::new();
-    let signal = shutdown_signal(options.signals);
-    tokio::pin!(signal);
-    let stop = shutdown.triggered();
-    tokio::pin!(stop);
+    // Installed before the first accept, so a signal can never find the default action (exit).
+    let mut signals = Signals::install(options.signals);
+    let drain_delay = options.drain_delay;
+    let stop_accepting = {
+        let shutdown = shutdown.clone();
+        async move {
+            shutdown.triggered().await;
+            if drain_delay.is_zero() {
+                tracing::info!("shutdown started: readiness fails from now on");
+            } else {
+                tracing::info!(
+                    drain_ms = millis(drain_delay),
+                    "shutdown started: readiness fails from now on; still accepting new connections for the drain delay"
+                );
+                tokio::time::sleep(drain_delay).await;
+            }
+        }
+    };
+    tokio::pin!(stop_accepting);
 
     loop {
         let (stream, remote) = tokio::select! {
-            () = &mut stop => break,
-            () = &mut signal => {
+            () = &mut stop_accepting => break,
+            () = signals.recv() => {
+                if shutdown.is_triggered() {
+                    tracing::info!("second shutdown signal: skipping the rest of the drain delay");
+                    break;
+                }
                 shutdown.trigger();
-                break;
+                continue;
             }
             // Reap finished connections so the set holds only open ones.
             Some(_) = connections.join_next(), if !connections.is_empty() => continue,
@@ -213,12 +265,27 @@ pub async fn serve_with(
             let _ = stream.set_nodelay(true);
         }
         let router = router.clone();
-        let request_shutdown = shutdown.clone();
+        // Behind an `Arc`, so each request's check for the drain costs a reference count rather
+        // than a second clone of the token.
+        let connection_shutdown = Arc::new(shutdown.clone());
         let service = hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
+            let http1 = request.version() < Version::HTTP_2;
             let extensions = request.extensions_mut();
             extensions.insert(ConnectInfo(remote));
-            extensions.insert(request_shutdown.clone());
-            router.clone().oneshot(request.map(Body::new))
+            extensions.insert(Shutdown::clone(&connection_shutdown));
+            let draining = Arc::clone(&connection_shutdown);
+            router
+                .clone()
+                .oneshot(request.map(Body::new))
+                .map(move |result| {
+                    result.map(|response| {
+                        if http1 && draining.is_triggered() {
+                            close_after(response)
+                        } else {
+                            response
+                        }
+                    })
+                })
         });
         let connection = builder
             .serve_connection_with_upgrades(TokioIo::new(stream), service)
@@ -235,7 +302,7 @@ pub async fn serve_with(
     let grace = options.shutdown_grace;
     tracing::info!(
         open_connections = connections.len(),
-        grace_ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX),
+        grace_ms = millis(grace),
         "shutting down: no longer accepting, finishing in-flight requests"
     );
     let drained = async {
@@ -267,29 +334,88 @@ async fn accept_error(error: std::io::Error) {
     tokio::time::sleep(Duration::from_secs(1)).await;
 }
 
-async fn shutdown_signal(enabled: bool) {
-    if !enabled {
-        return std::future::pending().await;
+/// `Connection: close` on a response served while the server drains: the client finishes
+/// reading it and opens a new connection for its next request (to another instance, once the
+/// load balancer has seen the failed readiness), instead of sending it on a connection the
+/// server is about to close. hyper closes the connection after writing the response.
+fn close_after(mut response: Response) -> Response {
+    // A protocol switch keeps its `Connection: upgrade`.
+    if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
+    response
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Ctrl-C (SIGINT) and SIGTERM, listened to from the moment the server starts.
+struct Signals {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
+    interrupt: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    terminate: Option<tokio::signal::unix::Signal>,
     #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
+    enabled: bool,
+}
+
+impl Signals {
+    /// Listens to nothing unless `enabled`; a handler that cannot be installed is logged and
+    /// left out.
+    fn install(enabled: bool) -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let install = |kind: SignalKind, name: &str| {
+                if !enabled {
+                    return None;
+                }
+                signal(kind)
+                    .inspect_err(|error| {
+                        tracing::warn!(signal = name, error = %error, "cannot listen to the signal");
+                    })
+                    .ok()
+            };
+            Self {
+                interrupt: install(SignalKind::interrupt(), "SIGINT"),
+                terminate: install(SignalKind::terminate(), "SIGTERM"),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            Self { enabled }
+        }
     }
-    tracing::info!("shutdown signal received");
+
+    /// Completes at the next signal (never, with none installed). Cancel-safe: the loop calls it
+    /// afresh on every turn.
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        {
+            async fn next(signal: &mut Option<tokio::signal::unix::Signal>) {
+                let received = match signal {
+                    Some(signal) => signal.recv().await.is_some(),
+                    None => false,
+                };
+                // `None` from `recv` means the signal driver is gone: wait forever, not spin.
+                if !received {
+                    std::future::pending::<()>().await;
+                }
+            }
+            tokio::select! {
+                () = next(&mut self.interrupt) => {}
+                () = next(&mut self.terminate) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            if !self.enabled || tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+        tracing::info!("shutdown signal received");
+    }
 }

@@ -555,6 +555,94 @@ async fn shutdown_closes_what_is_still_open_at_the_deadline() {
     assert!(received.is_empty(), "no response, the connection is closed");
 }
 
+/// One HTTP/1.1 keep-alive connection, driven by hyper's client.
+async fn keep_alive(
+    addr: std::net::SocketAddr,
+) -> hyper::client::conn::http1::SendRequest<http_body_util::Empty<bytes::Bytes>> {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    sender
+}
+
+async fn get_on(
+    sender: &mut hyper::client::conn::http1::SendRequest<http_body_util::Empty<bytes::Bytes>>,
+    path: &str,
+) -> (u16, Option<String>, Vec<u8>) {
+    use http_body_util::BodyExt;
+    sender.ready().await.unwrap();
+    let request = http::Request::get(path)
+        .header("host", "arbor.test")
+        .body(http_body_util::Empty::new())
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    let status = response.status().as_u16();
+    let connection = response
+        .headers()
+        .get("connection")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, connection, body.to_vec())
+}
+
+#[tokio::test]
+async fn the_drain_delay_keeps_serving_while_readiness_fails_then_stops_accepting() {
+    let drain = Duration::from_millis(1000);
+    let server = Server::start_with(
+        app(Router::new().route("/hello", get(|| async { "hello" }))),
+        ServeOptions::default().drain_delay(drain),
+    )
+    .await;
+    let addr = server.addr;
+    let mut before = keep_alive(addr).await;
+    assert_eq!(
+        get_on(&mut before, "/hello").await,
+        (200, None, b"hello".to_vec())
+    );
+    let mut ready = Conn::open(addr, "GET /readyz HTTP/1.1", b"").await;
+    assert_eq!(ready.status, 200);
+    assert_eq!(ready.body().await, br#"{"status":"ready","checks":{}}"#);
+
+    let begun = tokio::time::Instant::now();
+    server.shutdown.trigger();
+
+    // New connections are still accepted, and readiness tells the balancer to go away...
+    let mut ready = Conn::open(addr, "GET /readyz HTTP/1.1", b"").await;
+    assert_eq!(ready.status, 503);
+    assert_eq!(ready.header("connection"), Some("close"));
+    let body: Value = serde_json::from_slice(&ready.body().await).unwrap();
+    assert_eq!(body["error"], "SHUTTING_DOWN");
+    let mut live = Conn::open(addr, "GET /livez HTTP/1.1", b"").await;
+    assert_eq!(live.status, 200);
+    assert_eq!(live.body().await, br#"{"status":"alive"}"#);
+    // ...and a keep-alive connection gets its answer with `Connection: close`, so its client
+    // opens a new connection for the next request instead of racing the server's close.
+    assert_eq!(
+        get_on(&mut before, "/hello").await,
+        (200, Some("close".to_owned()), b"hello".to_vec())
+    );
+    let mut fresh = keep_alive(addr).await;
+    assert_eq!(
+        get_on(&mut fresh, "/hello").await,
+        (200, Some("close".to_owned()), b"hello".to_vec())
+    );
+
+    // Once the drain delay is over, the listener closes and the server returns.
+    eventually("the listener to close", || {
+        std::net::TcpStream::connect(addr).is_err()
+    })
+    .await;
+    assert!(begun.elapsed() >= drain, "{:?}", begun.elapsed());
+    tokio::time::timeout(PATIENCE, server.task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
+
 // ---------------------------------------------------------------------------------------------
 // Uploads
 

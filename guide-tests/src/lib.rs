@@ -48,6 +48,9 @@ pub mod logging {}
 #[doc = include_str!("../../docs/middleware.md")]
 pub mod middleware {}
 
+#[doc = include_str!("../../docs/operations.md")]
+pub mod operations {}
+
 #[doc = include_str!("../../docs/production.md")]
 pub mod production {}
 

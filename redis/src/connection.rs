@@ -15,6 +15,16 @@ pub(crate) struct Redis {
     inner: Arc<Inner>,
 }
 
+/// Without the client: its URL may hold a password.
+impl std::fmt::Debug for Redis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Redis")
+            .field("prefix", &self.inner.prefix)
+            .field("budget", &self.inner.budget)
+            .finish_non_exhaustive()
+    }
+}
+
 struct Inner {
     client: Client,
     manager: ConnectionManager,

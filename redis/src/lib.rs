@@ -34,7 +34,7 @@ mod rate_limit;
 use std::time::Duration;
 
 use arbor::events::{Bus, BusOptions};
-use arbor::store::{FailureMode, StoreError, Stores};
+use arbor::store::{BoxFuture, FailureMode, StoreError, Stores};
 
 pub use cache::RedisCacheStore;
 pub use connection::{COMMAND_DURATION, ERRORS};
@@ -109,6 +109,7 @@ impl RedisOptions {
 /// Every Redis store of an app, on one connection.
 #[derive(Debug, Clone)]
 pub struct RedisStores {
+    redis: Redis,
     rate_limit: RedisRateLimitStore,
     idempotency: RedisIdempotencyStore,
     cache: RedisCacheStore,
@@ -140,12 +141,26 @@ impl RedisStores {
             tracing::warn!(target: "arbor_redis", %error, "Redis is not reachable yet; starting anyway");
         }
         Ok(Self {
+            redis: redis.clone(),
             rate_limit: RedisRateLimitStore::new(redis.clone()),
             idempotency: RedisIdempotencyStore::new(redis.clone()),
             cache: RedisCacheStore::new(redis.clone()),
             bus: RedisBus::start(redis, options.replay, options.local_bus),
             failure: options.rate_limit_failure,
         })
+    }
+
+    /// One `PING` within the budget: `Ok` when Redis answers right now. While Redis is known to
+    /// be down (the quarter of a second after a failure), it fails at once, like every call.
+    ///
+    /// # Errors
+    /// [`StoreErrorKind::Unavailable`](arbor::store::StoreErrorKind::Unavailable) when Redis
+    /// cannot be reached or does not answer within the budget.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.redis
+            .query::<String>(&redis::cmd("PING"))
+            .await
+            .map(drop)
     }
 
     /// The stores to register on [`arbor::App::stores`].
@@ -175,5 +190,19 @@ impl RedisStores {
     /// The response cache store.
     pub fn cache(&self) -> &RedisCacheStore {
         &self.cache
+    }
+}
+
+/// Redis as a readiness check: a [`RedisStores::ping`].
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let redis = arbor_redis::RedisStores::connect("redis://127.0.0.1:6379").await?;
+/// let probes = arbor::health::Probes::new().check("redis", redis.clone());
+/// # let _ = probes; Ok(()) }
+/// ```
+impl arbor::health::HealthCheck for RedisStores {
+    fn check(&self) -> BoxFuture<'_, Result<(), arbor::health::Unhealthy>> {
+        Box::pin(async move { self.ping().await.map_err(Into::into) })
     }
 }

@@ -287,3 +287,45 @@ async fn with_redis_down_each_store_answers_by_its_policy_within_the_budget_then
         .await;
     assert_eq!(stored.status(), StatusCode::CREATED);
 }
+
+#[tokio::test]
+async fn as_a_readiness_check_redis_fails_while_down_and_passes_again_once_back() {
+    if redis_url().is_none() {
+        return;
+    }
+    let mut server = OwnRedis::start();
+    let stores = instance(&server.url(), "ping").await;
+    let ready = TestClient::new(
+        App::new(Router::new())
+            .probes(arbor::health::Probes::new().check("redis", stores.clone()))
+            .into_router(),
+    );
+    stores.ping().await.unwrap();
+    assert_eq!(ready.get("/readyz").send().await.status(), StatusCode::OK);
+
+    server.stop();
+    let error = stores.ping().await.unwrap_err();
+    assert_eq!(error.kind(), arbor::store::StoreErrorKind::Unavailable);
+    let started = Instant::now();
+    let response = ready.get("/readyz").send().await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: serde_json::Value = response.json();
+    assert_eq!(
+        body["details"]["checks"]["redis"],
+        serde_json::json!({ "status": "failed", "reason": "unavailable" })
+    );
+    // Within the store's 50 ms budget (or at once, while it cools down), not the probe's 1 s.
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        started.elapsed()
+    );
+
+    server.restart();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ready.get("/readyz").send().await.status() != StatusCode::OK {
+        assert!(Instant::now() < deadline, "readiness never recovered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stores.ping().await.unwrap();
+}

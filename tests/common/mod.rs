@@ -10,6 +10,7 @@ use arbor_app::{AppState, Config};
 pub mod http;
 #[path = "../../redis/tests/support/own_redis.rs"]
 pub mod own_redis;
+pub mod process;
 
 pub use http::{Client, Reply};
 pub use own_redis::OwnRedis;
