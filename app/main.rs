@@ -33,12 +33,17 @@ async fn serve() -> std::io::Result<()> {
         arbor::logging::Format::from_env(),
         export.as_ref().map(arbor::otel::OtlpExport::layer),
     );
+    let metrics_setting = arbor_app::metrics::MetricsSetting::from_env().map_err(invalid)?;
+    if metrics_setting != arbor_app::metrics::MetricsSetting::Off {
+        // Before anything records: the stores register their metrics when they connect.
+        arbor::metrics::Metrics::install()
+            .map(drop)
+            .map_err(|e| invalid(e.to_string()))?;
+    }
     let config = arbor_app::Config::from_env().map_err(invalid)?;
     let options = arbor_app::serve_options_from_env().map_err(invalid)?;
     let state = arbor_app::AppState::new(config).await.map_err(invalid)?;
-    if let arbor_app::metrics::MetricsSetting::Listener(address) =
-        arbor_app::metrics::MetricsSetting::from_env().map_err(invalid)?
-    {
+    if let arbor_app::metrics::MetricsSetting::Listener(address) = metrics_setting {
         let metrics = arbor_app::metrics::metrics(&state).map_err(invalid)?;
         let listener = tokio::net::TcpListener::bind(address).await?;
         tracing::info!("metrics on http://{}/metrics", listener.local_addr()?);

@@ -20,6 +20,8 @@ use common::{Backend, Client, ADMIN_EMAIL, ADMIN_PASSWORD};
 /// The app with its metrics on the main port, over TCP, with Redis stores when the test
 /// command provides a server (so that the Redis panels have data).
 async fn start() -> (Client, tempfile::TempDir) {
+    // Before the state connects to Redis, which registers its metrics with the recorder.
+    arbor::metrics::Metrics::install().map(drop).unwrap();
     let redis_url = std::env::var("ARBOR_TEST_REDIS_URL")
         .ok()
         .filter(|u| !u.is_empty());

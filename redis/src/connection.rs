@@ -55,6 +55,7 @@ impl Redis {
         budget: Duration,
         prefix: String,
     ) -> Result<Self, RedisError> {
+        register_metrics();
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(budget.max(Duration::from_millis(100))))
             .set_response_timeout(Some(budget))
@@ -174,6 +175,24 @@ impl Redis {
             );
         }
         error
+    }
+}
+
+/// Describes the metrics and starts the error counters at 0, so that a dashboard shows "no
+/// errors" rather than "no data" before the first one (the recorder must be installed first,
+/// as `arbor::metrics::Metrics::install` does).
+fn register_metrics() {
+    metrics::describe_histogram!(
+        COMMAND_DURATION,
+        metrics::Unit::Seconds,
+        "Duration of Redis calls (a command or a script), answered or not"
+    );
+    metrics::describe_counter!(
+        ERRORS,
+        "Failed Redis calls, by kind (unavailable or command)"
+    );
+    for kind in ["unavailable", "command"] {
+        metrics::counter!(ERRORS, "kind" => kind).increment(0);
     }
 }
 

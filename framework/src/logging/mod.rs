@@ -13,6 +13,7 @@ mod request_log;
 
 #[cfg(feature = "logging")]
 pub use json::JsonLines;
+#[cfg(feature = "otel")]
 pub(crate) use request_log::TARGET;
 pub use request_log::{RequestLog, RequestLogLayer, ResponseFuture};
 
