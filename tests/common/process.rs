@@ -26,6 +26,10 @@ const APP_SETTINGS: &[&str] = &[
     "ARBOR_READINESS_TIMEOUT_MS",
     "ARBOR_DRAIN_DELAY_MS",
     "ARBOR_SHUTDOWN_GRACE_MS",
+    "ARBOR_METRICS",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_SERVICE_NAME",
 ];
 
 /// The reference app as a process, listening on an ephemeral port; killed when dropped.
@@ -72,7 +76,11 @@ impl AppProcess {
         };
         let line = app.line_containing("listening on http://").await;
         let at = line.find("http://").unwrap();
-        app.base = line[at..].trim().to_owned();
+        // The address ends where the log line goes on (a JSON line has `",...` after it).
+        app.base = line[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || ".:/[]".contains(*c))
+            .collect();
         app
     }
 

@@ -125,13 +125,16 @@ where
         };
         if let Ok(response) = &result {
             let status = response.status();
+            // As an i64: OpenTelemetry has no unsigned integers, and a u64 is exported as text.
             this.span
-                .record("http.response.status_code", status.as_u16());
+                .record("http.response.status_code", i64::from(status.as_u16()));
             if let Some(route) = response.extensions().get::<MatchedRoute>() {
                 this.span.record("http.route", route.as_str());
                 // The semantic conventions' name: low-cardinality, like the metrics' labels.
+                // The OpenTelemetry span exists by now (its trace id was read), so the name is
+                // set on it directly: recording `otel.name` only renames a span not yet built.
                 let name = format!("{} {}", this.method, route.as_str());
-                this.span.record("otel.name", name.as_str());
+                this.span.context().span().update_name(name);
             }
             if status.is_server_error() {
                 this.span.record("otel.status_code", "ERROR");
