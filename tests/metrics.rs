@@ -8,13 +8,12 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 
 use reqwest::Method;
 use serde_json::{json, Value};
 
+use common::process::AppProcess;
 use common::{Backend, Client, ADMIN_EMAIL, ADMIN_PASSWORD};
 
 /// The app with its metrics on the main port, over TCP, with Redis stores when the test
@@ -233,60 +232,40 @@ async fn the_app_exports_its_routes_middleware_pool_and_build_and_all_the_dashbo
     assert!(queries >= 10, "{queries}");
 }
 
-#[test]
-fn the_endpoint_can_move_to_a_listener_of_its_own() {
+#[tokio::test]
+async fn the_endpoint_can_move_to_a_listener_of_its_own() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_arbor-app"))
-        .env("HOST", "127.0.0.1")
-        .env("PORT", "0")
-        .env("ARBOR_METRICS", "127.0.0.1:0")
-        .env(
-            "DATABASE_URL",
-            format!("sqlite://{}/app.db?mode=rwc", dir.path().display()),
-        )
-        .env("ARBOR_UPLOAD_DIR", dir.path().join("uploads"))
-        .env("RUST_LOG", "info")
-        .env_remove("ARBOR_LOG_FORMAT")
-        .env_remove("REDIS_URL")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let (mut metrics, mut main) = (None, None);
-    while metrics.is_none() || main.is_none() {
-        let line = lines.next().expect("the app exited").unwrap();
-        let address = |marker: &str| {
-            line.find(marker).map(|at| {
-                line[at + marker.len()..]
-                    .trim()
-                    .trim_end_matches("/metrics")
-                    .to_owned()
-            })
-        };
-        metrics = metrics.or_else(|| address("metrics on http://"));
-        main = main.or_else(|| address("listening on http://"));
-    }
-    std::thread::spawn(move || lines.for_each(drop));
-    let get = |address: &str, path: &str| {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
-            let response = reqwest::get(format!("http://{address}{path}"))
-                .await
-                .unwrap();
+    let mut app = AppProcess::spawn(
+        &[
+            ("ARBOR_METRICS", "127.0.0.1:0".into()),
+            ("RUST_LOG", "info".into()),
+            (
+                "DATABASE_URL",
+                format!("sqlite://{}/app.db?mode=rwc", dir.path().display()),
+            ),
+        ],
+        dir.path(),
+    );
+    // Printed before the main port's line.
+    let line = app.line_containing("metrics on http://").await;
+    let metrics = &line[line.find("http://").unwrap()..];
+    let metrics: String = metrics
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || ".:/".contains(*c))
+        .collect();
+    app.listening().await;
+    let http = reqwest::Client::new();
+    let get = |url: String| {
+        let http = http.clone();
+        async move {
+            let response = http.get(url).send().await.unwrap();
             (response.status().as_u16(), response.text().await.unwrap())
-        })
+        }
     };
-    let (metrics, main) = (metrics.unwrap(), main.unwrap());
-    assert_eq!(get(&main, "/api/hello").0, 200);
-    let (status, exposition) = get(&metrics, "/metrics");
+    assert_eq!(get(app.url("/api/hello")).await.0, 200);
+    let (status, exposition) = get(metrics).await;
     assert_eq!(status, 200);
     assert!(exposition.contains(r#"route="/api/hello""#), "{exposition}");
     // The main port no longer answers it: only the routes do, and they have no such path.
-    assert_eq!(get(&main, "/metrics").0, 404);
-    let _ = child.kill();
-    let _ = child.wait();
+    assert_eq!(get(app.url("/metrics")).await.0, 404);
 }

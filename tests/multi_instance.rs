@@ -9,13 +9,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
 
+use common::process::AppProcess as Instance;
 use common::{OwnRedis, ADMIN_EMAIL, ADMIN_PASSWORD};
 
 /// How long an answer may take while Redis is down. Each Redis call has a 50 ms budget and a
@@ -23,72 +22,32 @@ use common::{OwnRedis, ADMIN_EMAIL, ADMIN_PASSWORD};
 /// (a TCP or connection-manager timeout is seconds), with room for a debug build on 2 cores.
 const OUTAGE_ANSWER_BOUND: Duration = Duration::from_secs(1);
 
-/// One running instance: its process and base URL.
-struct Instance {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Instance {
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-}
-
 /// Starts `count` instances at once and waits for each to report its address.
-fn start(
+async fn start(
     count: usize,
     database_url: &str,
     redis_url: &str,
     prefix: &str,
     dir: &std::path::Path,
 ) -> Vec<Instance> {
-    let children: Vec<Child> = (0..count)
+    let mut instances: Vec<Instance> = (0..count)
         .map(|n| {
-            Command::new(env!("CARGO_BIN_EXE_arbor-app"))
-                .env("HOST", "127.0.0.1")
-                .env("PORT", "0")
-                .env("DATABASE_URL", database_url)
-                .env("REDIS_URL", redis_url)
-                .env("ARBOR_REDIS_PREFIX", prefix)
-                .env("ARBOR_ADMIN_EMAIL", ADMIN_EMAIL)
-                .env("ARBOR_ADMIN_PASSWORD", ADMIN_PASSWORD)
-                .env("ARBOR_UPLOAD_DIR", dir.join(format!("uploads-{n}")))
-                .env("RUST_LOG", "info")
-                .env_remove("ARBOR_LOG_FORMAT")
-                .stdout(Stdio::piped())
-                .stderr(Stdio::inherit())
-                .spawn()
-                .unwrap()
+            Instance::spawn(
+                &[
+                    ("DATABASE_URL", database_url.to_owned()),
+                    ("REDIS_URL", redis_url.to_owned()),
+                    ("ARBOR_REDIS_PREFIX", prefix.to_owned()),
+                    ("ARBOR_ADMIN_EMAIL", ADMIN_EMAIL.to_owned()),
+                    ("ARBOR_ADMIN_PASSWORD", ADMIN_PASSWORD.to_owned()),
+                ],
+                &dir.join(format!("instance-{n}")),
+            )
         })
         .collect();
-    children
-        .into_iter()
-        .map(|mut child| {
-            let stdout = child.stdout.take().unwrap();
-            let mut lines = BufReader::new(stdout).lines();
-            let base = loop {
-                let Some(line) = lines.next() else {
-                    let status = child.wait().unwrap();
-                    panic!("an instance exited before listening: {status}");
-                };
-                let line = line.unwrap();
-                if let Some(at) = line.find("listening on http://") {
-                    break line[at + "listening on ".len()..].trim().to_owned();
-                }
-            };
-            // Keep draining its log so that the process never blocks on a full pipe.
-            std::thread::spawn(move || lines.for_each(drop));
-            Instance { child, base }
-        })
-        .collect()
+    for instance in &mut instances {
+        instance.listening().await;
+    }
+    instances
 }
 
 async fn fresh_database() -> Option<String> {
@@ -148,7 +107,7 @@ async fn three_instances_share_limits_keys_events_caches_and_sessions() {
     let prefix = format!("multi:{}", uuid::Uuid::new_v4().simple());
     // Started together against an empty database: migrations and the administrator's creation
     // must not make any of them fail.
-    let instances = start(3, &database_url, &redis_url, &prefix, dir.path());
+    let instances = start(3, &database_url, &redis_url, &prefix, dir.path()).await;
     let [a, b, c] = [&instances[0], &instances[1], &instances[2]];
     let http = Client::new();
 

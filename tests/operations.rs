@@ -17,7 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::process::{AppProcess, RedisServer, PATIENCE};
+use common::process::{AppProcess, PATIENCE};
+use common::OwnRedis;
 use common::{Reply, ADMIN_EMAIL, ADMIN_PASSWORD};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
@@ -315,11 +316,9 @@ async fn assert_not_ready_because_of(client: &common::Client, check: &str, other
 
 #[tokio::test]
 async fn readiness_follows_redis_stopped_and_restarted_and_liveness_stays_up() {
-    let Some(binary) = RedisServer::binary() else {
-        eprintln!("note: no redis-server; Redis probe test skipped");
+    let Some(mut redis) = OwnRedis::start_if_installed() else {
         return;
     };
-    let mut redis = RedisServer::start(binary).await;
     let dir = tempfile::tempdir().unwrap();
     let app = AppProcess::start(
         &[
@@ -343,7 +342,7 @@ async fn readiness_follows_redis_stopped_and_restarted_and_liveness_stays_up() {
     redis.stop();
     assert_not_ready_because_of(&client, "redis", &["database"]).await;
 
-    redis.restart().await;
+    redis.restart();
     poll_until(&client, "/readyz", Duration::from_secs(15), |s| s == 200).await;
     client.get("/livez", None).await.expect_status(200);
     app.terminate();

@@ -1,6 +1,5 @@
-//! Real processes for the tests that need them: the reference app's binary (to signal it and see
-//! it exit), and a redis-server of the test's own (to stop and restart it). Both are waited for
-//! by what they print, not by polling.
+//! The reference app's binary as a real process, for the tests that need one (to signal it and
+//! see it exit, to read its log lines); waited for by what it prints, not by polling.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -44,6 +43,14 @@ impl AppProcess {
     /// Starts `arbor-app` with `env` (over a clean slate of the app's settings; `PORT=0`,
     /// uploads in `dir`) and waits until it listens.
     pub async fn start(env: &[(&str, String)], dir: &std::path::Path) -> Self {
+        let mut app = Self::spawn(env, dir);
+        app.listening().await;
+        app
+    }
+
+    /// Like [`AppProcess::start`] without waiting: several instances can start at the same
+    /// moment, then each is waited for with [`AppProcess::listening`].
+    pub fn spawn(env: &[(&str, String)], dir: &std::path::Path) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_arbor-app"));
         for name in APP_SETTINGS {
             command.env_remove(name);
@@ -69,24 +76,32 @@ impl AppProcess {
                 }
             }
         });
-        let mut app = Self {
+        Self {
             child: Some(child),
             base: String::new(),
             lines,
-        };
-        let line = app.line_containing("listening on http://").await;
+        }
+    }
+
+    /// Waits until the app says where it listens, and keeps that as [`AppProcess::base`].
+    pub async fn listening(&mut self) {
+        let line = self.line_containing("listening on http://").await;
         let at = line.find("http://").unwrap();
         // The address ends where the log line goes on (a JSON line has `",...` after it).
-        app.base = line[at..]
+        self.base = line[at..]
             .chars()
             .take_while(|c| c.is_ascii_alphanumeric() || ".:/[]".contains(*c))
             .collect();
-        app
     }
 
     /// The shared HTTP client pointed at the app.
     pub fn client(&self) -> Client {
         Client::new(self.base.clone())
+    }
+
+    /// `path` on the app.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
     }
 
     /// `host:port`.
@@ -134,104 +149,5 @@ impl Drop for AppProcess {
             let _ = child.kill();
             let _ = child.wait();
         }
-    }
-}
-
-/// A redis-server of the test's own on a free loopback port, which it may stop and restart on
-/// the same port; killed when dropped.
-pub struct RedisServer {
-    pub port: u16,
-    binary: String,
-    child: Option<Child>,
-}
-
-impl RedisServer {
-    /// `ARBOR_TEST_REDIS_SERVER`, else `redis-server` if it is on the PATH; `None` (the test is
-    /// skipped) unless `ARBOR_REQUIRE_REDIS=1`.
-    pub fn binary() -> Option<String> {
-        let binary = std::env::var("ARBOR_TEST_REDIS_SERVER")
-            .ok()
-            .filter(|b| !b.is_empty())
-            .or_else(|| {
-                Command::new("redis-server")
-                    .arg("--version")
-                    .stdout(Stdio::null())
-                    .status()
-                    .is_ok_and(|s| s.success())
-                    .then(|| "redis-server".to_owned())
-            });
-        if binary.is_none() && std::env::var("ARBOR_REQUIRE_REDIS").is_ok_and(|v| v == "1") {
-            panic!("ARBOR_REQUIRE_REDIS=1 but no redis-server (ARBOR_TEST_REDIS_SERVER)");
-        }
-        binary
-    }
-
-    pub async fn start(binary: String) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut server = Self {
-            port,
-            binary,
-            child: None,
-        };
-        server.restart().await;
-        server
-    }
-
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// Starts the server (again, on the same port) and waits until it says it is ready.
-    pub async fn restart(&mut self) {
-        let mut child = Command::new(&self.binary)
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server");
-        let stdout = child.stdout.take().unwrap();
-        self.child = Some(child);
-        let (ready, is_ready) = oneshot::channel();
-        std::thread::spawn(move || {
-            let mut ready = Some(ready);
-            let mut seen = Vec::new();
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if line.contains("Ready to accept connections") {
-                    if let Some(ready) = ready.take() {
-                        let _ = ready.send(Ok(()));
-                    }
-                } else if ready.is_some() {
-                    seen.push(line);
-                }
-            }
-            if let Some(ready) = ready {
-                let _ = ready.send(Err(seen.join("\n")));
-            }
-        });
-        match tokio::time::timeout(PATIENCE, is_ready).await {
-            Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(output))) => panic!("redis-server exited before it was ready:\n{output}"),
-            _ => panic!("redis-server did not say it was ready"),
-        }
-    }
-
-    /// Kills the server (as a crash would) and waits until it is gone.
-    pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.stop();
     }
 }
