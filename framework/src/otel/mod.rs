@@ -112,8 +112,14 @@ impl OtlpExport {
         S: tracing::Subscriber + for<'span> LookupSpan<'span>,
     {
         let tracer = self.provider.tracer("arbor");
+        // Off: busy/idle timing (a clock read on every poll of every span), thread and source
+        // location attributes. They cost each request microseconds and say little that the
+        // span's own timing and name do not.
         tracing_opentelemetry::layer()
             .with_tracer(tracer)
+            .with_tracked_inactivity(false)
+            .with_threads(false)
+            .with_location(false)
             .with_filter(filter_fn(|metadata| {
                 metadata.target() != crate::logging::TARGET
                     && *metadata.level() <= tracing::Level::INFO

@@ -1,0 +1,183 @@
+//! In-process cost per request of Arbor's metrics and of trace export, on top of the production
+//! stack (request id, JSON logs to a sink, CORS, rate limit, timeout, panic catcher): the same
+//! empty route through `tower::Service`, three ways, alternated round by round.
+//!
+//! ```text
+//! cargo bench -p arbor --features otel --bench telemetry_cost
+//! ```
+//!
+//! 1. the stack;
+//! 2. the stack with [`arbor::metrics`] (the request histogram and the active-requests gauge);
+//! 3. (2) with a server span per request exported over OTLP/HTTP to a receiver in this process
+//!    (the batch processor's thread does the export; what the request pays is the span).
+//!
+//! 15 rounds of 20,000 requests each; the costs are medians of the per-round differences.
+
+#![allow(clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use tower::{Service, ServiceExt};
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::Layer as _;
+
+async fn hello() -> Json<Value> {
+    Json(json!({ "message": "hello" }))
+}
+
+fn app() -> arbor::App {
+    let routes = Router::new()
+        .route("/api/hello", get(hello))
+        .route_layer(arbor::rate_limit::rate_limit().limit(u32::MAX).window(60));
+    arbor::App::new(routes)
+        .cors(arbor::cors::Cors::new().allow_origins(["https://app.example.com"]))
+        .unwrap()
+}
+
+fn request() -> http::Request<Body> {
+    let mut request = http::Request::builder()
+        .uri("/api/hello")
+        .header("host", "bench")
+        .header("user-agent", "bench/1.0")
+        .body(Body::empty())
+        .unwrap();
+    request
+        .extensions_mut()
+        .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
+    request
+}
+
+async fn run(router: &mut Router, requests: u32) -> Duration {
+    let started = Instant::now();
+    for _ in 0..requests {
+        let response = ServiceExt::<http::Request<Body>>::ready(router)
+            .await
+            .unwrap()
+            .call(request())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], br#"{"message":"hello"}"#);
+    }
+    started.elapsed() / requests
+}
+
+fn median<T: Ord + Copy>(mut values: Vec<T>) -> T {
+    values.sort();
+    values[values.len() / 2]
+}
+
+fn nanos(duration: Duration) -> i128 {
+    i128::try_from(duration.as_nanos()).unwrap_or(i128::MAX)
+}
+
+/// A JSON-lines log layer writing to a sink, as in production minus the I/O.
+fn logs<S>() -> impl tracing_subscriber::Layer<S>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    tracing_subscriber::fmt::layer()
+        .fmt_fields(arbor::logging::JsonLines)
+        .event_format(arbor::logging::JsonLines)
+        .with_writer(std::io::sink)
+        .with_filter(tracing::level_filters::LevelFilter::INFO)
+}
+
+fn main() {
+    let quick = !std::env::args().any(|a| a == "--bench");
+    let (rounds, requests) = if quick { (1, 100) } else { (15, 20_000) };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+
+    // The OTLP receiver, and the exporter's HTTP calls, run on a runtime of their own (another
+    // thread), so that the measured thread pays for the spans, not for shipping them.
+    let background = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    // The OTLP receiver: accepts and drops what it is sent.
+    let endpoint = background.block_on(async {
+        let receiver = Router::new().route("/v1/traces", post(|| async { "" }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, receiver).await });
+        endpoint
+    });
+    // The exporter reads its endpoint from the environment, as in an app.
+    std::env::set_var("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint);
+    let export = background.block_on(async { arbor::otel::OtlpExport::from_env("bench").unwrap() });
+    let export = export.unwrap();
+    let metrics = arbor::metrics::Metrics::install().unwrap();
+
+    let logged = tracing_subscriber::registry().with(logs());
+    let traced = tracing_subscriber::registry()
+        .with(export.layer())
+        .with(logs());
+    let (logged, traced) = (
+        tracing::Dispatch::new(logged),
+        tracing::Dispatch::new(traced),
+    );
+
+    let mut stack = app().into_router().with_state(());
+    let mut with_metrics = app().metrics(metrics.clone()).into_router().with_state(());
+    let mut with_traces = app()
+        .metrics(metrics)
+        .trace_requests(true)
+        .into_router()
+        .with_state(());
+    let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        tracing::dispatcher::with_default(&logged, || {
+            a.push(runtime.block_on(run(&mut stack, requests)));
+            b.push(runtime.block_on(run(&mut with_metrics, requests)));
+        });
+        tracing::dispatcher::with_default(&traced, || {
+            c.push(runtime.block_on(run(&mut with_traces, requests)));
+        });
+    }
+    // Medians of the per-round differences: the three run back to back in each round, so a
+    // slow round (the machine has two cores) weighs on all three alike.
+    let metrics_cost: Vec<i128> = a
+        .iter()
+        .zip(&b)
+        .map(|(a, b)| nanos(*b) - nanos(*a))
+        .collect();
+    let spans_cost: Vec<i128> = b
+        .iter()
+        .zip(&c)
+        .map(|(b, c)| nanos(*c) - nanos(*b))
+        .collect();
+    let (a, b, c) = (median(a), median(b), median(c));
+    println!(
+        "stack (JSON logs to a sink)      {:>7} ns/request",
+        a.as_nanos()
+    );
+    println!(
+        "+ metrics                        {:>7} ns/request",
+        b.as_nanos()
+    );
+    println!(
+        "+ metrics + exported spans       {:>7} ns/request",
+        c.as_nanos()
+    );
+    println!(
+        "metrics cost (median of rounds)  {:>7} ns/request",
+        median(metrics_cost)
+    );
+    println!(
+        "span cost (median of rounds)     {:>7} ns/request",
+        median(spans_cost)
+    );
+    drop(export);
+}
