@@ -10,64 +10,22 @@
 # two servers are measured alternately, round by round; the table gives the median requests/s
 # of each and the median of the per-round ratios (Redis / memory). It also counts the Redis
 # commands one rate-limit decision costs (INFO commandstats around a burst of logins).
-set -euo pipefail
-cd "$(dirname "$0")/.."
-ROUNDS=${ROUNDS:-5}; DUR=${DUR:-5s}; CONN=${CONN:-32}
-SERVER_CPU=${SERVER_CPU:-1}; LOAD_CPU=${LOAD_CPU:-0}
-WORK=$(mktemp -d /tmp/arbor-bench.XXXXXX)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+source "$(dirname "$0")/lib.sh"
+install redis-server:redis-server wrk:wrk
+build_app
 
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
-for tool in redis-server:redis-server wrk:wrk; do
-  if ! command -v "${tool%%:*}" >/dev/null; then
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${tool##*:}" >/dev/null
-  fi
-done
-
-echo "== build (release)"
-cargo build --release -q --bin arbor-app
-APP=target/release/arbor-app
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 REDIS_PORT=$(free_port)
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
   >"$WORK/redis.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 100); do redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG && break; sleep 0.05; done
 
-start_app() { # $1 = name, $2 = port, rest = env
-  local name=$1 port=$2; shift 2
-  mkdir -p "$WORK/$name"
-  env "$@" HOST=127.0.0.1 PORT="$port" RUST_LOG=warn \
-    DATABASE_URL="sqlite://$WORK/$name/app.db?mode=rwc" ARBOR_UPLOAD_DIR="$WORK/$name/uploads" \
-    taskset -c "$SERVER_CPU" "$APP" >"$WORK/$name.log" 2>&1 &
-  PIDS+=($!)
-  for _ in $(seq 200); do curl -fs -o /dev/null "http://127.0.0.1:$port/api/hello" && return 0; sleep 0.05; done
-  echo "$name did not start"; cat "$WORK/$name.log"; exit 1
-}
 MEM_PORT=$(free_port); start_app memory "$MEM_PORT"
 RED_PORT=$(free_port); start_app redis "$RED_PORT" REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
 
-token() { # $1 = port: registers a user and prints its bearer token
-  curl -fs -H 'content-type: application/json' \
-    -d '{"email":"bench@example.com","name":"Bench","password":"Str0ngPassword"}' \
-    "http://127.0.0.1:$1/api/v1/register" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])'
-}
-declare -A TOKEN=([memory]=$(token "$MEM_PORT") [redis]=$(token "$RED_PORT"))
+declare -A TOKEN=([memory]=$(register "$MEM_PORT") [redis]=$(register "$RED_PORT"))
 declare -A PORT=([memory]=$MEM_PORT [redis]=$RED_PORT)
-for name in memory redis; do # seed posts for the list route
-  for i in $(seq 10); do
-    curl -fs -o /dev/null -H "authorization: Bearer ${TOKEN[$name]}" -H 'content-type: application/json' \
-      -d "{\"title\":\"post $i\",\"body\":\"b\"}" "http://127.0.0.1:${PORT[$name]}/api/v1/posts"
-  done
-done
+for name in memory redis; do seed_posts "${PORT[$name]}" "${TOKEN[$name]}"; done
 
 cat >"$WORK/idempotent_post.lua" <<'LUA'
 -- POST /api/v1/posts with a new Idempotency-Key each time: a database insert, a claim and a
@@ -99,8 +57,6 @@ measure() { # $1 = server, $2 = endpoint: prints requests/s
   fi
   awk '/Requests\/sec/ {print $2}' "$WORK/wrk.out"
 }
-
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 echo "== $ROUNDS rounds of $DUR per server and endpoint, $CONN connections, alternating"
 printf '%-16s %12s %12s %8s\n' endpoint memory redis ratio

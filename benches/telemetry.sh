@@ -10,30 +10,9 @@
 # Servers on CPU $SERVER_CPU, wrk on CPU $LOAD_CPU; the four are measured in turn, round by
 # round, in a rotating order; the table gives the median requests/s of each and the medians of
 # the per-round ratios to the instance without telemetry. Every answer must be a 2xx.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-ROUNDS=${ROUNDS:-5}; DUR=${DUR:-5s}; CONN=${CONN:-32}
-SERVER_CPU=${SERVER_CPU:-1}; LOAD_CPU=${LOAD_CPU:-0}
-WORK=$(mktemp -d /tmp/arbor-bench.XXXXXX)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
-if ! command -v wrk >/dev/null; then
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
-fi
-
-echo "== build (release)"
-cargo build --release -q --bin arbor-app
-APP=target/release/arbor-app
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source "$(dirname "$0")/lib.sh"
+install wrk:wrk
+build_app
 
 OTLP_PORT=$(free_port)
 cat >"$WORK/receiver.py" <<'PY'
@@ -53,16 +32,6 @@ PY
 python3 "$WORK/receiver.py" "$OTLP_PORT" &
 PIDS+=($!)
 
-start_app() { # $1 = name, $2 = port, rest = env
-  local name=$1 port=$2; shift 2
-  mkdir -p "$WORK/$name"
-  env "$@" HOST=127.0.0.1 PORT="$port" RUST_LOG=warn \
-    DATABASE_URL="sqlite://$WORK/$name/app.db?mode=rwc" ARBOR_UPLOAD_DIR="$WORK/$name/uploads" \
-    taskset -c "$SERVER_CPU" "$APP" >"$WORK/$name.log" 2>&1 &
-  PIDS+=($!)
-  for _ in $(seq 200); do curl -fs -o /dev/null "http://127.0.0.1:$port/api/hello" && return 0; sleep 0.05; done
-  echo "$name did not start"; cat "$WORK/$name.log"; exit 1
-}
 declare -A PORT
 PORT[off]=$(free_port); start_app off "${PORT[off]}" ARBOR_METRICS=off
 PORT[metrics]=$(free_port); start_app metrics "${PORT[metrics]}" ARBOR_METRICS=on
@@ -72,14 +41,8 @@ PORT[sampled]=$(free_port); start_app sampled "${PORT[sampled]}" ARBOR_METRICS=o
   OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$OTLP_PORT" OTEL_SERVICE_NAME=bench \
   OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=0.1
 
-for name in off metrics traces sampled; do # seed posts for the list route
-  token=$(curl -fs -H 'content-type: application/json' \
-    -d '{"email":"bench@example.com","name":"Bench","password":"Str0ngPassword"}' \
-    "http://127.0.0.1:${PORT[$name]}/api/v1/register" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
-  for i in $(seq 10); do
-    curl -fs -o /dev/null -H "authorization: Bearer $token" -H 'content-type: application/json' \
-      -d "{\"title\":\"post $i\",\"body\":\"b\"}" "http://127.0.0.1:${PORT[$name]}/api/v1/posts"
-  done
+for name in off metrics traces sampled; do
+  seed_posts "${PORT[$name]}" "$(register "${PORT[$name]}")"
 done
 
 measure() { # $1 = server, $2 = path: prints requests/s
@@ -90,8 +53,6 @@ measure() { # $1 = server, $2 = path: prints requests/s
   fi
   awk '/Requests\/sec/ {print $2}' "$WORK/wrk.out"
 }
-
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 echo "== $ROUNDS rounds of $DUR per server and endpoint, $CONN connections, rotating order"
 printf '%-26s %9s %9s %9s %9s %8s %8s %8s\n' endpoint off metrics traces sampled 'm/off' 't/off' 's/off'
