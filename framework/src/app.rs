@@ -185,7 +185,7 @@ impl App {
             None => (None, None),
         };
         #[cfg(feature = "otel")]
-        let trace_requests = self.trace_requests.then_some(TraceRequestsLayer);
+        let trace_requests = self.trace_requests.then(TraceRequestsLayer::new);
         let router = if self.needs_matched_route() && self.router.has_routes() {
             // The route's pattern travels out on the response, for the metrics and the spans.
             self.router.route_layer(MatchedRouteLayer)

@@ -2,7 +2,8 @@
 //! a scan of random URLs, the framework's own counters, and both ways of serving the endpoint.
 //!
 //! One test binary installs the process-wide recorder; the tests here share it, so each reads
-//! the series of routes only it uses.
+//! the series of routes only it uses, and they run one at a time, so that process-wide values
+//! (requests in flight) are each test's own.
 
 #![allow(clippy::unwrap_used)]
 
@@ -17,6 +18,8 @@ use http::{Method, StatusCode};
 fn metrics() -> Metrics {
     Metrics::install().unwrap()
 }
+
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The sample lines of `name` (`name{labels} value`), from a scrape.
 fn samples(exposition: &str, name: &str) -> Vec<String> {
@@ -55,6 +58,7 @@ async fn scrape(client: &TestClient) -> String {
 
 #[tokio::test]
 async fn requests_are_labelled_by_route_pattern_method_and_status_class() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let routes = arbor::Router::new()
         .route(
             "/labels/users/{id}",
@@ -123,6 +127,7 @@ async fn requests_are_labelled_by_route_pattern_method_and_status_class() {
 
 #[tokio::test]
 async fn a_scan_of_ten_thousand_random_urls_adds_no_series() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let routes = arbor::Router::new().route("/scan/known", get(|| async { "ok" }));
     let client = TestClient::new(App::new(routes).metrics(metrics()).into_router());
     // The other tests of this binary run alongside and add their own routes' series.
@@ -185,6 +190,7 @@ async fn a_scan_of_ten_thousand_random_urls_adds_no_series() {
 
 #[tokio::test]
 async fn the_frameworks_counters_are_exported() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let routes = arbor::Router::new().route(
         "/counted/limited",
         get(|| async { "ok" }).layer(arbor::rate_limit::rate_limit().limit(1)),
@@ -214,6 +220,7 @@ async fn the_frameworks_counters_are_exported() {
 
 #[tokio::test]
 async fn the_endpoint_moves_to_a_listener_of_its_own() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let routes = arbor::Router::new().route("/elsewhere/page", get(|| async { "ok" }));
     let metrics = metrics().path(None);
     let client = TestClient::new(App::new(routes).metrics(metrics.clone()).into_router());
@@ -230,6 +237,7 @@ async fn the_endpoint_moves_to_a_listener_of_its_own() {
 
 #[tokio::test]
 async fn build_info_names_the_version_and_revision() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let client = TestClient::new(
         App::new(arbor::Router::new())
             .metrics(metrics().build_info("1.2.3", Some("abc123")))

@@ -22,8 +22,9 @@
 //! /api/users/{id}`), so that traces group like the metrics. Log lines of a traced request
 //! carry its `trace_id`.
 //!
-//! The `tracing` spans of handlers and middleware become child spans; the request-log span
-//! (`arbor::logging`) does not, since the server span already says all it says.
+//! The `tracing` spans of handlers and middleware become child spans (through the layer that
+//! [`OtlpExport::layer`] gives); the request-log span (`arbor::logging`) does not, since the
+//! server span already says all it says.
 
 mod layer;
 
@@ -39,9 +40,6 @@ use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
 pub use layer::{TraceRequests, TraceRequestsLayer};
-
-/// The target of the server spans.
-pub(crate) const TARGET: &str = "arbor::otel";
 
 /// The OTLP exporter and its tracer provider. Dropping it flushes and stops the exporter.
 #[must_use = "dropping the export stops it"]
@@ -78,10 +76,12 @@ pub type OtelLayer<S> = Filtered<
 impl OtlpExport {
     /// The exporter when `OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`
     /// is set, else `None`. `service_name` is used unless `OTEL_SERVICE_NAME` says otherwise.
-    /// Installs the W3C trace-context propagator, so that `traceparent` is continued.
+    /// Installs the W3C trace-context propagator, so that `traceparent` is continued. Call it
+    /// inside the tokio runtime: the exports run on it.
     ///
     /// # Errors
-    /// When the exporter cannot be built from the `OTEL_*` settings.
+    /// When the exporter cannot be built from the `OTEL_*` settings, or when there is no tokio
+    /// runtime to run the exports on.
     pub fn from_env(service_name: &str) -> Result<Option<Self>, OtelError> {
         let configured = |name: &str| std::env::var(name).is_ok_and(|v| !v.trim().is_empty());
         if !configured("OTEL_EXPORTER_OTLP_ENDPOINT")
@@ -89,9 +89,12 @@ impl OtlpExport {
         {
             return Ok(None);
         }
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            OtelError("OtlpExport::from_env must be called inside a tokio runtime".into())
+        })?;
         let exporter = SpanExporter::builder()
             .with_http()
-            .with_http_client(client::RuntimeHyperClient::new())
+            .with_http_client(client::RuntimeHyperClient::new(runtime))
             .build()
             .map_err(|e| OtelError(e.to_string()))?;
         let service_name =
@@ -139,6 +142,7 @@ impl OtlpExport {
 
 impl Drop for OtlpExport {
     fn drop(&mut self) {
+        // After `shutdown` this fails at once, harmlessly.
         let _ = self.provider.force_flush();
     }
 }
@@ -161,14 +165,14 @@ mod client {
 
     #[derive(Debug, Clone)]
     pub(super) struct RuntimeHyperClient {
-        runtime: Option<tokio::runtime::Handle>,
+        runtime: tokio::runtime::Handle,
         client: HyperClient,
     }
 
     impl RuntimeHyperClient {
-        pub(super) fn new() -> Self {
+        pub(super) fn new(runtime: tokio::runtime::Handle) -> Self {
             Self {
-                runtime: tokio::runtime::Handle::try_current().ok(),
+                runtime,
                 client: HyperClient::with_default_connector(EXPORT_TIMEOUT, None),
             }
         }
@@ -177,11 +181,8 @@ mod client {
     #[async_trait::async_trait]
     impl HttpClient for RuntimeHyperClient {
         async fn send_bytes(&self, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
-            let Some(runtime) = &self.runtime else {
-                return self.client.send_bytes(request).await;
-            };
             let client = self.client.clone();
-            runtime
+            self.runtime
                 .spawn(async move { client.send_bytes(request).await })
                 .await
                 .map_err(|e| -> HttpError { Box::new(e) })?
