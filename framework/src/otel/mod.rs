@@ -108,25 +108,12 @@ impl OtlpExport {
         Ok(Some(Self { provider }))
     }
 
-    /// The `tracing` layer that exports spans through this exporter. The request-log spans
-    /// (`arbor::logging`) are left out: the server span carries what they say.
+    /// The `tracing` layer that exports spans through this exporter (see [`tracing_layer`]).
     pub fn layer<S>(&self) -> OtelLayer<S>
     where
         S: tracing::Subscriber + for<'span> LookupSpan<'span>,
     {
-        let tracer = self.provider.tracer("arbor");
-        // Off: busy/idle timing (a clock read on every poll of every span), thread and source
-        // location attributes. They cost each request microseconds and say little that the
-        // span's own timing and name do not.
-        tracing_opentelemetry::layer()
-            .with_tracer(tracer)
-            .with_tracked_inactivity(false)
-            .with_threads(false)
-            .with_location(false)
-            .with_filter(filter_fn(|metadata| {
-                metadata.target() != crate::logging::TARGET
-                    && *metadata.level() <= tracing::Level::INFO
-            }))
+        tracing_layer(self.provider.tracer("arbor"))
     }
 
     /// Exports what is buffered and stops the exporter (also done on drop).
@@ -138,6 +125,27 @@ impl OtlpExport {
             .shutdown()
             .map_err(|e| OtelError(e.to_string()))
     }
+}
+
+/// The `tracing` layer that turns the spans of handlers and middleware into OpenTelemetry
+/// spans through `tracer`, for an app that builds its own tracer provider. The request-log spans
+/// (`arbor::logging`) are left out: the server span carries what they say, and a handler's span
+/// then becomes the server span's child.
+pub fn tracing_layer<S>(tracer: opentelemetry_sdk::trace::SdkTracer) -> OtelLayer<S>
+where
+    S: tracing::Subscriber + for<'span> LookupSpan<'span>,
+{
+    // Off: busy/idle timing (a clock read on every poll of every span), thread and source
+    // location attributes. They cost each request microseconds and say little that the span's
+    // own timing and name do not.
+    tracing_opentelemetry::layer()
+        .with_tracer(tracer)
+        .with_tracked_inactivity(false)
+        .with_threads(false)
+        .with_location(false)
+        .with_filter(filter_fn(|metadata| {
+            metadata.target() != crate::logging::TARGET && *metadata.level() <= tracing::Level::INFO
+        }))
 }
 
 impl Drop for OtlpExport {
