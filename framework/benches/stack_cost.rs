@@ -11,20 +11,14 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+mod support;
 
-use axum::body::Body;
-use axum::extract::ConnectInfo;
+use std::time::Duration;
+
 use axum::routing::get;
-use axum::{Json, Router};
-use http_body_util::BodyExt;
-use serde_json::{json, Value};
-use tower::{Service, ServiceExt};
+use axum::Router;
 
-async fn hello() -> Json<Value> {
-    Json(json!({ "message": "hello" }))
-}
+use support::{hello, median, run};
 
 fn bare() -> Router {
     Router::new().route("/api/hello", get(hello))
@@ -36,40 +30,6 @@ fn stack() -> Router {
         .cors(arbor::cors::Cors::new().allow_origins(["https://app.example.com"]))
         .unwrap()
         .into_router()
-}
-
-fn request() -> http::Request<Body> {
-    let mut request = http::Request::builder()
-        .uri("/api/hello")
-        .header("host", "bench")
-        .header("user-agent", "bench/1.0")
-        .body(Body::empty())
-        .unwrap();
-    request
-        .extensions_mut()
-        .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
-    request
-}
-
-async fn run(router: &mut Router, requests: u32) -> Duration {
-    let started = Instant::now();
-    for _ in 0..requests {
-        let response = ServiceExt::<http::Request<Body>>::ready(router)
-            .await
-            .unwrap()
-            .call(request())
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        let body = response.into_body().collect().await.unwrap().to_bytes();
-        assert_eq!(&body[..], br#"{"message":"hello"}"#);
-    }
-    started.elapsed() / requests
-}
-
-fn median(mut values: Vec<Duration>) -> Duration {
-    values.sort();
-    values[values.len() / 2]
 }
 
 fn main() {

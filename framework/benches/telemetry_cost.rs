@@ -15,22 +15,16 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+mod support;
 
-use axum::body::Body;
-use axum::extract::ConnectInfo;
+use std::time::Duration;
+
 use axum::routing::{get, post};
-use axum::{Json, Router};
-use http_body_util::BodyExt;
-use serde_json::{json, Value};
-use tower::{Service, ServiceExt};
+use axum::Router;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::Layer as _;
 
-async fn hello() -> Json<Value> {
-    Json(json!({ "message": "hello" }))
-}
+use support::{hello, median, run};
 
 fn app() -> arbor::App {
     let routes = Router::new()
@@ -39,40 +33,6 @@ fn app() -> arbor::App {
     arbor::App::new(routes)
         .cors(arbor::cors::Cors::new().allow_origins(["https://app.example.com"]))
         .unwrap()
-}
-
-fn request() -> http::Request<Body> {
-    let mut request = http::Request::builder()
-        .uri("/api/hello")
-        .header("host", "bench")
-        .header("user-agent", "bench/1.0")
-        .body(Body::empty())
-        .unwrap();
-    request
-        .extensions_mut()
-        .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
-    request
-}
-
-async fn run(router: &mut Router, requests: u32) -> Duration {
-    let started = Instant::now();
-    for _ in 0..requests {
-        let response = ServiceExt::<http::Request<Body>>::ready(router)
-            .await
-            .unwrap()
-            .call(request())
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        let body = response.into_body().collect().await.unwrap().to_bytes();
-        assert_eq!(&body[..], br#"{"message":"hello"}"#);
-    }
-    started.elapsed() / requests
-}
-
-fn median<T: Ord + Copy>(mut values: Vec<T>) -> T {
-    values.sort();
-    values[values.len() / 2]
 }
 
 fn nanos(duration: Duration) -> i128 {

@@ -1,0 +1,54 @@
+//! Shared by the in-process benchmarks: the empty route, a request to it, and a timed loop of
+//! requests through a router as a `tower::Service`.
+
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::{Json, Router};
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use tower::{Service, ServiceExt};
+
+pub async fn hello() -> Json<Value> {
+    Json(json!({ "message": "hello" }))
+}
+
+pub fn request() -> http::Request<Body> {
+    let mut request = http::Request::builder()
+        .uri("/api/hello")
+        .header("host", "bench")
+        .header("user-agent", "bench/1.0")
+        .body(Body::empty())
+        .unwrap();
+    request
+        .extensions_mut()
+        .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
+    request
+}
+
+/// The mean time per request of `requests` sequential calls of `GET /api/hello`, each answer
+/// checked.
+pub async fn run(router: &mut Router, requests: u32) -> Duration {
+    let started = Instant::now();
+    for _ in 0..requests {
+        let response = ServiceExt::<http::Request<Body>>::ready(router)
+            .await
+            .unwrap()
+            .call(request())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], br#"{"message":"hello"}"#);
+    }
+    started.elapsed() / requests
+}
+
+pub fn median<T: Ord + Copy>(mut values: Vec<T>) -> T {
+    values.sort();
+    values[values.len() / 2]
+}
