@@ -71,8 +71,24 @@ pub mod upload;
 
 pub use app::{App, DEFAULT_BODY_LIMIT, DEFAULT_TIMEOUT};
 pub use arbor_macros::{handler, middleware};
+pub use axum::body::{Body, Bytes};
 pub use axum::extract::{Request, State};
 pub use axum::middleware::Next;
+/// Redirect responses, so that a route needs no direct `axum` dependency:
+///
+/// ```
+/// use arbor::{Body, IntoResponse, Redirect, Response};
+///
+/// async fn GET() -> Redirect {
+///     Redirect::permanent("/api/v2/items")
+/// }
+///
+/// async fn download() -> Response {
+///     ([("content-type", "text/csv")], Body::from("id,name\n1,a\n")).into_response()
+/// }
+/// # let _ = (GET, download);
+/// ```
+pub use axum::response::Redirect;
 pub use axum::response::{IntoResponse, Response};
 pub use axum::Router;
 #[cfg(feature = "cache")]
