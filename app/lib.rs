@@ -71,17 +71,11 @@ pub fn app_from_env(state: AppState) -> Result<arbor::Router, String> {
         metrics::MetricsSetting::MainPort => Some(metrics::metrics(&state)?),
         metrics::MetricsSetting::Listener(_) => Some(metrics::metrics(&state)?.path(None)),
     };
-    let traced = [
-        "OTEL_EXPORTER_OTLP_ENDPOINT",
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-    ]
-    .iter()
-    .any(|name| std::env::var(name).is_ok_and(|v| !v.trim().is_empty()));
     let probes = health::probes_from_env(&state)?;
     let mut app = arbor::App::new(router(state))
         .stores(stores)
         .probes(probes)
-        .trace_requests(traced);
+        .trace_requests(arbor::otel::endpoint_configured());
     if let Some(metrics) = metrics {
         app = app.metrics(metrics);
     }

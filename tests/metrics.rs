@@ -247,12 +247,7 @@ async fn the_endpoint_can_move_to_a_listener_of_its_own() {
         dir.path(),
     );
     // Printed before the main port's line.
-    let line = app.line_containing("metrics on http://").await;
-    let metrics = &line[line.find("http://").unwrap()..];
-    let metrics: String = metrics
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || ".:/".contains(*c))
-        .collect();
+    let metrics = app.url_after("metrics on http://").await;
     app.listening().await;
     let http = reqwest::Client::new();
     let get = |url: String| {

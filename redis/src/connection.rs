@@ -35,6 +35,14 @@ struct Inner {
     /// Until when (ms since `epoch`) calls fail at once instead of waiting for their budget.
     open_until_ms: AtomicU64,
     epoch: Instant,
+    metrics: CallMetrics,
+}
+
+/// The handles of this connection's metrics, made once when it connects.
+struct CallMetrics {
+    durations: metrics::Histogram,
+    unavailable: metrics::Counter,
+    refused: metrics::Counter,
 }
 
 /// `arbor_redis_command_duration_seconds`: a histogram of Redis calls (a command or a
@@ -55,7 +63,6 @@ impl Redis {
         budget: Duration,
         prefix: String,
     ) -> Result<Self, RedisError> {
-        register_metrics();
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(budget.max(Duration::from_millis(100))))
             .set_response_timeout(Some(budget))
@@ -71,6 +78,7 @@ impl Redis {
                 failing: AtomicBool::new(false),
                 open_until_ms: AtomicU64::new(0),
                 epoch: Instant::now(),
+                metrics: register_metrics(),
             }),
         })
     }
@@ -119,7 +127,7 @@ impl Redis {
         let now_ms = inner.epoch.elapsed().as_millis() as u64;
         let open_until = inner.open_until_ms.load(Ordering::Relaxed);
         if now_ms < open_until {
-            count_error("unavailable");
+            inner.metrics.unavailable.increment(1);
             return Err(StoreError::unavailable(
                 "Redis is unreachable (cooling down)",
             ));
@@ -135,9 +143,10 @@ impl Redis {
         }
         let started = Instant::now();
         let result = tokio::time::timeout(inner.budget, call(inner.manager.clone())).await;
-        // Looked up per call (a Redis round trip dwarfs it), so a recorder installed after
-        // connecting still sees every call.
-        metrics::histogram!(COMMAND_DURATION).record(started.elapsed().as_secs_f64());
+        inner
+            .metrics
+            .durations
+            .record(started.elapsed().as_secs_f64());
         match result {
             Ok(Ok(value)) => {
                 inner.open_until_ms.store(0, Ordering::Relaxed);
@@ -149,7 +158,7 @@ impl Redis {
                 Ok(value)
             }
             Ok(Err(error)) if !unavailable(&error) => {
-                count_error("command");
+                inner.metrics.refused.increment(1);
                 Err(StoreError::new(error))
             }
             Ok(Err(error)) => Err(self.outage(StoreError::unavailable(error))),
@@ -162,7 +171,7 @@ impl Redis {
 
     fn outage(&self, error: StoreError) -> StoreError {
         let inner = &self.inner;
-        count_error("unavailable");
+        inner.metrics.unavailable.increment(1);
         let now_ms = inner.epoch.elapsed().as_millis() as u64;
         inner
             .open_until_ms
@@ -178,10 +187,11 @@ impl Redis {
     }
 }
 
-/// Describes the metrics and starts the error counters at 0, so that a dashboard shows "no
-/// errors" rather than "no data" before the first one (the recorder must be installed first,
-/// as `arbor::metrics::Metrics::install` does).
-fn register_metrics() {
+/// Describes the metrics and makes their handles, the error counters starting at 0 so that a
+/// dashboard shows "no errors" rather than "no data" before the first one. The recorder must
+/// be installed before the stores connect (as `arbor::metrics::Metrics::install` is in the
+/// reference app's `main`).
+fn register_metrics() -> CallMetrics {
     metrics::describe_histogram!(
         COMMAND_DURATION,
         metrics::Unit::Seconds,
@@ -191,13 +201,16 @@ fn register_metrics() {
         ERRORS,
         "Failed Redis calls, by kind (unavailable or command)"
     );
-    for kind in ["unavailable", "command"] {
-        metrics::counter!(ERRORS, "kind" => kind).increment(0);
+    let counter = |kind: &'static str| {
+        let counter = metrics::counter!(ERRORS, "kind" => kind);
+        counter.increment(0);
+        counter
+    };
+    CallMetrics {
+        durations: metrics::histogram!(COMMAND_DURATION),
+        unavailable: counter("unavailable"),
+        refused: counter("command"),
     }
-}
-
-fn count_error(kind: &'static str) {
-    metrics::counter!(ERRORS, "kind" => kind).increment(1);
 }
 
 /// Whether `error` means Redis cannot be reached (as opposed to a refused command).

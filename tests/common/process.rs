@@ -85,13 +85,18 @@ impl AppProcess {
 
     /// Waits until the app says where it listens, and keeps that as [`AppProcess::base`].
     pub async fn listening(&mut self) {
-        let line = self.line_containing("listening on http://").await;
-        let at = line.find("http://").unwrap();
-        // The address ends where the log line goes on (a JSON line has `",...` after it).
-        self.base = line[at..]
+        self.base = self.url_after("listening on http://").await;
+    }
+
+    /// Waits for the next line that contains `marker` (ending in `http://`) and returns the
+    /// URL that starts there (a JSON log line goes on with `",...` after it).
+    pub async fn url_after(&mut self, marker: &str) -> String {
+        let line = self.line_containing(marker).await;
+        let at = line.find(marker).unwrap() + marker.len() - "http://".len();
+        line[at..]
             .chars()
             .take_while(|c| c.is_ascii_alphanumeric() || ".:/[]".contains(*c))
-            .collect();
+            .collect()
     }
 
     /// The shared HTTP client pointed at the app.

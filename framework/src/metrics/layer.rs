@@ -113,10 +113,7 @@ where
         let class = usize::from(response.status().as_u16() / 100).clamp(1, 5) - 1;
         let handles = &this.active.0;
         match response.extensions().get::<MatchedRoute>() {
-            Some(route) => handles
-                .route(route.as_str())
-                .duration(*this.method, class)
-                .record(elapsed),
+            Some(route) => handles.record(route.as_str(), *this.method, class, elapsed),
             None => handles
                 .unmatched
                 .duration(*this.method, class)
@@ -161,29 +158,31 @@ fn method_index(method: &Method) -> usize {
 
 #[derive(Debug)]
 struct Handles {
-    routes: RwLock<HashMap<Box<str>, Arc<RouteHandles>>>,
+    routes: RwLock<HashMap<Box<str>, RouteHandles>>,
     unmatched: RouteHandles,
     active: Gauge,
 }
 
 impl Handles {
-    /// The handles of `route`, made on its first request. Route patterns are a closed set (the
-    /// router's), so the map stays as small as the route table.
-    fn route(&self, route: &str) -> Arc<RouteHandles> {
+    /// Records a duration under `route`, whose handles are made on its first request. Route
+    /// patterns are a closed set (the router's), so the map stays as small as the route table.
+    fn record(&self, route: &str, method: usize, class: usize, seconds: f64) {
         if let Some(found) = self
             .routes
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .get(route)
         {
-            return found.clone();
+            found.duration(method, class).record(seconds);
+            return;
         }
         self.routes
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .entry(route.into())
-            .or_insert_with(|| Arc::new(RouteHandles::new(route.to_owned().into())))
-            .clone()
+            .or_insert_with(|| RouteHandles::new(route.to_owned().into()))
+            .duration(method, class)
+            .record(seconds);
     }
 }
 

@@ -83,10 +83,7 @@ impl OtlpExport {
     /// When the exporter cannot be built from the `OTEL_*` settings, or when there is no tokio
     /// runtime to run the exports on.
     pub fn from_env(service_name: &str) -> Result<Option<Self>, OtelError> {
-        let configured = |name: &str| std::env::var(name).is_ok_and(|v| !v.trim().is_empty());
-        if !configured("OTEL_EXPORTER_OTLP_ENDPOINT")
-            && !configured("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-        {
+        if !endpoint_configured() {
             return Ok(None);
         }
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
@@ -125,6 +122,17 @@ impl OtlpExport {
             .shutdown()
             .map_err(|e| OtelError(e.to_string()))
     }
+}
+
+/// Whether `OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set: what
+/// makes [`OtlpExport::from_env`] export.
+pub fn endpoint_configured() -> bool {
+    [
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    ]
+    .iter()
+    .any(|name| std::env::var(name).is_ok_and(|v| !v.trim().is_empty()))
 }
 
 /// The `tracing` layer that turns the spans of handlers and middleware into OpenTelemetry
