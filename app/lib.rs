@@ -3,7 +3,6 @@
 
 pub mod auth;
 pub mod batch;
-pub mod conditional;
 pub mod config;
 pub mod db;
 pub mod graphql;
@@ -20,8 +19,6 @@ pub use config::Config;
 pub use state::{AppState, Services};
 
 arbor::routes!();
-
-pub use conditional::etag;
 
 /// The application: every route file under `app/api` inside Arbor's production stack
 /// (request ids, logs, panic safety, timeouts, probes on `/livez` and `/readyz` checking the

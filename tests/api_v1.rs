@@ -402,6 +402,34 @@ async fn posts_scenario(backend: Backend) {
         )
         .await;
     assert_eq!(stale.error(409, "CONFLICT")["details"]["currentVersion"], 2);
+    assert_eq!(stale.header("etag"), Some("\"2\""));
+    // If-None-Match compares weakly (a weak copy of version 2 is current), If-Match strongly
+    // (a weak tag never matches), and a tag without quotes is no tag at all.
+    let weak_read = client
+        .send(
+            client
+                .http
+                .get(client.url(&path))
+                .header("if-none-match", "W/\"2\""),
+        )
+        .await;
+    assert_eq!(weak_read.status, 304);
+    for (if_match, status, code) in [
+        ("W/\"2\"", 412, "PRECONDITION_FAILED"),
+        ("2", 400, "INVALID_PRECONDITION"),
+    ] {
+        client
+            .send(
+                client
+                    .http
+                    .patch(client.url(&path))
+                    .bearer_auth(&owner)
+                    .header("if-match", if_match)
+                    .json(&json!({ "title": "Weak" })),
+            )
+            .await
+            .error(status, code);
+    }
     let foreign = client
         .send(
             client

@@ -10,6 +10,8 @@ use tower_http::add_extension::AddExtensionLayer;
 
 use crate::catch_panic::CatchPanicLayer;
 use crate::client_ip::{ResolveClientIpLayer, TrustedProxies};
+#[cfg(feature = "compression")]
+use crate::compression::Compression;
 use crate::cors::{Cors, CorsError};
 use crate::health::Probes;
 use crate::logging::RequestLogLayer;
@@ -46,7 +48,7 @@ pub const DEFAULT_BODY_LIMIT: usize = 2 * 1024 * 1024;
 /// From the outside in, every request passes: request id (`X-Request-ID` kept when well formed,
 /// else a UUID; echoed on the response) → the liveness and readiness probes (`/livez`,
 /// `/readyz`: answered here, see [`App::probes`]) → a `tracing` span with one `request` and one
-/// `response` event → CORS (if set) → panic catcher (`500 INTERNAL_ERROR`, the process keeps
+/// `response` event → CORS (if set) → response compression → panic catcher (`500 INTERNAL_ERROR`, the process keeps
 /// serving) → client address resolution → the routes, each under its maximum duration.
 #[derive(Debug)]
 #[must_use]
@@ -58,6 +60,8 @@ pub struct App {
     cors: Option<crate::cors::CorsPolicyLayer>,
     stores: Option<Stores>,
     probes: Probes,
+    #[cfg(feature = "compression")]
+    compression: Option<Compression>,
     #[cfg(feature = "metrics")]
     metrics: Option<Metrics>,
     #[cfg(feature = "otel")]
@@ -66,7 +70,7 @@ pub struct App {
 
 impl App {
     /// The defaults: no trusted proxies, 10 s timeout, 2 MiB bodies, no CORS, probes on `/livez`
-    /// and `/readyz` with no checks.
+    /// and `/readyz` with no checks, responses of 1 KiB or more compressed.
     pub fn new(router: Router) -> Self {
         Self {
             router,
@@ -76,6 +80,8 @@ impl App {
             cors: None,
             stores: None,
             probes: Probes::new(),
+            #[cfg(feature = "compression")]
+            compression: Some(Compression::new()),
             #[cfg(feature = "metrics")]
             metrics: None,
             #[cfg(feature = "otel")]
@@ -171,6 +177,15 @@ impl App {
         self
     }
 
+    /// Response compression ([`Compression::new`] by default: gzip, brotli or zstd by
+    /// `Accept-Encoding`, from 1 KiB, never for event streams). `None` turns it off, for a
+    /// deployment whose proxy compresses.
+    #[cfg(feature = "compression")]
+    pub fn compression(mut self, compression: Option<Compression>) -> Self {
+        self.compression = compression;
+        self
+    }
+
     /// The router with the stack applied, ready for [`crate::serve`].
     pub fn into_router(self) -> Router {
         #[cfg(feature = "metrics")]
@@ -207,9 +222,12 @@ impl App {
         let stack = stack.option_layer(trace_requests);
         #[cfg(feature = "metrics")]
         let stack = stack.option_layer(record_metrics);
+        let stack = stack.layer(RequestLogLayer).option_layer(self.cors);
+        // Inside the request log and CORS (they see the response as the handler made it),
+        // outside everything that makes a response body.
+        #[cfg(feature = "compression")]
+        let stack = stack.option_layer(self.compression.map(Compression::into_layer));
         let stack = stack
-            .layer(RequestLogLayer)
-            .option_layer(self.cors)
             .layer(CatchPanicLayer)
             .option_layer(self.timeout.map(RequestTimeoutLayer))
             .layer(ResolveClientIpLayer(self.trusted_proxies))

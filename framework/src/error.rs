@@ -227,6 +227,12 @@ impl ApiError {
     /// that are expected and frequent, such as a readiness probe's `503` during an outage,
     /// which their own code logs once per state change.
     pub(crate) fn into_unlogged_response(self) -> Response {
+        // RFC 9110 §15.4.5: a 304 has no content (it stands for the client's cached copy).
+        if self.status == StatusCode::NOT_MODIFIED {
+            let mut response = self.status.into_response();
+            response.headers_mut().extend(self.headers);
+            return response;
+        }
         let body = serde_json::to_vec(&Body {
             error: &self.code,
             message: &self.message,

@@ -40,6 +40,10 @@ pub mod cache;
 mod catch_panic;
 mod client_ip;
 pub mod clock;
+#[cfg(feature = "compression")]
+pub mod compression;
+#[cfg(feature = "conditional")]
+pub mod conditional;
 pub mod cors;
 mod error;
 #[cfg(feature = "streaming")]

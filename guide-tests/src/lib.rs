@@ -27,6 +27,9 @@ pub mod benchmarks {}
 #[doc = include_str!("../../docs/caching.md")]
 pub mod caching {}
 
+#[doc = include_str!("../../docs/conditional-requests.md")]
+pub mod conditional_requests {}
+
 #[doc = include_str!("../../docs/cors.md")]
 pub mod cors {}
 

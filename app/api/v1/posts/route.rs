@@ -1,6 +1,7 @@
 //! `/api/v1/posts`: list (public) and create (signed in, idempotent with `Idempotency-Key`).
 
 use arbor::auth::{require_auth, Auth};
+use arbor::conditional::{EntityTag, Validators};
 use arbor::http::{header, HeaderValue, StatusCode};
 use arbor::{ApiError, Json, Query, State, Valid};
 use serde::Deserialize;
@@ -38,7 +39,8 @@ pub async fn POST(
 ) -> Result<
     (
         StatusCode,
-        [(header::HeaderName, HeaderValue); 2],
+        Validators,
+        [(header::HeaderName, HeaderValue); 1],
         Json<Post>,
     ),
     ApiError,
@@ -51,10 +53,8 @@ pub async fn POST(
         .map_err(ApiError::internal_with)?;
     Ok((
         StatusCode::CREATED,
-        [
-            (header::ETAG, crate::etag(post.version)),
-            (header::LOCATION, location),
-        ],
+        Validators::new().etag(EntityTag::version(post.version)),
+        [(header::LOCATION, location)],
         Json(post),
     ))
 }

@@ -3,13 +3,13 @@
 //! `409` with `currentVersion` when someone else wrote first.
 
 use arbor::auth::{require_auth, Auth};
-use arbor::http::{header, HeaderMap, StatusCode};
+use arbor::conditional::{version_conflict, EntityTag, Preconditions, Validators};
+use arbor::http::StatusCode;
 use arbor::{ApiError, IntoResponse, Json, Path, Response, State, Valid};
 use serde::Deserialize;
 use validator::Validate;
 
 use crate::auth::{CurrentUser, Sessions};
-use crate::conditional::{etag, expected_version, none_match_fails};
 use crate::services::posts::{Post, PostChanges, UpdateError};
 use crate::AppState;
 
@@ -39,14 +39,12 @@ pub struct EditPost {
 pub async fn GET(
     State(state): State<AppState>,
     Path(params): Path<Params>,
-    headers: HeaderMap,
+    preconditions: Preconditions,
 ) -> Result<Response, ApiError> {
     let post = state.posts.find(&params.id).await?.ok_or_else(not_found)?;
-    let tag = etag(post.version);
-    if none_match_fails(&headers, &tag) {
-        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, tag)]).into_response());
-    }
-    Ok(([(header::ETAG, tag)], Json(post)).into_response())
+    let validators = Validators::new().etag(EntityTag::version(post.version));
+    preconditions.evaluate(Some(&validators))?;
+    Ok((validators, Json(post)).into_response())
 }
 
 #[arbor::handler(require_auth(Sessions))]
@@ -54,14 +52,14 @@ pub async fn PUT(
     State(state): State<AppState>,
     Auth(current): Auth<CurrentUser>,
     Path(params): Path<Params>,
-    headers: HeaderMap,
+    preconditions: Preconditions,
     Valid(Json(input)): Valid<Json<ReplacePost>>,
 ) -> Result<Response, ApiError> {
     let changes = PostChanges {
         title: Some(input.title),
         body: Some(input.body),
     };
-    update(&state, &current, &params.id, &headers, changes).await
+    update(&state, &current, &params.id, &preconditions, changes).await
 }
 
 #[arbor::handler(require_auth(Sessions))]
@@ -69,14 +67,14 @@ pub async fn PATCH(
     State(state): State<AppState>,
     Auth(current): Auth<CurrentUser>,
     Path(params): Path<Params>,
-    headers: HeaderMap,
+    preconditions: Preconditions,
     Valid(Json(input)): Valid<Json<EditPost>>,
 ) -> Result<Response, ApiError> {
     let changes = PostChanges {
         title: input.title,
         body: input.body,
     };
-    update(&state, &current, &params.id, &headers, changes).await
+    update(&state, &current, &params.id, &preconditions, changes).await
 }
 
 #[arbor::handler(require_auth(Sessions))]
@@ -95,10 +93,10 @@ async fn update(
     state: &AppState,
     current: &CurrentUser,
     id: &str,
-    headers: &HeaderMap,
+    preconditions: &Preconditions,
     changes: PostChanges,
 ) -> Result<Response, ApiError> {
-    let expected = expected_version(headers)?;
+    let expected = preconditions.expected_version()?;
     let post = state.posts.find(id).await?.ok_or_else(not_found)?;
     current.require_self_or_admin(&post.author_id)?;
     match state.posts.update(id, expected, changes).await {
@@ -116,14 +114,11 @@ async fn update(
             {
                 tracing::warn!(%error, "could not publish post.updated");
             }
-            Ok(([(header::ETAG, etag(post.version))], Json::<Post>(post)).into_response())
+            let validators = Validators::new().etag(EntityTag::version(post.version));
+            Ok((validators, Json::<Post>(post)).into_response())
         }
         Err(UpdateError::NotFound) => Err(not_found()),
-        Err(UpdateError::Stale { current_version }) => {
-            Err(ApiError::conflict("The post was modified by someone else")
-                .with_details(serde_json::json!({ "currentVersion": current_version }))
-                .with_header(header::ETAG, etag(current_version)))
-        }
+        Err(UpdateError::Stale { current_version }) => Err(version_conflict(current_version)),
         Err(UpdateError::Failed(error)) => Err(error),
     }
 }
