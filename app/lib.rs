@@ -54,6 +54,7 @@ pub fn router(state: AppState) -> arbor::Router {
 /// - `ARBOR_METRICS`: Prometheus metrics at `/metrics` on this port (`on`, the default), on a
 ///   listener of their own (an address, which the caller serves: see `main.rs`), or `off`
 ///   ([`metrics::MetricsSetting`]);
+/// - `ARBOR_COMPRESSION`: response compression, `on` (the default) or `off`;
 /// - `OTEL_EXPORTER_OTLP_ENDPOINT`: a server span per request ([`arbor::otel`]), exported
 ///   there by the layer `main` installs;
 /// - `ARBOR_LIVENESS_PATH`, `ARBOR_READINESS_PATH`, `ARBOR_READINESS_TIMEOUT_MS`: the probes
@@ -75,6 +76,15 @@ pub fn app_from_env(state: AppState) -> Result<arbor::Router, String> {
         .trace_requests(arbor::otel::endpoint_configured());
     if let Some(metrics) = metrics {
         app = app.metrics(metrics);
+    }
+    match std::env::var("ARBOR_COMPRESSION").as_deref() {
+        Err(_) | Ok("on") => {}
+        Ok("off") => app = app.compression(None),
+        Ok(other) => {
+            return Err(format!(
+                "ARBOR_COMPRESSION: expected `on` or `off`, not `{other}`"
+            ))
+        }
     }
     if let Ok(proxies) = std::env::var("ARBOR_TRUSTED_PROXIES") {
         let proxies =

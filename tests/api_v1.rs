@@ -99,6 +99,8 @@ async fn users_scenario(backend: Backend) {
         .get(&format!("/api/v1/users/{id}"), Some(&admin))
         .await;
     assert_eq!(fetched.body["name"], "Ada Lovelace");
+    // Produced behind authentication: no shared cache may keep it (the guide's best practice).
+    assert_eq!(fetched.header("cache-control"), Some("private, no-cache"));
     let patched = client
         .json(
             Method::PATCH,

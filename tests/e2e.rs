@@ -48,10 +48,13 @@ async fn every_segment_kind_routes_and_decodes() {
         .await
         .error(404, "NOT_FOUND");
 
-    client
-        .get("/api/v1/docs", None)
-        .await
-        .expect_json(200, &json!({"page": "index"}));
+    let index = client.get("/api/v1/docs", None).await;
+    index.expect_json(200, &json!({"page": "index"}));
+    // `REVALIDATE` (60 s, five minutes stale-while-revalidate) says so to CDNs too.
+    assert_eq!(
+        index.header("cache-control"),
+        Some("public, s-maxage=60, stale-while-revalidate=300")
+    );
     client
         .get("/api/v1/docs/guide/intro", None)
         .await

@@ -237,6 +237,21 @@ async fn three_instances_share_limits_keys_events_caches_and_sessions() {
         .unwrap();
     assert_eq!(invalidated.status(), StatusCode::NO_CONTENT);
     assert_eq!(x_cache(&page(a).await.unwrap()).as_deref(), Some("MISS"));
+    // By tag: every page, cached through any instance, dropped by one call on C.
+    let index = |instance: &Instance| http.get(instance.url("/api/v1/docs")).send();
+    assert_eq!(x_cache(&index(b).await.unwrap()).as_deref(), Some("MISS"));
+    assert_eq!(x_cache(&index(a).await.unwrap()).as_deref(), Some("HIT"));
+    assert_eq!(x_cache(&page(b).await.unwrap()).as_deref(), Some("HIT"));
+    let everything = http
+        .request(Method::DELETE, c.url("/api/v1/docs"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(everything.status(), StatusCode::NO_CONTENT);
+    assert_eq!(x_cache(&index(a).await.unwrap()).as_deref(), Some("MISS"));
+    assert_eq!(x_cache(&page(b).await.unwrap()).as_deref(), Some("MISS"));
+    assert_eq!(x_cache(&page(a).await.unwrap()).as_deref(), Some("HIT"));
 
     // 6. Redis stopped: each store does what docs/deployment.md declares, every answer comes
     //    within the budget, and nothing is done half-way.

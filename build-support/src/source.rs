@@ -132,13 +132,28 @@ pub(crate) fn parse_route(path: &Path, contents: &str) -> Result<RouteSource, Ve
                 let name = item.ident.to_string();
                 let location = Location::at(path, item.ident.span());
                 let is_u64 = matches!(&*item.ty, Type::Path(p) if p.path.is_ident("u64"));
-                if !matches!(item.vis, Visibility::Public(_)) || !is_u64 {
+                // `REVALIDATE` may also say `stale-while-revalidate`, through its own type.
+                let is_revalidate = name == "REVALIDATE"
+                    && matches!(&*item.ty, Type::Path(p)
+                        if p.path.segments.last().is_some_and(|s| s.ident == "Revalidate"));
+                if !matches!(item.vis, Visibility::Public(_)) || !(is_u64 || is_revalidate) {
+                    let (types, help) = if name == "REVALIDATE" {
+                        (
+                            "`u64` (seconds) or `arbor::cache::Revalidate`",
+                            format!("write `pub const {name}: u64 = 60;`, or `pub const {name}: arbor::cache::Revalidate = Revalidate::every(60).stale_while_revalidate(30);`"),
+                        )
+                    } else {
+                        (
+                            "`u64` (seconds)",
+                            format!("write `pub const {name}: u64 = 60;`"),
+                        )
+                    };
                     diagnostics.push(
                         Diagnostic::new(format!(
-                            "segment config `{name}` must be a `pub const` of type `u64` (seconds)"
+                            "segment config `{name}` must be a `pub const` of type {types}"
                         ))
                         .at(location)
-                        .help(format!("write `pub const {name}: u64 = 60;`")),
+                        .help(help),
                     );
                 } else if name == "MAX_DURATION" {
                     source.config.max_duration = true;
@@ -520,6 +535,18 @@ mod tests {
         assert!(errors[1].contains("segment config `REVALIDATE`"));
         let errors = route("pub const REVALIDATE: u64 = 60;\npub async fn POST() {}").unwrap_err();
         assert!(errors[0].contains("exports no `GET`"), "{errors:?}");
+        for ty in ["Revalidate", "arbor::cache::Revalidate"] {
+            let source = route(&format!(
+                "pub const REVALIDATE: {ty} = Revalidate::every(60);\npub async fn GET() {{}}"
+            ))
+            .unwrap();
+            assert!(source.config.revalidate, "{ty}");
+        }
+        let errors = route(
+            "pub const MAX_DURATION: Revalidate = Revalidate::every(1);\npub async fn GET() {}",
+        )
+        .unwrap_err();
+        assert!(errors[0].contains("`MAX_DURATION` must be a `pub const` of type `u64`"));
     }
 
     #[test]

@@ -57,7 +57,9 @@ pub trait Authenticator: Clone + Send + Sync + 'static {
 }
 
 /// Middleware that requires a principal: `401 UNAUTHORIZED` (with `WWW-Authenticate: Bearer`)
-/// without one; with one, handlers receive it through [`Auth<P>`].
+/// without one; with one, handlers receive it through [`Auth<P>`], and the response is
+/// `Cache-Control: private, no-cache` unless the handler (or a layer inside this one) set its
+/// own: what the guide asks of authenticated endpoints, so no shared cache keeps one user's data.
 pub fn require_auth<A: Authenticator>(authenticator: A) -> AuthenticateLayer<A> {
     AuthenticateLayer {
         authenticator,
@@ -66,7 +68,8 @@ pub fn require_auth<A: Authenticator>(authenticator: A) -> AuthenticateLayer<A> 
 }
 
 /// Middleware that resolves a principal when there is one and lets every request through;
-/// handlers take `Option<Auth<P>>`.
+/// handlers take `Option<Auth<P>>`. Responses to signed-in requests default to
+/// `Cache-Control: private, no-cache`, as with [`require_auth`].
 pub fn optional_auth<A: Authenticator>(authenticator: A) -> AuthenticateLayer<A> {
     AuthenticateLayer {
         authenticator,
@@ -121,16 +124,33 @@ where
         let mut inner = take_ready(&mut self.inner);
         Box::pin(async move {
             let (mut parts, body) = request.into_parts();
-            match authenticator.authenticate(&parts).await {
+            let authenticated = match authenticator.authenticate(&parts).await {
                 Ok(Some(principal)) => {
                     parts.extensions.insert(Auth(principal));
+                    true
                 }
                 Ok(None) if required => return Ok(unauthorized()),
-                Ok(None) => {}
+                Ok(None) => false,
                 Err(error) => return Ok(error.into_response()),
+            };
+            let mut response = inner.call(Request::from_parts(parts, body)).await?;
+            if authenticated {
+                mark_private(&mut response);
             }
-            inner.call(Request::from_parts(parts, body)).await
+            Ok(response)
         })
+    }
+}
+
+/// What a response produced for a signed-in user may be by default: kept by the browser only,
+/// and revalidated before reuse, so that a shared cache (a CDN, a corporate proxy) never serves
+/// one user's data to another. A handler or route that set `Cache-Control` keeps its own.
+fn mark_private(response: &mut Response) {
+    if !response.headers().contains_key(header::CACHE_CONTROL) {
+        response.headers_mut().insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("private, no-cache"),
+        );
     }
 }
 

@@ -41,15 +41,24 @@ where
     methods.layer(MaxDuration(Some(Duration::from_secs(seconds))))
 }
 
-/// A route's `pub const REVALIDATE: u64` (seconds), applied to its `GET` endpoint: responses
-/// are cached that long. Generated code calls it through `__private::revalidate!`, which names
+/// A route's `pub const REVALIDATE` (seconds, or a [`Revalidate`](crate::cache::Revalidate)),
+/// applied to its `GET` endpoint: responses are cached that long, and answered with
+/// `Cache-Control: public, s-maxage=N` unless the handler (or authentication) set one. Generated
+/// code calls it through `__private::revalidate!`, which names
 /// the route file when the `cache` feature is off.
 #[cfg(feature = "cache")]
-pub fn revalidate_route<S>(get: MethodRouter<S>, seconds: u64) -> MethodRouter<S>
+pub fn revalidate_route<S>(
+    get: MethodRouter<S>,
+    revalidate: impl Into<crate::cache::Revalidate>,
+) -> MethodRouter<S>
 where
     S: Clone + Send + Sync + 'static,
 {
-    get.route_layer(crate::cache::cache().ttl(seconds))
+    let revalidate = revalidate.into();
+    // The default `Cache-Control` outside the cache: stored responses keep the handler's own
+    // headers, so a request with credentials is not served one as if it were `public`.
+    get.route_layer(crate::cache::cache().ttl(revalidate.seconds()))
+        .route_layer(crate::cache::cache_control(revalidate.cache_control()))
 }
 
 /// `OPTIONS` on a route that does not export it: `204` with `Allow`.

@@ -7,7 +7,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use arbor::cache::{cache, cache_control, CacheControl, ManualClock};
+use arbor::auth::{optional_auth, require_auth, Authenticator};
+use arbor::cache::{
+    cache, cache_control, CacheControl, CacheTags, Invalidator, ManualClock, MemoryCacheStore,
+    Revalidate,
+};
+use arbor::store::Stores;
 use arbor::test::{TestClient, TestResponse};
 use arbor::{ApiError, IntoResponse, Response};
 use axum::body::Body;
@@ -538,4 +543,242 @@ async fn the_middleware_list_syntax_works_with_the_cache() {
     );
     assert_eq!(second.header("cache-control"), Some("public, s-maxage=60"));
     assert_eq!(second.text(), "listed");
+}
+
+/// A route that counts its runs, cached with the layer's tag `items` and the response's tag
+/// `item:<id>`.
+fn tagged_route(counter: &Counter) -> axum::routing::MethodRouter {
+    let counter = counter.clone();
+    get(move |arbor::Path(id): arbor::Path<String>| {
+        let counter = counter.clone();
+        async move {
+            let n = counter.bump();
+            (
+                CacheTags::new([format!("item:{id}")]),
+                format!("{id} run {n}"),
+            )
+        }
+    })
+    .route_layer(cache().ttl(60).tags(["items"]))
+}
+
+async fn invalidation_by_url_and_tag(stores: Option<Stores>) {
+    let counter = Counter::default();
+    let mut router = Router::new().route("/items/{id}", tagged_route(&counter));
+    if let Some(stores) = &stores {
+        router = router.layer(axum::Extension(stores.clone()));
+    }
+    let client = TestClient::new(router);
+    let invalidate = Invalidator::new(stores);
+    // Unique ids: the layers of every test in this process share the invalidation registry.
+    let id = uuid_like();
+    let (a, b) = (format!("/items/{id}-a"), format!("/items/{id}-b"));
+    let warm = |path: &str| {
+        let request = client.get(path);
+        async move {
+            let response = request.send().await;
+            x_cache(&response).unwrap().to_owned()
+        }
+    };
+    assert_eq!(warm(&a).await, "MISS");
+    assert_eq!(warm(&b).await, "MISS");
+    assert_eq!(
+        (warm(&a).await, warm(&b).await),
+        ("HIT".into(), "HIT".into())
+    );
+
+    // By URL: only that URL.
+    assert!(invalidate.path(&a).await.unwrap());
+    assert_eq!(
+        (warm(&a).await, warm(&b).await),
+        ("MISS".into(), "HIT".into())
+    );
+    // By the response's own tag: only that item.
+    invalidate.tag(&format!("item:{id}-b")).await.unwrap();
+    assert_eq!(
+        (warm(&a).await, warm(&b).await),
+        ("HIT".into(), "MISS".into())
+    );
+    // By the layer's tag: every item.
+    invalidate.tag("items").await.unwrap();
+    assert_eq!(
+        (warm(&a).await, warm(&b).await),
+        ("MISS".into(), "MISS".into())
+    );
+    assert_eq!(
+        (warm(&a).await, warm(&b).await),
+        ("HIT".into(), "HIT".into())
+    );
+    assert_eq!(counter.get(), 6);
+    // A tag nobody used, and a URL nothing cached.
+    invalidate.tag("unused").await.unwrap();
+    assert!(!invalidate.path("/items/never").await.unwrap());
+    assert_eq!(
+        (warm(&a).await, warm(&b).await),
+        ("HIT".into(), "HIT".into())
+    );
+}
+
+fn uuid_like() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{nanos:x}-{}", NEXT.fetch_add(1, Ordering::SeqCst))
+}
+
+#[tokio::test]
+async fn invalidation_by_url_and_tag_in_the_layers_own_memory() {
+    invalidation_by_url_and_tag(None).await;
+}
+
+#[tokio::test]
+async fn invalidation_by_url_and_tag_in_a_shared_store() {
+    let stores = Stores::new().cache(MemoryCacheStore::default());
+    invalidation_by_url_and_tag(Some(stores)).await;
+}
+
+/// A response whose request started before its tag was invalidated is not kept: what the
+/// handler read may be what changed.
+#[tokio::test]
+async fn a_response_produced_across_an_invalidation_is_not_stored() {
+    for stores in [None, Some(Stores::new().cache(MemoryCacheStore::default()))] {
+        let tag = format!("race-{}", uuid_like());
+        let (reached, reached_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+        let release = Arc::new(tokio::sync::Notify::new());
+        let counter = Counter::default();
+        let (route_release, route_counter, route_tag) =
+            (release.clone(), counter.clone(), tag.clone());
+        let reached = Arc::new(std::sync::Mutex::new(Some(reached)));
+        let route = get(move || {
+            let (release, counter, reached) = (
+                route_release.clone(),
+                route_counter.clone(),
+                reached.clone(),
+            );
+            async move {
+                let n = counter.bump();
+                if n == 1 {
+                    // The first run waits, mid-handler, until the test has invalidated the tag.
+                    let _ = reached.lock().unwrap().take().unwrap().send(());
+                    release.notified().await;
+                }
+                format!("run {n}")
+            }
+        })
+        .route_layer(cache().ttl(60).tags([route_tag]));
+        let mut router = Router::new().route("/slow", route);
+        if let Some(stores) = &stores {
+            router = router.layer(axum::Extension(stores.clone()));
+        }
+        let client = TestClient::new(router);
+        let first = tokio::spawn(client.get("/slow").send());
+        let mut reached_rx = reached_rx;
+        reached_rx.recv().await.unwrap();
+        Invalidator::new(stores.clone()).tag(&tag).await.unwrap();
+        release.notify_one();
+        assert_eq!(first.await.unwrap().text(), "run 1");
+        let second = client.get("/slow").send().await;
+        assert_eq!(
+            (x_cache(&second), second.text().as_str()),
+            (Some("MISS"), "run 2")
+        );
+        let third = client.get("/slow").send().await;
+        assert_eq!(
+            (x_cache(&third), third.text().as_str()),
+            (Some("HIT"), "run 2")
+        );
+    }
+}
+
+#[tokio::test]
+async fn revalidate_answers_public_s_maxage_and_stale_while_revalidate() {
+    for (revalidate, expected) in [
+        (Revalidate::every(60), "public, s-maxage=60"),
+        (
+            Revalidate::every(60).stale_while_revalidate(300),
+            "public, s-maxage=60, stale-while-revalidate=300",
+        ),
+    ] {
+        let counter = Counter::default();
+        let route = arbor::__private::revalidate_route(counting_route(&counter, &[]), revalidate);
+        let client = TestClient::new(Router::new().route("/r", route));
+        let first = client.get("/r").send().await;
+        let second = client.get("/r").send().await;
+        for response in [&first, &second] {
+            assert_eq!(response.header("cache-control"), Some(expected));
+        }
+        assert_eq!(
+            (x_cache(&first), x_cache(&second)),
+            (Some("MISS"), Some("HIT"))
+        );
+        assert_eq!(counter.get(), 1);
+    }
+    // A handler's own Cache-Control wins.
+    let counter = Counter::default();
+    let own = counting_route(&counter, &[("cache-control", "public, max-age=5")]);
+    let client =
+        TestClient::new(Router::new().route("/own", arbor::__private::revalidate_route(own, 60)));
+    assert_eq!(
+        client.get("/own").send().await.header("cache-control"),
+        Some("public, max-age=5")
+    );
+}
+
+#[derive(Clone)]
+struct Tokens;
+
+impl Authenticator for Tokens {
+    type Principal = String;
+
+    async fn authenticate(&self, parts: &http::request::Parts) -> Result<Option<String>, ApiError> {
+        Ok(arbor::auth::bearer_token(&parts.headers).map(str::to_owned))
+    }
+}
+
+#[tokio::test]
+async fn responses_behind_authentication_are_private_no_cache_unless_the_route_says_otherwise() {
+    let counter = Counter::default();
+    let router = Router::new()
+        .route(
+            "/me",
+            counting_route(&counter, &[]).route_layer(require_auth(Tokens)),
+        )
+        .route(
+            "/maybe",
+            counting_route(&counter, &[]).route_layer(optional_auth(Tokens)),
+        )
+        .route(
+            "/shared",
+            counting_route(&counter, &[("cache-control", "public, max-age=60")])
+                .route_layer(require_auth(Tokens)),
+        );
+    let client = TestClient::new(router);
+    let signed_in = |path: &str| {
+        client
+            .get(path)
+            .header("authorization", "Bearer alice")
+            .send()
+    };
+    assert_eq!(
+        signed_in("/me").await.header("cache-control"),
+        Some("private, no-cache")
+    );
+    assert_eq!(
+        signed_in("/maybe").await.header("cache-control"),
+        Some("private, no-cache")
+    );
+    assert_eq!(
+        signed_in("/shared").await.header("cache-control"),
+        Some("public, max-age=60")
+    );
+    // Anonymous: nothing is added (the 401 is an error, and `/maybe` is public).
+    assert_eq!(
+        client.get("/maybe").send().await.header("cache-control"),
+        None
+    );
+    let refused = client.get("/me").send().await;
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
 }

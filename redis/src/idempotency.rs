@@ -140,6 +140,7 @@ fn encode(record: &Record) -> Bytes {
                 body: response.body.clone(),
                 public: false,
                 stored_at: SystemTime::now(),
+                tags: Vec::new(),
             }));
             out.put_slice(&item.encode());
         }

@@ -124,7 +124,7 @@ fn cached(stores: &arbor_redis::RedisStores, runs: Arc<AtomicUsize>) -> TestClie
             )
         }
     })
-    .layer(arbor::cache::cache().ttl(60));
+    .layer(arbor::cache::cache().ttl(60).tags(["docs"]));
     TestClient::new(
         App::new(Router::new().route("/docs", route))
             .stores(stores.stores())
@@ -153,6 +153,17 @@ async fn a_response_cached_on_one_instance_is_a_hit_on_the_other_until_invalidat
     let after = a.get("/docs").send().await;
     assert_eq!(after.header("x-cache"), Some("MISS"));
     assert_eq!(after.text(), "page rendered 2 times");
+
+    // By tag: the marker in Redis makes the entry stale on every instance.
+    assert_eq!(b.get("/docs").send().await.header("x-cache"), Some("HIT"));
+    arbor::cache::Invalidator::new(Some(stores_a.stores()))
+        .tag("docs")
+        .await
+        .unwrap();
+    let retagged = b.get("/docs").send().await;
+    assert_eq!(retagged.header("x-cache"), Some("MISS"));
+    assert_eq!(retagged.text(), "page rendered 3 times");
+    assert_eq!(a.get("/docs").send().await.header("x-cache"), Some("HIT"));
 }
 
 #[tokio::test]

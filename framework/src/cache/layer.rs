@@ -41,6 +41,7 @@ pub fn cache() -> CacheLayer {
             ttl: Duration::from_secs(60),
             max_entries: 1_000,
             max_body_bytes: 1024 * 1024,
+            tags: Arc::from([]),
         },
         clock: Arc::new(SystemClock),
         shared: None,
@@ -48,11 +49,13 @@ pub fn cache() -> CacheLayer {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(super) struct CacheConfig {
     pub(super) ttl: Duration,
     pub(super) max_entries: u64,
     pub(super) max_body_bytes: usize,
+    /// Tags of every response the layer stores (a response adds its own `CacheTags`).
+    pub(super) tags: Arc<[String]>,
 }
 
 /// The layer made by [`cache`]. Every service it makes (one per method of the route) shares one
@@ -95,6 +98,14 @@ impl CacheLayer {
         self.fresh_store()
     }
 
+    /// Tags every response the layer stores (`cache(ttl = 60, tags = ["posts"])`), so that
+    /// [`Invalidator::tag`](super::Invalidator::tag) drops them; a response adds its own with
+    /// [`CacheTags`](super::CacheTags).
+    pub fn tags<T: Into<String>>(mut self, tags: impl IntoIterator<Item = T>) -> Self {
+        self.config.tags = tags.into_iter().map(Into::into).collect();
+        self.fresh_store()
+    }
+
     /// The time source for expiry ([`SystemClock`] by default; [`ManualClock`] in tests).
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
@@ -115,11 +126,13 @@ impl CacheLayer {
     fn engine(&self) -> Arc<ResponseCache> {
         self.engine
             .get_or_init(|| {
-                Arc::new(ResponseCache::new(
-                    self.config,
+                let cache = Arc::new(ResponseCache::new(
+                    self.config.clone(),
                     self.clock.clone(),
                     self.shared.clone(),
-                ))
+                ));
+                super::invalidate::register(&cache);
+                cache
             })
             .clone()
     }

@@ -36,14 +36,18 @@
 //! how it is looked up), `store.rs` ([`CacheStore`] and [`MemoryCacheStore`]).
 
 mod control;
+mod invalidate;
 mod layer;
 mod response;
+mod revalidate;
 mod store;
 
 use http::HeaderName;
 
 pub use control::{cache_control, CacheControl, DefaultCacheControl, DefaultCacheControlLayer};
+pub use invalidate::{CacheTags, Invalidator};
 pub use layer::{cache, Cache, CacheLayer};
+pub use revalidate::Revalidate;
 pub use store::{CacheItem, CacheStore, CachedResponse, MemoryCacheStore};
 
 pub use crate::clock::{Clock, ManualClock, SystemClock};
@@ -77,12 +81,7 @@ const MAX_TTL_SECS: u64 = 10 * 365 * 24 * 60 * 60;
 /// # Errors
 /// When the store fails.
 pub async fn invalidate(stores: &Stores, path_and_query: &str) -> Result<bool, StoreError> {
-    match stores.cache_store() {
-        Some(store) => {
-            store
-                .remove(&response::primary_key_of(path_and_query))
-                .await
-        }
-        None => Ok(false),
-    }
+    Invalidator::new(Some(stores.clone()))
+        .path(path_and_query)
+        .await
 }

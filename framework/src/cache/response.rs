@@ -15,8 +15,9 @@ use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 use tower::Service;
 
+use super::invalidate;
 use super::layer::CacheConfig;
-use super::{CacheControl, CacheItem, CacheStore, CachedResponse, X_CACHE};
+use super::{CacheControl, CacheItem, CacheStore, CacheTags, CachedResponse, X_CACHE};
 use crate::body::{buffer_body, Buffered};
 use crate::clock::Clock;
 use crate::store::{OutageLog, StoreError, Stores};
@@ -30,6 +31,7 @@ struct Entry {
     public: bool,
     stored_at: Instant,
     expires_at: Instant,
+    tags: Arc<[String]>,
 }
 
 /// The exact key of an entry: method and URI, plus the request's values of the headers the
@@ -91,7 +93,10 @@ impl ResponseCache {
         clock: Arc<dyn Clock>,
         own_shared: Option<Arc<dyn CacheStore>>,
     ) -> Self {
-        let mut entries = moka::sync::Cache::builder().max_capacity(config.max_entries);
+        // Invalidation closures: dropping every variant of a URL, or every entry with a tag.
+        let mut entries = moka::sync::Cache::builder()
+            .max_capacity(config.max_entries)
+            .support_invalidation_closures();
         let mut vary = moka::sync::Cache::builder().max_capacity(config.max_entries);
         if !config.ttl.is_zero() {
             // A backstop that frees memory; freshness itself is checked with `clock`.
@@ -122,6 +127,8 @@ impl ResponseCache {
         if method != Method::GET && method != Method::HEAD {
             return inner.call(request).await;
         }
+        // Before the handler runs: a tag invalidated from now on makes what it answers stale.
+        let started = SystemTime::now();
         let head = method == Method::HEAD;
         let credentials = request.headers().contains_key(header::AUTHORIZATION)
             || request.headers().contains_key(header::COOKIE);
@@ -164,7 +171,11 @@ impl ResponseCache {
             // A HEAD answer has no body to reuse; only GET fills the cache.
             response
         } else {
-            let target = Target { shared, seen_vary };
+            let target = Target {
+                shared,
+                seen_vary,
+                started,
+            };
             self.store(target, primary, &request_headers, credentials, response)
                 .await
         };
@@ -209,7 +220,7 @@ impl ResponseCache {
             }
         };
         let (response, seen) = match item {
-            None => (None, None),
+            None | Some(CacheItem::TagInvalidated(_)) => (None, None),
             Some(CacheItem::Response(response)) => (Some(response), None),
             Some(CacheItem::Vary { names, generation }) => {
                 let key = variant_key(primary, generation, &names, request_headers);
@@ -223,6 +234,19 @@ impl ResponseCache {
                 };
                 (response, Some(SeenVary { names, generation }))
             }
+        };
+        let response = match response {
+            Some(response) if !response.tags.is_empty() => {
+                match invalidated_since(store, &response.tags, response.stored_at).await {
+                    Ok(false) => Some(response),
+                    Ok(true) => None,
+                    Err(error) => {
+                        self.outage.failed(&error);
+                        return (None, None);
+                    }
+                }
+            }
+            response => response,
         };
         self.outage.recovered();
         let found = response.map(|response| {
@@ -309,6 +333,17 @@ impl ResponseCache {
         let Some(storable) = self.storable(&response, credentials) else {
             return response;
         };
+        let mut tags = self.config.tags.to_vec();
+        if let Some(CacheTags(more)) = response.extensions().get::<CacheTags>() {
+            tags.extend(more.iter().cloned());
+        }
+        if tags
+            .iter()
+            .any(|tag| invalidate::invalidated_here_since(tag, target.started))
+        {
+            // Invalidated while the handler ran: what it read may be what changed.
+            return response;
+        }
         let (parts, body) = response.into_parts();
         let bytes = match buffer_body(body, self.config.max_body_bytes).await {
             Buffered::Complete(bytes) => bytes,
@@ -321,7 +356,8 @@ impl ResponseCache {
                     headers: parts.headers.clone(),
                     body: bytes.clone(),
                     public: storable.public,
-                    stored_at: SystemTime::now(),
+                    stored_at: target.started,
+                    tags,
                 };
                 let stored = store_shared(
                     store,
@@ -349,6 +385,7 @@ impl ResponseCache {
                         public: storable.public,
                         stored_at: now,
                         expires_at: now + storable.ttl,
+                        tags: tags.into(),
                     }),
                 );
                 self.vary.insert(primary, storable.vary);
@@ -358,10 +395,11 @@ impl ResponseCache {
     }
 }
 
-/// Where a miss is stored, and what the lookup saw there.
+/// Where a miss is stored, what the lookup saw there, and when the request started.
 struct Target<'a> {
     shared: Option<&'a dyn CacheStore>,
     seen_vary: Option<SeenVary>,
+    started: SystemTime,
 }
 
 /// The vary list a shared store held for a URL.
@@ -399,6 +437,66 @@ impl Found {
         ::metrics::counter!(crate::metrics::CACHE_LOOKUPS, "result" => "hit").increment(1);
         response
     }
+}
+
+impl ResponseCache {
+    /// Drops every variant of `primary` from this layer's own store or memory; `true` if it
+    /// held any.
+    pub(super) async fn invalidate_primary(&self, primary: &str) -> Result<bool, StoreError> {
+        if let Some(store) = &self.own_shared {
+            return store.remove(primary).await;
+        }
+        let held = self.vary.contains_key(primary);
+        self.vary.invalidate(primary);
+        let primary: Arc<str> = Arc::from(primary);
+        // Every variant, or one kept under an old vary list would come back with a new one.
+        if let Err(error) = self
+            .entries
+            .invalidate_entries_if(move |key, _| key.primary == primary)
+        {
+            tracing::error!(%error, "could not invalidate cached responses");
+        }
+        Ok(held)
+    }
+
+    /// Makes this layer's entries tagged `tag` stale (`at`: when the tag was invalidated).
+    pub(super) async fn invalidate_tag(&self, tag: &str, at: SystemTime) -> Result<(), StoreError> {
+        if let Some(store) = &self.own_shared {
+            let ttl = Duration::from_secs(super::MAX_TTL_SECS);
+            return store
+                .put(tag_key(tag), CacheItem::TagInvalidated(at), ttl)
+                .await;
+        }
+        let tag = tag.to_owned();
+        if let Err(error) = self
+            .entries
+            .invalidate_entries_if(move |_, entry| entry.tags.contains(&tag))
+        {
+            tracing::error!(%error, "could not invalidate cached responses");
+        }
+        Ok(())
+    }
+}
+
+/// The key under which a shared store keeps when `tag` was last invalidated.
+pub(super) fn tag_key(tag: &str) -> String {
+    format!("TAG {tag}")
+}
+
+/// Whether any of `tags` was invalidated at or after `since`, by the markers in `store`.
+async fn invalidated_since(
+    store: &dyn CacheStore,
+    tags: &[String],
+    since: SystemTime,
+) -> Result<bool, StoreError> {
+    for tag in tags {
+        if let Some(CacheItem::TagInvalidated(at)) = store.get(&tag_key(tag)).await? {
+            if at >= since {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
 }
 
 /// Stores a response in a shared store: under the URL's key when it does not vary, else under
@@ -566,6 +664,7 @@ mod tests {
             ttl: Duration::from_secs(60),
             max_entries: 5,
             max_body_bytes: 1024,
+            tags: Arc::from([]),
         };
         let store = ResponseCache::new(config, Arc::new(crate::clock::SystemClock), None);
         let now = Instant::now();
@@ -579,6 +678,7 @@ mod tests {
                     public: false,
                     stored_at: now,
                     expires_at: now + Duration::from_secs(60),
+                    tags: Arc::from([]),
                 }),
             );
         }

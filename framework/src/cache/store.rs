@@ -24,8 +24,12 @@ pub struct CachedResponse {
     /// Whether the response was marked `public`: only then is it served to requests carrying
     /// credentials.
     pub public: bool,
-    /// When it was stored, by the wall clock, so that every instance reports the same `Age`.
+    /// When the request that produced it started, by the wall clock: every instance reports
+    /// the same `Age`, and a tag invalidated after this moment makes the response stale.
     pub stored_at: SystemTime,
+    /// Its tags ([`CacheTags`](super::CacheTags) and the layer's own): invalidating one of
+    /// them ([`Invalidator::tag`](super::Invalidator::tag)) makes the response stale.
+    pub tags: Vec<String>,
 }
 
 /// What one cache key holds.
@@ -45,6 +49,9 @@ pub enum CacheItem {
         /// Changes when the URL is stored afresh after an invalidation.
         generation: u64,
     },
+    /// When a tag was last invalidated: responses with the tag produced by requests that
+    /// started before this moment are stale.
+    TagInvalidated(SystemTime),
 }
 
 /// A shared response cache: what [`cache()`](super::cache()) layers use when the app registers
@@ -92,28 +99,38 @@ impl<T: CacheStore + ?Sized> CacheStore for Arc<T> {
 
 const RESPONSE_TAG: u8 = 1;
 const VARY_TAG: u8 = 2;
+/// A response with tags: as [`RESPONSE_TAG`], with the tags between the headers and the body
+/// (a separate kind, so that untagged entries keep the format older instances read).
+const TAGGED_RESPONSE_TAG: u8 = 3;
+const TAG_INVALIDATED_TAG: u8 = 4;
 
 impl CacheItem {
-    /// The item as bytes: a tag, then a response (status, `public`, stored-at milliseconds,
-    /// headers, body) or a vary list (generation, names). Lengths are big-endian prefixes.
+    /// The item as bytes: a kind, then a response (status, `public`, stored-at milliseconds,
+    /// headers, tags if any, body), a vary list (generation, names) or a tag's invalidation
+    /// time (milliseconds). Lengths are big-endian prefixes.
     pub fn encode(&self) -> Bytes {
         let mut out = BytesMut::new();
         match self {
             Self::Response(response) => {
-                out.put_u8(RESPONSE_TAG);
+                let tagged = !response.tags.is_empty();
+                out.put_u8(if tagged {
+                    TAGGED_RESPONSE_TAG
+                } else {
+                    RESPONSE_TAG
+                });
                 out.put_u16(response.status.as_u16());
                 out.put_u8(u8::from(response.public));
-                let stored_ms = response
-                    .stored_at
-                    .duration_since(UNIX_EPOCH)
-                    .map_or(0, |since| {
-                        u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
-                    });
-                out.put_u64(stored_ms);
+                out.put_u64(millis(response.stored_at));
                 out.put_u32(u32::try_from(response.headers.len()).unwrap_or(u32::MAX));
                 for (name, value) in &response.headers {
                     put_chunk(&mut out, name.as_str().as_bytes());
                     put_chunk(&mut out, value.as_bytes());
+                }
+                if tagged {
+                    out.put_u32(u32::try_from(response.tags.len()).unwrap_or(u32::MAX));
+                    for tag in &response.tags {
+                        put_chunk(&mut out, tag.as_bytes());
+                    }
                 }
                 out.put_slice(&response.body);
             }
@@ -124,6 +141,10 @@ impl CacheItem {
                 for name in names.iter() {
                     put_chunk(&mut out, name.as_str().as_bytes());
                 }
+            }
+            Self::TagInvalidated(at) => {
+                out.put_u8(TAG_INVALIDATED_TAG);
+                out.put_u64(millis(*at));
             }
         }
         out.freeze()
@@ -144,7 +165,7 @@ impl CacheItem {
         };
         need(&bytes, 1)?;
         match bytes.get_u8() {
-            RESPONSE_TAG => {
+            kind @ (RESPONSE_TAG | TAGGED_RESPONSE_TAG) => {
                 need(&bytes, 2 + 1 + 8 + 4)?;
                 let status = StatusCode::from_u16(bytes.get_u16()).map_err(|_| corrupt())?;
                 let public = bytes.get_u8() == 1;
@@ -159,13 +180,30 @@ impl CacheItem {
                         HeaderValue::from_maybe_shared(value).map_err(|_| corrupt())?,
                     );
                 }
+                let mut tags = Vec::new();
+                if kind == TAGGED_RESPONSE_TAG {
+                    need(&bytes, 4)?;
+                    let count = bytes.get_u32() as usize;
+                    tags.reserve(count.min(64));
+                    for _ in 0..count {
+                        let tag = take_chunk(&mut bytes).ok_or_else(corrupt)?;
+                        tags.push(String::from_utf8(tag.to_vec()).map_err(|_| corrupt())?);
+                    }
+                }
                 Ok(Self::Response(Arc::new(CachedResponse {
                     status,
                     headers,
                     body: bytes,
                     public,
                     stored_at,
+                    tags,
                 })))
+            }
+            TAG_INVALIDATED_TAG => {
+                need(&bytes, 8)?;
+                Ok(Self::TagInvalidated(
+                    UNIX_EPOCH + Duration::from_millis(bytes.get_u64()),
+                ))
             }
             VARY_TAG => {
                 need(&bytes, 8 + 4)?;
@@ -184,6 +222,12 @@ impl CacheItem {
             _ => Err(corrupt()),
         }
     }
+}
+
+fn millis(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH).map_or(0, |since| {
+        u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+    })
 }
 
 fn put_chunk(out: &mut BytesMut, chunk: &[u8]) {
@@ -297,8 +341,26 @@ mod tests {
             body: Bytes::from_static(b"{\"ok\":true}"),
             public: true,
             stored_at: UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
+            tags: Vec::new(),
         }));
         assert_eq!(CacheItem::decode(response.encode()).unwrap(), response);
+        let CacheItem::Response(untagged) = &response else {
+            unreachable!()
+        };
+        let tagged = CacheItem::Response(Arc::new(CachedResponse {
+            tags: vec!["posts".into(), "post:7".into()],
+            ..CachedResponse::clone(untagged)
+        }));
+        // Untagged responses keep the format older instances read; tagged ones say so.
+        assert_eq!(response.encode()[0], RESPONSE_TAG);
+        assert_eq!(tagged.encode()[0], TAGGED_RESPONSE_TAG);
+        assert_eq!(CacheItem::decode(tagged.encode()).unwrap(), tagged);
+        let invalidated =
+            CacheItem::TagInvalidated(UNIX_EPOCH + Duration::from_millis(1_700_000_000_456));
+        assert_eq!(
+            CacheItem::decode(invalidated.encode()).unwrap(),
+            invalidated
+        );
         let vary = CacheItem::Vary {
             names: vec![
                 HeaderName::from_static("accept-language"),
@@ -312,16 +374,26 @@ mod tests {
 
     #[test]
     fn truncated_or_foreign_bytes_are_errors_not_panics() {
-        let encoded = CacheItem::Vary {
+        let vary = CacheItem::Vary {
             names: vec![HeaderName::from_static("origin")].into(),
             generation: 1,
-        }
-        .encode();
-        for cut in 0..encoded.len() {
-            assert!(
-                CacheItem::decode(encoded.slice(..cut)).is_err(),
-                "cut at {cut}"
-            );
+        };
+        let tagged = CacheItem::Response(Arc::new(CachedResponse {
+            status: StatusCode::OK,
+            headers: HeaderMap::new(),
+            body: Bytes::new(),
+            public: false,
+            stored_at: UNIX_EPOCH,
+            tags: vec!["posts".into()],
+        }));
+        let invalidated = CacheItem::TagInvalidated(UNIX_EPOCH);
+        for encoded in [vary.encode(), tagged.encode(), invalidated.encode()] {
+            for cut in 0..encoded.len() {
+                assert!(
+                    CacheItem::decode(encoded.slice(..cut)).is_err(),
+                    "cut at {cut}"
+                );
+            }
         }
         assert!(CacheItem::decode(Bytes::from_static(b"\x09garbage")).is_err());
     }
