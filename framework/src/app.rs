@@ -13,6 +13,7 @@ use crate::client_ip::{ResolveClientIpLayer, TrustedProxies};
 #[cfg(feature = "compression")]
 use crate::compression::Compression;
 use crate::cors::{Cors, CorsError};
+use crate::error_shape::ErrorShapeLayer;
 use crate::health::Probes;
 use crate::logging::RequestLogLayer;
 use crate::metrics::MatchedRouteLayer;
@@ -49,7 +50,9 @@ pub const DEFAULT_BODY_LIMIT: usize = 2 * 1024 * 1024;
 /// else a UUID; echoed on the response) → the liveness and readiness probes (`/livez`,
 /// `/readyz`: answered here, see [`App::probes`]) → a `tracing` span with one `request` and one
 /// `response` event → CORS (if set) → response compression → panic catcher (`500 INTERNAL_ERROR`, the process keeps
-/// serving) → client address resolution → the routes, each under its maximum duration.
+/// serving) → client address resolution → the error shape (a plain-text or empty error
+/// answer, such as an axum extractor's rejection, becomes `{"error": CODE, "message": ..}`) →
+/// the routes, each under its maximum duration.
 #[derive(Debug)]
 #[must_use]
 pub struct App {
@@ -233,6 +236,9 @@ impl App {
             .layer(ResolveClientIpLayer(self.trusted_proxies))
             .option_layer(self.stores.map(AddExtensionLayer::new))
             .layer(DefaultBodyLimit::max(self.body_limit))
+            // Innermost: what the routes answer in plain text (axum's own rejections, a bare
+            // status) leaves in the JSON error shape, before any layer above looks at it.
+            .layer(ErrorShapeLayer)
             // Turns handlers into routes once: a router used as a service without it does so
             // for every request (`axum::serve` only prepares the outermost router).
             .service(router.with_state(()));

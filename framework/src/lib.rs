@@ -46,6 +46,7 @@ pub mod compression;
 pub mod conditional;
 pub mod cors;
 mod error;
+mod error_shape;
 #[cfg(feature = "streaming")]
 pub mod events;
 pub mod extract;
