@@ -2,12 +2,16 @@
 
 use std::path::PathBuf;
 
+use crate::db::DbSettings;
+
 /// The reference app's settings.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// `DATABASE_URL`: `sqlite://…` or `postgres://…`. Default: `sqlite://data/arbor.db`,
     /// created on first run.
     pub database_url: String,
+    /// The pools' sizes and timeouts, and the read replica ([`DbSettings`]).
+    pub db: DbSettings,
     /// `REDIS_URL`: `redis://…`. When set, rate limits, idempotency keys, the response cache and
     /// the event bus are shared by every instance through Redis; unset, they live in memory.
     pub redis_url: Option<String>,
@@ -38,6 +42,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             database_url: "sqlite://data/arbor.db?mode=rwc".into(),
+            db: DbSettings::default(),
             redis_url: None,
             redis_prefix: None,
             secure_cookies: false,
@@ -62,6 +67,7 @@ impl Config {
         if let Some(url) = var("DATABASE_URL") {
             config.database_url = url;
         }
+        config.db = DbSettings::from_env()?;
         config.redis_url = var("REDIS_URL");
         config.redis_prefix = var("ARBOR_REDIS_PREFIX");
         config.secure_cookies =

@@ -1,5 +1,5 @@
-//! The readiness checks: the database always, Redis when `REDIS_URL` is set. Liveness checks
-//! nothing (see `docs/operations.md`).
+//! The readiness checks: the database always, its read replica when `DATABASE_READ_URL` is
+//! set, Redis when `REDIS_URL` is set. Liveness checks nothing (see `docs/operations.md`).
 
 use std::time::Duration;
 
@@ -16,6 +16,9 @@ pub fn probes(state: &AppState) -> Probes {
 /// `probes` with the app's checks added.
 pub fn with_checks(mut probes: Probes, state: &AppState) -> Probes {
     probes = probes.check("database", database(state.db.clone()));
+    if state.config.db.read_url.is_some() {
+        probes = probes.check("database-replica", database(state.read_db.clone()));
+    }
     if let Some(redis) = &state.redis {
         probes = probes.check("redis", redis.clone());
     }

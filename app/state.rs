@@ -34,6 +34,8 @@ pub struct Services {
     pub config: Arc<Config>,
     /// The connection pool.
     pub db: Db,
+    /// The read replica's pool (`DATABASE_READ_URL`), or `db` again.
+    pub read_db: Db,
     /// Users.
     pub users: Users,
     /// Sessions.
@@ -64,10 +66,18 @@ impl AppState {
     /// # Errors
     /// A message naming what failed (the database URL's scheme, a migration...).
     pub async fn new(config: Config) -> Result<Self, String> {
-        let db = db::connect(&config.database_url).await.map_err(|e| {
-            let scheme = config.database_url.split(':').next().unwrap_or_default();
-            format!("could not open the {scheme} database: {e}")
-        })?;
+        let db = db::connect_with(&config.database_url, &config.db)
+            .await
+            .map_err(|e| {
+                let scheme = config.database_url.split(':').next().unwrap_or_default();
+                format!("could not open the {scheme} database: {e}")
+            })?;
+        let read_db = match &config.db.read_url {
+            Some(url) => db::connect_replica(url, &config.db)
+                .await
+                .map_err(|e| format!("DATABASE_READ_URL: could not open the read replica: {e}"))?,
+            None => db.clone(),
+        };
         let (events, stores, redis) = match &config.redis_url {
             Some(url) => {
                 let mut options = arbor_redis::RedisOptions::default();
@@ -86,17 +96,18 @@ impl AppState {
             ),
         };
         let state = Services {
-            users: Users::new(db.clone()),
+            users: Users::new(db.clone(), read_db.clone()),
             sessions: Sessions::new(db.clone(), config.session_ttl_secs),
-            posts: Posts::new(db.clone()),
+            posts: Posts::new(db.clone(), read_db.clone()),
             webhooks: crate::webhooks::Webhooks::start(db.clone(), &config, events.clone()).await?,
-            reports: Reports::new(db.clone()),
+            reports: Reports::new(read_db.clone()),
             uploads: Arc::new(LocalStorage::new(config.upload_dir.clone())),
             events,
             stores,
             redis,
             config: Arc::new(config),
             db,
+            read_db,
             dispatcher: crate::batch::Dispatcher::default(),
         };
         if let Some((email, password)) = &state.config.admin {

@@ -1,10 +1,10 @@
 //! Posts with optimistic locking: the version check and the write are one statement, so with
 //! many concurrent writers holding the same version exactly one wins.
 
-use arbor::{ApiError, ResultExt};
+use arbor::ApiError;
 use serde::Serialize;
 
-use crate::db::{new_id, now_ms, Db};
+use crate::db::{new_id, now_ms, Db, DbResultExt};
 
 /// A post.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
@@ -55,12 +55,15 @@ const COLUMNS: &str = "id, author_id, title, body, version, created_at, updated_
 #[derive(Debug, Clone)]
 pub struct Posts {
     db: Db,
+    /// The read replica, or `db` again: lists and lookups.
+    read: Db,
 }
 
 impl Posts {
-    /// A service over `db`.
-    pub fn new(db: Db) -> Self {
-        Self { db }
+    /// A service writing to `db` and reading lists and lookups from `read` (a replica, or
+    /// `db` again).
+    pub fn new(db: Db, read: Db) -> Self {
+        Self { db, read }
     }
 
     /// Creates a post at version 1.
@@ -90,7 +93,7 @@ impl Posts {
         .bind(post.updated_at)
         .execute(&self.db)
         .await
-        .or_internal()?;
+        .or_db()?;
         Ok(post)
     }
 
@@ -101,9 +104,9 @@ impl Posts {
     pub async fn find(&self, id: &str) -> Result<Option<Post>, ApiError> {
         sqlx::query_as::<_, Post>(&format!("SELECT {COLUMNS} FROM posts WHERE id = $1"))
             .bind(id)
-            .fetch_optional(&self.db)
+            .fetch_optional(&self.read)
             .await
-            .or_internal()
+            .or_db()
     }
 
     /// Posts, newest first, optionally by one author.
@@ -127,9 +130,9 @@ impl Posts {
         query
             .bind(i64::from(limit))
             .bind(i64::from(offset))
-            .fetch_all(&self.db)
+            .fetch_all(&self.read)
             .await
-            .or_internal()
+            .or_db()
     }
 
     /// Writes `changes` if the stored version is still `expected_version`, in one statement.
@@ -177,7 +180,7 @@ impl Posts {
             .bind(id)
             .execute(&self.db)
             .await
-            .or_internal()?;
+            .or_db()?;
         Ok(deleted.rows_affected() > 0)
     }
 }

@@ -1,10 +1,10 @@
 //! Reports over a date range: real queries, run step by step so a progress stream can report
 //! as it goes.
 
-use arbor::{ApiError, ResultExt};
+use arbor::ApiError;
 use serde::Serialize;
 
-use crate::db::Db;
+use crate::db::{Db, DbResultExt};
 
 /// Activity in a date range.
 #[derive(Debug, Clone, Serialize)]
@@ -37,7 +37,8 @@ pub struct Reports {
 }
 
 impl Reports {
-    /// A service over `db`.
+    /// A service over `db`: every query only reads, so the app gives it the read replica
+    /// when there is one.
     pub fn new(db: Db) -> Self {
         Self { db }
     }
@@ -56,7 +57,7 @@ impl Reports {
                     .fetch_one(&db)
                     .await
                     .map(|row| row.0)
-                    .or_internal()
+                    .or_db()
             }
         };
         Ok(Summary {
@@ -84,7 +85,7 @@ impl Reports {
         .bind(to)
         .fetch_all(&self.db)
         .await
-        .or_internal()
+        .or_db()
     }
 }
 

@@ -1,14 +1,14 @@
 //! Users: registration, lookup, updates. Passwords are hashed with argon2 and never leave this
 //! module.
 
-use arbor::{ApiError, ResultExt};
+use arbor::ApiError;
 use argon2::password_hash::{
     rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
 };
 use argon2::Argon2;
 use serde::{Deserialize, Serialize};
 
-use crate::db::{is_unique_violation, new_id, now_ms, Db};
+use crate::db::{is_unique_violation, new_id, now_ms, Db, DbResultExt};
 
 /// A user as every API shows it: no password hash, ever.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
@@ -111,12 +111,15 @@ const COLUMNS: &str = "id, email, name, role, created_at, updated_at";
 #[derive(Debug, Clone)]
 pub struct Users {
     db: Db,
+    /// The read replica, or `db` again: lists and lookups that decide no write.
+    read: Db,
 }
 
 impl Users {
-    /// A service over `db`.
-    pub fn new(db: Db) -> Self {
-        Self { db }
+    /// A service writing to `db` and reading lists and lookups from `read` (a replica, or
+    /// `db` again).
+    pub fn new(db: Db, read: Db) -> Self {
+        Self { db, read }
     }
 
     /// Creates a user; `409 CONFLICT` if the email is taken.
@@ -164,13 +167,13 @@ impl Users {
         ))
         .bind(i64::from(limit))
         .bind(offset)
-        .fetch_all(&self.db)
+        .fetch_all(&self.read)
         .await
-        .or_internal()?;
+        .or_db()?;
         let (total,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users")
-            .fetch_one(&self.db)
+            .fetch_one(&self.read)
             .await
-            .or_internal()?;
+            .or_db()?;
         Ok(Page {
             users,
             pagination: Pagination {
@@ -189,9 +192,9 @@ impl Users {
     pub async fn find(&self, id: &str) -> Result<Option<User>, ApiError> {
         sqlx::query_as::<_, User>(&format!("SELECT {COLUMNS} FROM users WHERE id = $1"))
             .bind(id)
-            .fetch_optional(&self.db)
+            .fetch_optional(&self.read)
             .await
-            .or_internal()
+            .or_db()
     }
 
     /// Every user with one of `ids`, for batched lookups.
@@ -223,7 +226,7 @@ impl Users {
                 .bind(email.trim().to_lowercase())
                 .fetch_optional(&self.db)
                 .await
-                .or_internal()?;
+                .or_db()?;
         let (id, hash) = match row {
             Some(row) => (Some(row.0), row.1),
             None => (None, dummy_hash().await?),
@@ -277,20 +280,20 @@ impl Users {
     pub async fn delete(&self, id: &str) -> Result<bool, ApiError> {
         // Explicit deletes: SQLite only cascades with `foreign_keys` on, and this must not
         // depend on a pragma.
-        let mut tx = self.db.begin().await.or_internal()?;
+        let mut tx = self.db.begin().await.or_db()?;
         for table in ["sessions WHERE user_id", "posts WHERE author_id"] {
             sqlx::query(&format!("DELETE FROM {table} = $1"))
                 .bind(id)
                 .execute(&mut *tx)
                 .await
-                .or_internal()?;
+                .or_db()?;
         }
         let deleted = sqlx::query("DELETE FROM users WHERE id = $1")
             .bind(id)
             .execute(&mut *tx)
             .await
-            .or_internal()?;
-        tx.commit().await.or_internal()?;
+            .or_db()?;
+        tx.commit().await.or_db()?;
         Ok(deleted.rows_affected() > 0)
     }
 
@@ -314,7 +317,7 @@ impl Users {
             .bind(email.trim().to_lowercase())
             .fetch_optional(&self.db)
             .await
-            .or_internal()?;
+            .or_db()?;
         if exists.is_some() {
             return Ok(());
         }

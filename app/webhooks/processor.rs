@@ -71,7 +71,7 @@ impl LinkUsers {
     /// A processor over `db`.
     pub fn new(db: Db) -> Self {
         Self {
-            users: Users::new(db),
+            users: Users::new(db.clone(), db),
         }
     }
 }

@@ -33,6 +33,9 @@ pub mod conditional_requests {}
 #[doc = include_str!("../../docs/cors.md")]
 pub mod cors {}
 
+#[doc = include_str!("../../docs/database.md")]
+pub mod database {}
+
 #[doc = include_str!("../../docs/deployment.md")]
 pub mod deployment {}
 
