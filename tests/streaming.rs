@@ -1,5 +1,8 @@
-//! The reference app's streaming routes over real TCP, reading the raw event stream: report
-//! progress, the per-user event stream, uploads with progress.
+//! The reference app's streaming routes, in-process through `arbor::test::TestClient` (the
+//! guide's "test without a running server", streams included): report progress read as typed
+//! events, the per-user event stream, uploads with progress. What only TCP shows (an encoder
+//! holding events back, a client that hangs up) is in `framework/tests/compression.rs` and
+//! `framework/tests/sse_backpressure.rs`.
 
 #![allow(clippy::unwrap_used)]
 
@@ -7,9 +10,58 @@ mod common;
 
 use std::time::Duration;
 
-use common::{on_every_backend, Backend, Server, ADMIN_EMAIL, ADMIN_PASSWORD};
-use reqwest::Method;
-use serde_json::json;
+use arbor::test::{Multipart, ProgressEvent, TestClient, TestStream};
+use arbor_app::AppState;
+use common::{on_every_backend, Backend, ADMIN_EMAIL, ADMIN_PASSWORD};
+use serde_json::{json, Value};
+
+async fn app(
+    backend: Backend,
+    configure: impl FnOnce(&mut arbor_app::Config),
+) -> (TestClient, AppState, tempfile::TempDir) {
+    let (state, dir) = common::state_with(backend, configure).await;
+    (TestClient::new(arbor_app::app(state.clone())), state, dir)
+}
+
+async fn login(client: &TestClient, email: &str, password: &str) -> String {
+    let reply = client
+        .post("/api/v1/login")
+        .json(&json!({ "email": email, "password": password }))
+        .send()
+        .await;
+    assert_eq!(reply.status(), 200, "{}", reply.text());
+    reply.json::<Value>()["token"].as_str().unwrap().to_owned()
+}
+
+/// Registers a user: (id, token).
+async fn register(client: &TestClient, email: &str) -> (String, String) {
+    let reply = client
+        .post("/api/v1/register")
+        .json(&json!({ "email": email, "name": "Test User", "password": "Str0ngPassword" }))
+        .send()
+        .await;
+    assert_eq!(reply.status(), 201, "{}", reply.text());
+    let body: Value = reply.json();
+    (
+        body["user"]["id"].as_str().unwrap().to_owned(),
+        body["token"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[track_caller]
+fn assert_event_stream(stream: &TestStream) {
+    assert_eq!(stream.status(), 200);
+    assert_eq!(stream.header("content-type"), Some("text/event-stream"));
+    assert_eq!(stream.header("cache-control"), Some("no-cache"));
+}
+
+#[track_caller]
+fn assert_error(reply: &arbor::test::TestResponse, status: u16, code: &str) -> Value {
+    assert_eq!(reply.status().as_u16(), status, "{}", reply.text());
+    let body: Value = reply.json();
+    assert_eq!(body["error"], code, "{body}");
+    body
+}
 
 #[tokio::test]
 async fn report_generation_streams_progress_then_the_report() {
@@ -17,177 +69,161 @@ async fn report_generation_streams_progress_then_the_report() {
 }
 
 async fn report_scenario(backend: Backend) {
-    let server = Server::start(backend).await;
-    let client = server.client();
-    let admin = client.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
-    let (_, author) = client.register("author@example.com").await;
+    let (client, _state, _dir) = app(backend, |_| {}).await;
+    let admin = login(&client, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let (_, author) = register(&client, "author@example.com").await;
     for n in 0..3 {
         let created = client
-            .json(
-                Method::POST,
-                "/api/v1/posts",
-                Some(&author),
-                json!({ "title": format!("post {n}"), "body": "b" }),
-            )
+            .post("/api/v1/posts")
+            .bearer_auth(&author)
+            .json(&json!({ "title": format!("post {n}"), "body": "b" }))
+            .send()
             .await;
-        assert_eq!(created.status, 201);
+        assert_eq!(created.status(), 201);
     }
 
     let request =
         json!({ "dateRange": { "from": "2000-01-01", "to": "2100-12-31" }, "format": "json" });
-    let events = client
-        .send(
-            client
-                .request(Method::POST, "/api/v1/reports/generate")
-                .bearer_auth(&admin)
-                .json(&request),
-        )
-        .await
-        .events();
-    let names: Vec<&str> = events.iter().map(|e| e.name.as_str()).collect();
+    let mut stream = client
+        .post("/api/v1/reports/generate")
+        .bearer_auth(&admin)
+        .json(&request)
+        .stream()
+        .await;
+    assert_event_stream(&stream);
+    assert_eq!(stream.next_progress().await, Some(ProgressEvent::Started));
+    let mut steps = Vec::new();
+    let report = loop {
+        match stream
+            .next_progress()
+            .await
+            .expect("the stream ended early")
+        {
+            ProgressEvent::Processing { progress, .. } => steps.push(progress),
+            ProgressEvent::Complete { result } => break result,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!(steps, [10, 50, 90]);
     assert_eq!(
-        names,
-        [
-            "started",
-            "processing",
-            "processing",
-            "processing",
-            "complete"
-        ],
-        "{events:#?}"
+        stream.next_progress().await,
+        None,
+        "nothing after `complete`"
     );
-    let progress: Vec<i64> = events
-        .iter()
-        .map(|e| e.data["progress"].as_i64().unwrap())
-        .collect();
-    assert_eq!(progress, [0, 10, 50, 90, 100]);
-    let ids: Vec<u64> = events.iter().map(|e| e.id.unwrap()).collect();
-    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
-    let report = &events[4].data["result"];
     assert_eq!(report["summary"]["newPosts"], 3);
     assert_eq!(report["summary"]["newUsers"], 2, "the admin and the author");
     assert_eq!(report["topAuthors"][0]["posts"], 3);
 
+    // The raw events carry increasing ids.
+    let events = client
+        .post("/api/v1/reports/generate")
+        .bearer_auth(&admin)
+        .json(&request)
+        .stream()
+        .await
+        .events()
+        .await;
+    let ids: Vec<u64> = events
+        .iter()
+        .map(|e| e.id.as_deref().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 5);
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+
     let csv = json!({ "dateRange": { "from": "2000-01-01", "to": "2100-12-31" }, "format": "csv" });
     let events = client
-        .send(
-            client
-                .request(Method::POST, "/api/v1/reports/generate")
-                .bearer_auth(&admin)
-                .json(&csv),
-        )
+        .post("/api/v1/reports/generate")
+        .bearer_auth(&admin)
+        .json(&csv)
+        .stream()
         .await
-        .events();
-    let csv = events.last().unwrap().data["result"]["csv"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        .events()
+        .await;
+    let last: Value = events.last().unwrap().json();
+    let csv = last["result"]["csv"].as_str().unwrap();
     assert!(
         csv.starts_with("author_id,name,posts\n") && csv.contains(",Test User,3\n"),
         "{csv}"
     );
 
     // Validated before the stream starts; authenticated; administrators only.
+    let generate = |body: Value, token: Option<&str>| {
+        let request = client.post("/api/v1/reports/generate").json(&body);
+        let request = match token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        };
+        request.send()
+    };
     let backwards =
         json!({ "dateRange": { "from": "2026-02-01", "to": "2026-01-01" }, "format": "json" });
-    let invalid = client
-        .json(
-            Method::POST,
-            "/api/v1/reports/generate",
-            Some(&admin),
-            backwards,
-        )
-        .await;
+    let invalid = generate(backwards, Some(&admin)).await;
     // The nested struct's own rule is reported on its field (validator names fields as in Rust).
     assert_eq!(
-        invalid.error(400, "VALIDATION_ERROR")["details"]["fieldErrors"]["date_range"],
+        assert_error(&invalid, 400, "VALIDATION_ERROR")["details"]["fieldErrors"]["date_range"],
         json!(["`from` must not be after `to`"])
     );
     let bad_date =
         json!({ "dateRange": { "from": "2026-02-30", "to": "2026-03-01" }, "format": "pdf" });
-    let invalid = client
-        .json(
-            Method::POST,
-            "/api/v1/reports/generate",
-            Some(&admin),
-            bad_date,
-        )
-        .await;
-    invalid.error(400, "VALIDATION_ERROR");
-    client
-        .json(
-            Method::POST,
-            "/api/v1/reports/generate",
-            None,
-            request.clone(),
-        )
-        .await
-        .error(401, "UNAUTHORIZED");
-    client
-        .json(
-            Method::POST,
-            "/api/v1/reports/generate",
-            Some(&author),
-            request,
-        )
-        .await
-        .error(403, "FORBIDDEN");
+    assert_error(
+        &generate(bad_date, Some(&admin)).await,
+        400,
+        "VALIDATION_ERROR",
+    );
+    assert_error(&generate(request.clone(), None).await, 401, "UNAUTHORIZED");
+    assert_error(&generate(request, Some(&author)).await, 403, "FORBIDDEN");
 }
 
 #[tokio::test]
 async fn event_stream_delivers_the_users_events_and_cleans_up() {
-    let server = Server::start(Backend::Sqlite).await;
-    let client = server.client();
-    client
-        .get("/api/v1/events", None)
-        .await
-        .error(401, "UNAUTHORIZED");
+    let (client, state, _dir) = app(Backend::Sqlite, |_| {}).await;
+    assert_error(
+        &client.get("/api/v1/events").send().await,
+        401,
+        "UNAUTHORIZED",
+    );
 
-    let (user_id, token) = client.register("listener@example.com").await;
+    let (user_id, token) = register(&client, "listener@example.com").await;
     let created = client
-        .json(
-            Method::POST,
-            "/api/v1/posts",
-            Some(&token),
-            json!({ "title": "watched", "body": "b" }),
-        )
+        .post("/api/v1/posts")
+        .bearer_auth(&token)
+        .json(&json!({ "title": "watched", "body": "b" }))
+        .send()
         .await;
-    let post_id = created.body["id"].as_str().unwrap().to_owned();
+    let post_id = created.json::<Value>()["id"].as_str().unwrap().to_owned();
 
     let mut stream = client
-        .events(
-            client
-                .request(Method::GET, "/api/v1/events")
-                .bearer_auth(&token),
-        )
+        .get("/api/v1/events")
+        .bearer_auth(&token)
+        .stream()
         .await;
-    let connected = stream.next().await;
-    assert_eq!(connected.name, "connected");
-    assert_eq!(connected.data["userId"], user_id);
-    assert_eq!(server.state.events.subscriber_count(), 1);
+    assert_event_stream(&stream);
+    let connected = stream.next_event().await.unwrap();
+    assert_eq!(connected.name(), "connected");
+    assert_eq!(connected.json::<Value>()["userId"], user_id);
+    assert_eq!(state.events.subscriber_count(), 1);
 
     // An administrator edits the user's post: the user hears about it.
-    let admin = client.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let admin = login(&client, ADMIN_EMAIL, ADMIN_PASSWORD).await;
     let edited = client
-        .send(
-            client
-                .request(Method::PATCH, &format!("/api/v1/posts/{post_id}"))
-                .bearer_auth(&admin)
-                .header("if-match", "\"1\"")
-                .json(&json!({ "title": "edited by admin" })),
-        )
+        .patch(&format!("/api/v1/posts/{post_id}"))
+        .bearer_auth(&admin)
+        .header("if-match", "\"1\"")
+        .json(&json!({ "title": "edited by admin" }))
+        .send()
         .await;
-    assert_eq!(edited.status, 200, "{}", edited.text);
-    let event = stream.next().await;
-    assert_eq!(event.name, "post.updated");
-    assert_eq!(event.data["id"], post_id);
-    assert_eq!(event.data["version"], 2);
+    assert_eq!(edited.status(), 200, "{}", edited.text());
+    let event = stream.next_event().await.unwrap();
+    assert_eq!(event.name(), "post.updated");
+    let data: Value = event.json();
+    assert_eq!(data["id"], post_id);
+    assert_eq!(data["version"], 2);
     assert!(event.id.is_some());
 
     // The client goes away: the subscription is gone too.
     drop(stream);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while server.state.events.subscriber_count() != 0 {
+    while state.events.subscriber_count() != 0 {
         assert!(
             tokio::time::Instant::now() < deadline,
             "subscription leaked"
@@ -198,76 +234,67 @@ async fn event_stream_delivers_the_users_events_and_cleans_up() {
 
 #[tokio::test]
 async fn uploads_stream_to_storage_with_progress_and_are_served_back() {
-    let server = Server::start_with(Backend::Sqlite, |config| {
-        config.upload_max_bytes = 4 * 1024 * 1024
+    let (client, _state, _dir) = app(Backend::Sqlite, |config| {
+        config.upload_max_bytes = 4 * 1024 * 1024;
     })
     .await;
-    let client = server.client();
-    let (_, token) = client.register("uploader@example.com").await;
+    let (_, token) = register(&client, "uploader@example.com").await;
+    let anonymous = client.clone();
+    let client = client.with_bearer_auth(&token);
 
     let bytes: Vec<u8> = (0..3 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
-    let form = reqwest::multipart::Form::new().part(
-        "file",
-        reqwest::multipart::Part::bytes(bytes.clone())
-            .file_name("data.bin")
-            .mime_str("application/octet-stream")
-            .unwrap(),
-    );
-    let events = client
-        .send(
-            client
-                .request(Method::POST, "/api/v1/upload")
-                .bearer_auth(&token)
-                .multipart(form),
-        )
-        .await
-        .events();
-    assert_eq!(events.first().unwrap().name, "started");
-    assert!(events.iter().any(|e| e.name == "processing"), "{events:#?}");
-    let complete = events.last().unwrap();
-    assert_eq!(complete.name, "complete", "{events:#?}");
-    let result = &complete.data["result"];
+    let form = Multipart::new().file("file", "data.bin", "application/octet-stream", &bytes);
+    let mut stream = client.post("/api/v1/upload").multipart(form).stream().await;
+    assert_event_stream(&stream);
+    assert_eq!(stream.next_progress().await, Some(ProgressEvent::Started));
+    let mut processing = 0;
+    let result = loop {
+        match stream
+            .next_progress()
+            .await
+            .expect("the stream ended early")
+        {
+            ProgressEvent::Processing { .. } => processing += 1,
+            ProgressEvent::Complete { result } => break result,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert!(processing > 0);
     assert_eq!(result["size"], bytes.len());
     assert_eq!(result["name"], "data.bin");
-    let url = result["url"].as_str().unwrap();
 
-    let served = client.get(url, None).await;
-    served.expect_status(200);
-    served.expect_header("content-type", "application/octet-stream");
-    assert_eq!(served.bytes.as_ref(), bytes.as_slice());
-    client
-        .get("/api/v1/uploads/0123456789abcdef0123456789abcdef", None)
-        .await
-        .error(404, "NOT_FOUND");
-
-    let upload = |part: reqwest::multipart::Part, field: &'static str| {
-        client
-            .request(Method::POST, "/api/v1/upload")
-            .bearer_auth(&token)
-            .multipart(reqwest::multipart::Form::new().part(field, part))
-    };
-    let no_file = client
-        .send(upload(reqwest::multipart::Part::text("hello"), "note"))
-        .await;
-    no_file.error(400, "FILE_REQUIRED");
-    let exe = reqwest::multipart::Part::bytes(vec![0u8; 10])
-        .file_name("x.exe")
-        .mime_str("application/x-msdownload")
-        .unwrap();
-    client
-        .send(upload(exe, "file"))
-        .await
-        .error(415, "UNSUPPORTED_MEDIA_TYPE");
-    let huge = reqwest::multipart::Part::bytes(vec![1u8; 5 * 1024 * 1024])
-        .file_name("big.bin")
-        .mime_str("application/octet-stream")
-        .unwrap();
-    client
-        .send(upload(huge, "file"))
-        .await
-        .error(413, "PAYLOAD_TOO_LARGE");
-    let anonymous = client.request(Method::POST, "/api/v1/upload").multipart(
-        reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(vec![1u8; 4])),
+    let served = client.get(result["url"].as_str().unwrap()).send().await;
+    assert_eq!(served.status(), 200);
+    assert_eq!(
+        served.header("content-type"),
+        Some("application/octet-stream")
     );
-    client.send(anonymous).await.error(401, "UNAUTHORIZED");
+    assert_eq!(served.bytes().as_ref(), bytes.as_slice());
+    assert_error(
+        &client
+            .get("/api/v1/uploads/0123456789abcdef0123456789abcdef")
+            .send()
+            .await,
+        404,
+        "NOT_FOUND",
+    );
+
+    let upload = |form: Multipart| client.post("/api/v1/upload").multipart(form).send();
+    let no_file = upload(Multipart::new().text("note", "hello")).await;
+    assert_error(&no_file, 400, "FILE_REQUIRED");
+    let exe = Multipart::new().file("file", "x.exe", "application/x-msdownload", [0u8; 10]);
+    assert_error(&upload(exe).await, 415, "UNSUPPORTED_MEDIA_TYPE");
+    let huge = Multipart::new().file(
+        "file",
+        "big.bin",
+        "application/octet-stream",
+        vec![1u8; 5 * 1024 * 1024],
+    );
+    assert_error(&upload(huge).await, 413, "PAYLOAD_TOO_LARGE");
+    let anonymous = anonymous
+        .post("/api/v1/upload")
+        .multipart(Multipart::new().file("file", "a.bin", "application/octet-stream", [1u8; 4]))
+        .send()
+        .await;
+    assert_error(&anonymous, 401, "UNAUTHORIZED");
 }
