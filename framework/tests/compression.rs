@@ -1,6 +1,8 @@
 //! Response compression over TCP: what is compressed, with which algorithm, what is left alone,
 //! and that event streams still reach the client one event at a time.
 
+#![allow(clippy::unwrap_used)]
+
 use std::io::Read;
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -1,6 +1,8 @@
 //! Every error leaves the app in the JSON error shape, including the rejections of axum's own
 //! extractors (`axum::Json`, `String`, `Bytes`), which answer in plain text by themselves.
 
+#![allow(clippy::unwrap_used)]
+
 use arbor::test::TestClient;
 use arbor::{App, Router};
 use axum::http::{header, HeaderValue, StatusCode};

@@ -1,6 +1,8 @@
 //! `arbor::test::TestClient`'s own promises: streams fail the test when they stall instead of
 //! hanging it, chunks arrive as the handler sends them, default headers yield to a request's.
 
+#![allow(clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use arbor::test::TestClient;
@@ -28,7 +30,7 @@ fn router() -> Router {
             get(|headers: HeaderMap| async move {
                 headers
                     .get("authorization")
-                    .map(|v| v.to_str().unwrap().to_owned())
+                    .map(|v| v.to_str().expect("ascii header").to_owned())
                     .unwrap_or_default()
             }),
         )

@@ -34,7 +34,7 @@ impl Multipart {
         Self {
             boundary: format!(
                 "arbor-test-boundary-{:016x}",
-                NEXT.fetch_add(1, Ordering::Relaxed) ^ 0x5eed_0f_a7b0_7e57
+                NEXT.fetch_add(1, Ordering::Relaxed) ^ 0x005e_ed0f_a7b0_7e57
             ),
             body: BytesMut::new(),
         }
