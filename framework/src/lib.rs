@@ -40,7 +40,11 @@ pub mod cache;
 mod catch_panic;
 mod client_ip;
 pub mod clock;
+#[cfg(feature = "cookies")]
+pub mod cookies;
 pub mod cors;
+#[cfg(feature = "csrf")]
+pub mod csrf;
 mod error;
 #[cfg(feature = "streaming")]
 pub mod events;
@@ -61,6 +65,8 @@ mod route_info;
 mod routing;
 mod serve;
 mod service;
+#[cfg(feature = "sessions")]
+pub mod sessions;
 #[cfg(feature = "streaming")]
 pub mod sse;
 pub mod store;
@@ -94,6 +100,8 @@ pub use axum::Router;
 #[cfg(feature = "cache")]
 pub use cache::{cache, cache_control, CacheControl};
 pub use client_ip::{ClientIp, TrustedProxies};
+#[cfg(feature = "csrf")]
+pub use csrf::csrf;
 pub use error::{ApiError, ResultExt};
 #[cfg(feature = "validate")]
 pub use extract::Valid;
