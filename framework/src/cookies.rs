@@ -42,9 +42,9 @@ use axum::response::{IntoResponse, IntoResponseParts, Response, ResponseParts};
 use http::request::Parts;
 use http::{header, HeaderMap, HeaderValue};
 
-pub use cookie::{Cookie, SameSite};
 #[cfg(any(feature = "cookies-signed", feature = "cookies-private"))]
 pub use cookie::Key;
+pub use cookie::{Cookie, SameSite};
 
 /// The attributes every cookie set through Arbor's jars gets unless it sets them itself, and
 /// the key of the signed and private jars.
@@ -510,7 +510,10 @@ mod tests {
         }
         let strict = set.iter().find(|c| c.starts_with("strict=")).cloned();
         let strict = strict.unwrap_or_default();
-        assert!(strict.contains("SameSite=Strict") && !strict.contains("HttpOnly"), "{strict}");
+        assert!(
+            strict.contains("SameSite=Strict") && !strict.contains("HttpOnly"),
+            "{strict}"
+        );
     }
 
     #[test]
@@ -519,7 +522,10 @@ mod tests {
         let cookie = config.session_cookie("s", "v", Some(std::time::Duration::from_secs(60)));
         let text = cookie.to_string();
         assert!(!text.contains("Secure"), "{text}");
-        assert!(text.contains("HttpOnly") && text.contains("Max-Age=60"), "{text}");
+        assert!(
+            text.contains("HttpOnly") && text.contains("Max-Age=60"),
+            "{text}"
+        );
         // SameSite=None cookies are refused by browsers without Secure, so they keep it.
         let mut none = Cookie::new("cross", "1");
         none.set_same_site(SameSite::None);
@@ -545,13 +551,17 @@ mod tests {
         let config = CookieConfig::new().key(key.clone());
         let mut jar = Cookies::with_config(&HeaderMap::new(), config.clone());
         jar.jar.signed_mut(&key).add(Cookie::new("user", "42"));
-        let signed = jar.get("user").map(|c| c.value().to_owned()).unwrap_or_default();
+        let signed = jar
+            .get("user")
+            .map(|c| c.value().to_owned())
+            .unwrap_or_default();
         assert_ne!(signed, "42", "the value carries its signature");
 
         let mut good = HeaderMap::new();
         good.insert(
             header::COOKIE,
-            HeaderValue::from_str(&format!("user={signed}")).unwrap_or(HeaderValue::from_static("")),
+            HeaderValue::from_str(&format!("user={signed}"))
+                .unwrap_or(HeaderValue::from_static("")),
         );
         let jar = SignedCookies {
             jar: Cookies::with_config(&good, config.clone()),
@@ -562,7 +572,8 @@ mod tests {
         let mut bad = HeaderMap::new();
         bad.insert(
             header::COOKIE,
-            HeaderValue::from_str(&format!("user={forged}")).unwrap_or(HeaderValue::from_static("")),
+            HeaderValue::from_str(&format!("user={forged}"))
+                .unwrap_or(HeaderValue::from_static("")),
         );
         let jar = SignedCookies {
             jar: Cookies::with_config(&bad, config),

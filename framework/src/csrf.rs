@@ -103,7 +103,8 @@ impl CsrfLayer {
         I: IntoIterator<Item = N>,
         N: Into<String>,
     {
-        Arc::make_mut(&mut self.config).session_cookies = names.into_iter().map(Into::into).collect();
+        Arc::make_mut(&mut self.config).session_cookies =
+            names.into_iter().map(Into::into).collect();
         self
     }
 
@@ -332,7 +333,10 @@ mod tests {
     fn client(layer: CsrfLayer) -> TestClient {
         TestClient::new(
             Router::new()
-                .route("/posts", post(|| async { "created" }).get(|| async { "list" }))
+                .route(
+                    "/posts",
+                    post(|| async { "created" }).get(|| async { "list" }),
+                )
                 .layer(layer),
         )
     }
@@ -377,9 +381,16 @@ mod tests {
                 .header("host", "app.test")
                 .header("origin", "https://evil.example")
         };
-        assert_eq!(evil(client.post("/posts")).send().await.status(), 200, "no cookie");
         assert_eq!(
-            evil(client.get("/posts").header("cookie", SESSION)).send().await.status(),
+            evil(client.post("/posts")).send().await.status(),
+            200,
+            "no cookie"
+        );
+        assert_eq!(
+            evil(client.get("/posts").header("cookie", SESSION))
+                .send()
+                .await
+                .status(),
             200,
             "safe method"
         );
@@ -393,7 +404,10 @@ mod tests {
             "bearer"
         );
         assert_eq!(
-            evil(client.post("/posts").header("cookie", "theme=dark")).send().await.status(),
+            evil(client.post("/posts").header("cookie", "theme=dark"))
+                .send()
+                .await
+                .status(),
             200,
             "not a session cookie"
         );
@@ -417,7 +431,10 @@ mod tests {
         let client = client(csrf().double_submit_token());
         let first = client.get("/posts").send().await;
         let set = first.header("set-cookie").unwrap_or_default().to_owned();
-        assert!(set.starts_with("arbor_csrf=") && set.contains("SameSite=Strict"), "{set}");
+        assert!(
+            set.starts_with("arbor_csrf=") && set.contains("SameSite=Strict"),
+            "{set}"
+        );
         assert!(!set.contains("HttpOnly"), "scripts must read it: {set}");
         let token = set
             .split(';')
@@ -436,6 +453,10 @@ mod tests {
                 .send()
         };
         assert_eq!(post(&token).await.status(), 200);
-        assert_eq!(post("0000").await.status(), 403, "a wrong token and no Origin");
+        assert_eq!(
+            post("0000").await.status(),
+            403,
+            "a wrong token and no Origin"
+        );
     }
 }

@@ -24,7 +24,10 @@ async fn serve(router: Router) -> String {
 }
 
 fn browser() -> reqwest::Client {
-    reqwest::Client::builder().cookie_store(true).build().unwrap()
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap()
 }
 
 fn set_cookies(response: &reqwest::Response) -> Vec<String> {
@@ -62,7 +65,11 @@ async fn cookie_attributes_reach_the_client_and_removal_deletes_the_cookie() {
     }
     assert!(!header.contains("Secure"), "development config: {header}");
     let read = client.get(format!("{base}/theme")).send().await.unwrap();
-    assert_eq!(read.text().await.unwrap(), "dark", "the client sent it back");
+    assert_eq!(
+        read.text().await.unwrap(),
+        "dark",
+        "the client sent it back"
+    );
 
     let removed = client.delete(format!("{base}/theme")).send().await.unwrap();
     assert!(set_cookies(&removed).join("").contains("Max-Age=0"));
@@ -88,10 +95,12 @@ fn session_routes() -> Router {
     Router::new()
         .route(
             "/login",
-            post(|session: arbor::sessions::Session, user: String| async move {
-                let token = session.login(user).await?;
-                Ok::<_, ApiError>(arbor::Json(json!({ "token": token })))
-            }),
+            post(
+                |session: arbor::sessions::Session, user: String| async move {
+                    let token = session.login(user).await?;
+                    Ok::<_, ApiError>(arbor::Json(json!({ "token": token })))
+                },
+            ),
         )
         .route(
             "/me",
@@ -149,7 +158,10 @@ async fn session_flow(store: Arc<dyn SessionStore>) {
         .await
         .unwrap();
     let cookie = set_cookies(&first).join("");
-    assert!(cookie.starts_with("arbor_session=") && cookie.contains("HttpOnly"), "{cookie}");
+    assert!(
+        cookie.starts_with("arbor_session=") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
     let token: Value = first.json().await.unwrap();
     let token = token["token"].as_str().unwrap().to_owned();
     assert_eq!(user_of(&laptop, &base).await, "ada");
@@ -243,7 +255,10 @@ async fn session_flow(store: Arc<dyn SessionStore>) {
         .unwrap();
     assert!(set_cookies(&logout).join("").contains("Max-Age=0"));
     let after = laptop.get(format!("{base}/me")).send().await.unwrap();
-    assert!(after.headers().get("set-cookie").is_none(), "no cookie was sent back");
+    assert!(
+        after.headers().get("set-cookie").is_none(),
+        "no cookie was sent back"
+    );
 }
 
 #[tokio::test]
@@ -303,8 +318,14 @@ fn record(id: &str, user: Option<&str>, expires_at: i64) -> SessionRecord {
 
 async fn store_contract(store: &SqlStore) {
     let ttl = Duration::from_secs(60);
-    store.save(record("a", Some("u1"), 5_000), ttl).await.unwrap();
-    store.save(record("b", Some("u1"), 9_000), ttl).await.unwrap();
+    store
+        .save(record("a", Some("u1"), 5_000), ttl)
+        .await
+        .unwrap();
+    store
+        .save(record("b", Some("u1"), 9_000), ttl)
+        .await
+        .unwrap();
     store.save(record("c", None, 9_000), ttl).await.unwrap();
     assert_eq!(
         store.load("a".into()).await.unwrap(),
@@ -312,7 +333,10 @@ async fn store_contract(store: &SqlStore) {
         "JSON data and every column round-trip"
     );
     // Upsert: a login moves the anonymous session "c" to a user.
-    store.save(record("c", Some("u2"), 9_000), ttl).await.unwrap();
+    store
+        .save(record("c", Some("u2"), 9_000), ttl)
+        .await
+        .unwrap();
     assert_eq!(store.delete_expired(6_000).await.unwrap(), 1);
     assert_eq!(store.delete_user("u1".into()).await.unwrap(), 1);
     assert!(store.load("b".into()).await.unwrap().is_none());

@@ -99,7 +99,8 @@ impl SessionStore for RedisSessionStore {
         Box::pin(async move {
             let json = serde_json::to_vec(&record).map_err(StoreError::new)?;
             let user = record.user_id.as_deref();
-            let mut invocation = cached(&SAVE_SCRIPT, SAVE).key(self.redis.key("session", &record.id));
+            let mut invocation =
+                cached(&SAVE_SCRIPT, SAVE).key(self.redis.key("session", &record.id));
             invocation.key(self.redis.key("session-user", user.unwrap_or_default()));
             invocation
                 .arg(json)
@@ -120,8 +121,8 @@ impl SessionStore for RedisSessionStore {
 
     fn delete_user(&self, user_id: String) -> BoxFuture<'_, Result<u64, StoreError>> {
         Box::pin(async move {
-            let mut invocation =
-                cached(&DELETE_USER_SCRIPT, DELETE_USER).key(self.redis.key("session-user", &user_id));
+            let mut invocation = cached(&DELETE_USER_SCRIPT, DELETE_USER)
+                .key(self.redis.key("session-user", &user_id));
             invocation.arg(self.redis.key("session", ""));
             let deleted: i64 = self.redis.invoke(&invocation).await?;
             Ok(u64::try_from(deleted).unwrap_or(0))

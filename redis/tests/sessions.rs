@@ -40,7 +40,10 @@ async fn redis_session_store_keeps_records_with_a_ttl_and_an_index_by_user() {
     store.save(record("b", Some("u1")), minute).await.unwrap();
     store.save(record("c", None), minute).await.unwrap();
     store.save(record("d", Some("u2")), minute).await.unwrap();
-    assert_eq!(store.load("a".into()).await.unwrap(), Some(record("a", Some("u1"))));
+    assert_eq!(
+        store.load("a".into()).await.unwrap(),
+        Some(record("a", Some("u1")))
+    );
 
     let client = redis::Client::open(url.as_str()).unwrap();
     let mut connection = client.get_multiplexed_async_connection().await.unwrap();
@@ -61,7 +64,10 @@ async fn redis_session_store_keeps_records_with_a_ttl_and_an_index_by_user() {
     assert_eq!(store.delete_user("u1".into()).await.unwrap(), 1);
     assert!(store.load("a".into()).await.unwrap().is_none());
     assert!(store.load("c".into()).await.unwrap().is_some());
-    assert!(store.load("d".into()).await.unwrap().is_some(), "other users keep theirs");
+    assert!(
+        store.load("d".into()).await.unwrap().is_some(),
+        "other users keep theirs"
+    );
     assert_eq!(store.delete_user("nobody".into()).await.unwrap(), 0);
 }
 
@@ -73,7 +79,9 @@ fn app(stores: &arbor_redis::RedisStores) -> TestClient {
         )
         .route(
             "/me",
-            get(|session: Session| async move { arbor::Json(json!({ "user": session.user_id() })) }),
+            get(
+                |session: Session| async move { arbor::Json(json!({ "user": session.user_id() })) },
+            ),
         )
         .route(
             "/logout-everywhere",
@@ -96,7 +104,9 @@ async fn two_instances_share_sessions_and_logout_everywhere() {
     let on_a = a.post("/login").body("ada").send().await.text();
     let on_b = b.post("/login").body("ada").send().await.text();
     let user = |client: &TestClient, token: &str| {
-        let request = client.get("/me").header("authorization", &format!("Bearer {token}"));
+        let request = client
+            .get("/me")
+            .header("authorization", &format!("Bearer {token}"));
         async move { request.send().await.json::<Value>()["user"].clone() }
     };
     assert_eq!(user(&b, &on_a).await, "ada", "a login on A is seen by B");

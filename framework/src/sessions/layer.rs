@@ -11,7 +11,9 @@ use futures_util::future::BoxFuture;
 use http::{header, HeaderValue};
 use tower::{Layer, Service};
 
-use super::{well_formed, CookieChange, Credential, Manager, Session, SessionStore, State, Transport};
+use super::{
+    well_formed, CookieChange, Credential, Manager, Session, SessionStore, State, Transport,
+};
 use crate::auth::bearer_token;
 use crate::clock::Clock;
 use crate::cookies::{CookieConfig, Cookies};

@@ -163,7 +163,10 @@ impl Manager {
     }
 
     fn now_ms(&self) -> i64 {
-        let elapsed = self.clock.now().saturating_duration_since(self.anchor_instant);
+        let elapsed = self
+            .clock
+            .now()
+            .saturating_duration_since(self.anchor_instant);
         self.anchor_unix_ms
             .saturating_add(i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
     }
@@ -251,7 +254,10 @@ impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let state = self.lock();
         f.debug_struct("Session")
-            .field("user_id", &state.record.as_ref().and_then(|r| r.user_id.as_ref()))
+            .field(
+                "user_id",
+                &state.record.as_ref().and_then(|r| r.user_id.as_ref()),
+            )
             .field("credential", &state.credential)
             .finish_non_exhaustive()
     }

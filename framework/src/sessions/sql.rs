@@ -90,10 +90,15 @@ impl SqlStore {
         let valid = !table.is_empty()
             && table.split('.').count() <= 2
             && table.split('.').all(|part| {
-                part.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                part.chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
                     && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
             });
-        assert!(valid, "session table name `{table}` is not a plain SQL identifier");
+        assert!(
+            valid,
+            "session table name `{table}` is not a plain SQL identifier"
+        );
         Self {
             pool,
             statements: Statements::new(table),

@@ -135,7 +135,9 @@ impl SessionStore for MemoryStore {
                 .or_default()
                 .insert(record.id.clone());
         }
-        let until = now.checked_add(ttl).unwrap_or(now + Duration::from_secs(86_400 * 365));
+        let until = now
+            .checked_add(ttl)
+            .unwrap_or(now + Duration::from_secs(86_400 * 365));
         memory.records.insert(record.id.clone(), (record, until));
         drop(memory);
         Box::pin(async { Ok(()) })
@@ -179,7 +181,12 @@ mod tests {
     async fn memory_store_indexes_sessions_by_user() {
         let store = MemoryStore::new();
         let ttl = Duration::from_secs(60);
-        for (id, user) in [("a", Some("u1")), ("b", Some("u1")), ("c", Some("u2")), ("d", None)] {
+        for (id, user) in [
+            ("a", Some("u1")),
+            ("b", Some("u1")),
+            ("c", Some("u2")),
+            ("d", None),
+        ] {
             store.save(record(id, user), ttl).await.ok();
         }
         assert_eq!(store.delete_user("u1".into()).await.ok(), Some(2));

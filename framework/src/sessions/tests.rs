@@ -23,7 +23,10 @@ fn routes() -> Router {
         .route(
             "/login",
             post(|session: Session, body: String| async move {
-                session.login(body).await.map(|token| json!({ "token": token }).to_string())
+                session
+                    .login(body)
+                    .await
+                    .map(|token| json!({ "token": token }).to_string())
             }),
         )
         .route(
@@ -85,17 +88,32 @@ async fn login_sets_the_cookie_and_stores_only_the_tokens_hash() {
     let token = token_of(&response);
     assert_eq!(token.len(), 64);
     let cookie = response.header("set-cookie").unwrap_or_default().to_owned();
-    assert!(cookie.starts_with(&format!("arbor_session={token};")), "{cookie}");
-    for attribute in ["HttpOnly", "SameSite=Lax", "Path=/", "Secure", "Max-Age=3600"] {
+    assert!(
+        cookie.starts_with(&format!("arbor_session={token};")),
+        "{cookie}"
+    );
+    for attribute in [
+        "HttpOnly",
+        "SameSite=Lax",
+        "Path=/",
+        "Secure",
+        "Max-Age=3600",
+    ] {
         assert!(cookie.contains(attribute), "{attribute}: {cookie}");
     }
-    assert!(store.load(token.clone()).await.ok().flatten().is_none(), "not under the token");
+    assert!(
+        store.load(token.clone()).await.ok().flatten().is_none(),
+        "not under the token"
+    );
     let stored = store.load(digest(&token)).await.ok().flatten();
     assert_eq!(stored.and_then(|r| r.user_id).as_deref(), Some("alice"));
 
     assert_eq!(me(&client, &token).await["via"], "bearer");
     let by_cookie = me_by_cookie(&client, &token).await;
-    assert_eq!((by_cookie["user"].as_str(), by_cookie["via"].as_str()), (Some("alice"), Some("cookie")));
+    assert_eq!(
+        (by_cookie["user"].as_str(), by_cookie["via"].as_str()),
+        (Some("alice"), Some("cookie"))
+    );
 }
 
 #[tokio::test]
@@ -110,7 +128,10 @@ async fn login_rotates_the_id_and_keeps_the_data() {
         .and_then(|rest| rest.split(';').next())
         .unwrap_or_default()
         .to_owned();
-    assert_eq!(me_by_cookie(&client, &anonymous).await["note"], "remember me");
+    assert_eq!(
+        me_by_cookie(&client, &anonymous).await["note"],
+        "remember me"
+    );
 
     let login = client
         .post("/login")
@@ -120,9 +141,15 @@ async fn login_rotates_the_id_and_keeps_the_data() {
         .await;
     let token = token_of(&login);
     assert_ne!(token, anonymous, "a new id on login");
-    assert!(me_by_cookie(&client, &anonymous).await["user"].is_null(), "the old id is dead");
+    assert!(
+        me_by_cookie(&client, &anonymous).await["user"].is_null(),
+        "the old id is dead"
+    );
     let after = me_by_cookie(&client, &token).await;
-    assert_eq!((after["user"].as_str(), after["note"].as_str()), (Some("bob"), Some("remember me")));
+    assert_eq!(
+        (after["user"].as_str(), after["note"].as_str()),
+        (Some("bob"), Some("remember me"))
+    );
     assert_eq!(store.len(), 1);
 }
 
@@ -144,7 +171,10 @@ async fn idle_sessions_expire_and_active_ones_are_touched() {
         .await;
     assert!(expired.json::<Value>()["user"].is_null());
     let cleared = expired.header("set-cookie").unwrap_or_default();
-    assert!(cleared.contains("Max-Age=0"), "a dead cookie is removed: {cleared}");
+    assert!(
+        cleared.contains("Max-Age=0"),
+        "a dead cookie is removed: {cleared}"
+    );
 }
 
 #[tokio::test]
@@ -175,7 +205,10 @@ async fn logout_ends_one_session_and_logout_everywhere_all_of_the_users() {
         .header("authorization", &format!("Bearer {phone}"))
         .send()
         .await;
-    assert!(logout.header("set-cookie").unwrap_or_default().contains("Max-Age=0"));
+    assert!(logout
+        .header("set-cookie")
+        .unwrap_or_default()
+        .contains("Max-Age=0"));
     assert!(me(&client, &phone).await["user"].is_null());
     assert_eq!(me(&client, &laptop).await["user"], "erin");
 
@@ -187,7 +220,11 @@ async fn logout_ends_one_session_and_logout_everywhere_all_of_the_users() {
     assert_eq!(everywhere.text(), "2");
     assert!(me(&client, &laptop).await["user"].is_null());
     assert!(me(&client, &tablet).await["user"].is_null());
-    assert_eq!(me(&client, &other).await["user"], "frank", "other users keep theirs");
+    assert_eq!(
+        me(&client, &other).await["user"],
+        "frank",
+        "other users keep theirs"
+    );
 }
 
 #[tokio::test]
