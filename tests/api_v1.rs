@@ -353,7 +353,12 @@ async fn a_new_session_id_on_every_login_and_logout_everywhere() {
         .await;
     let other = other.body["token"].as_str().unwrap().to_owned();
     let everywhere = client
-        .json(Method::POST, "/api/v1/logout/everywhere", Some(&second), json!({}))
+        .json(
+            Method::POST,
+            "/api/v1/logout/everywhere",
+            Some(&second),
+            json!({}),
+        )
         .await;
     assert_eq!(everywhere.status, 200, "{}", everywhere.text);
     assert_eq!(everywhere.body["ended"], 2);

@@ -544,6 +544,39 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "cookies-private")]
+    #[test]
+    fn private_cookies_hide_their_value_and_read_back_only_with_the_key() {
+        let key = Key::generate();
+        let config = CookieConfig::new().key(key.clone());
+        let mut jar = PrivateCookies {
+            jar: Cookies::with_config(&HeaderMap::new(), config.clone()),
+            key: key.clone(),
+        };
+        jar.add(Cookie::new("cart", "sku-42"));
+        let set = set_cookies(jar.jar);
+        assert_eq!(set.len(), 1, "{set:?}");
+        assert!(
+            !set[0].contains("sku-42") && set[0].contains("HttpOnly"),
+            "{set:?}"
+        );
+        let pair = set[0].split(';').next().unwrap_or_default().to_owned();
+        let sent = HeaderMap::from_iter([(
+            header::COOKIE,
+            HeaderValue::from_str(&pair).unwrap_or(HeaderValue::from_static("")),
+        )]);
+        let read = |key: Key| PrivateCookies {
+            jar: Cookies::with_config(&sent, config.clone()),
+            key,
+        };
+        assert_eq!(read(key).value("cart").as_deref(), Some("sku-42"));
+        assert_eq!(
+            read(Key::generate()).value("cart"),
+            None,
+            "another key reads nothing"
+        );
+    }
+
     #[cfg(feature = "cookies-signed")]
     #[test]
     fn signed_cookies_reject_tampering() {

@@ -348,7 +348,7 @@ impl Session {
         let manager = Arc::clone(&self.shared.manager);
         let now = manager.now_ms();
         let token = new_token();
-        let (old_id, mut record) = {
+        let (old_id, record) = {
             let state = self.lock();
             let old = state.record.as_ref();
             (
@@ -359,7 +359,6 @@ impl Session {
                 },
             )
         };
-        record.expires_at = manager.expiry(record.created_at, record.last_seen_at);
         manager
             .store
             .save(record.clone(), Manager::ttl(&record, now))
