@@ -18,7 +18,7 @@
 //! }
 //!
 //! // Once for the whole app: in development over plain HTTP, drop `Secure`.
-//! let router = Router::new()
+//! let router: Router = Router::new()
 //!     .route("/api/theme", post(POST))
 //!     .layer(CookieConfig::new().secure(false).into_layer());
 //! # let _ = router;
