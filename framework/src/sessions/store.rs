@@ -123,7 +123,7 @@ impl SessionStore for MemoryStore {
         let now = Instant::now();
         let mut memory = self.lock();
         memory.saves += 1;
-        if memory.saves % 1024 == 0 {
+        if memory.saves.is_multiple_of(1024) {
             memory.sweep(now);
         }
         // A record that changed hands (login on an anonymous session) leaves the old index.
