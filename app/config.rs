@@ -20,8 +20,12 @@ pub struct Config {
     pub redis_prefix: Option<String>,
     /// `ARBOR_SECURE_COOKIES=1`: mark the session cookie `Secure` (set it when serving over TLS).
     pub secure_cookies: bool,
-    /// `ARBOR_SESSION_TTL_SECS`: session lifetime. Default 7 days.
+    /// `ARBOR_SESSION_TTL_SECS`: session lifetime from sign-in (absolute expiry). Default 7
+    /// days.
     pub session_ttl_secs: i64,
+    /// `ARBOR_SESSION_IDLE_SECS`: a session ends this long after its last request. Default 1
+    /// day.
+    pub session_idle_secs: i64,
     /// `ARBOR_ADMIN_EMAIL` and `ARBOR_ADMIN_PASSWORD`: an administrator created at start-up if
     /// no user has that email.
     pub admin: Option<(String, String)>,
@@ -47,6 +51,7 @@ impl Default for Config {
             redis_prefix: None,
             secure_cookies: false,
             session_ttl_secs: 7 * 24 * 3600,
+            session_idle_secs: 24 * 3600,
             admin: None,
             upload_dir: PathBuf::from("data/uploads"),
             upload_max_bytes: 200 * 1024 * 1024,
@@ -78,6 +83,13 @@ impl Config {
                 .ok()
                 .filter(|ttl| *ttl > 0)
                 .ok_or("ARBOR_SESSION_TTL_SECS must be a positive number of seconds")?;
+        }
+        if let Some(idle) = var("ARBOR_SESSION_IDLE_SECS") {
+            config.session_idle_secs = idle
+                .parse()
+                .ok()
+                .filter(|idle| *idle > 0)
+                .ok_or("ARBOR_SESSION_IDLE_SECS must be a positive number of seconds")?;
         }
         config.admin = match (var("ARBOR_ADMIN_EMAIL"), var("ARBOR_ADMIN_PASSWORD")) {
             (Some(email), Some(password)) => Some((email, password)),

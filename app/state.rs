@@ -11,7 +11,6 @@ use arbor::upload::LocalStorage;
 
 use crate::services::posts::Posts;
 use crate::services::reports::Reports;
-use crate::services::sessions::Sessions;
 use crate::services::users::Users;
 
 /// Shared application state. One `Arc`: axum clones the state for every request (and the
@@ -38,8 +37,9 @@ pub struct Services {
     pub read_db: Db,
     /// Users.
     pub users: Users,
-    /// Sessions.
-    pub sessions: Sessions,
+    /// The session middleware and its store (the `sessions` table), which `crate::router`
+    /// installs around every route.
+    pub sessions: arbor::sessions::SessionLayer,
     /// Posts.
     pub posts: Posts,
     /// Report generation.
@@ -97,7 +97,7 @@ impl AppState {
         };
         let state = Services {
             users: Users::new(db.clone(), read_db.clone()),
-            sessions: Sessions::new(db.clone(), config.session_ttl_secs),
+            sessions: sessions(&db, &config),
             posts: Posts::new(db.clone(), read_db.clone()),
             webhooks: crate::webhooks::Webhooks::start(db.clone(), &config, events.clone()).await?,
             reports: Reports::new(read_db.clone()),
@@ -119,4 +119,17 @@ impl AppState {
         }
         Ok(Self(Arc::new(state)))
     }
+}
+
+/// Sessions in the database's `sessions` table (shared by every instance; a deleted user's
+/// sessions go with them through the foreign key), as a cookie or a bearer token.
+fn sessions(db: &Db, config: &Config) -> arbor::sessions::SessionLayer {
+    let store = arbor::sessions::SqlStore::with_table(db.clone(), "sessions");
+    arbor::sessions::SessionLayer::new(store)
+        .absolute_timeout(std::time::Duration::from_secs(
+            config.session_ttl_secs.unsigned_abs(),
+        ))
+        .idle_timeout(std::time::Duration::from_secs(
+            config.session_idle_secs.unsigned_abs(),
+        ))
 }

@@ -57,10 +57,8 @@ fn hand_written() -> Router {
         .route("/api/hello", get(hello).post(greet))
         .route(
             "/api/v1/items/{id}",
-            // The reference app's /api/v1 folder middleware, written by hand.
-            get(item)
-                .delete(delete_item)
-                .layer(axum::middleware::from_fn(arbor_app::auth::csrf)),
+            // The reference app's /api/v1 folder middleware.
+            get(item).delete(delete_item).layer(arbor::csrf()),
         )
 }
 

@@ -311,6 +311,68 @@ async fn auth_scenario(backend: Backend) {
 }
 
 #[tokio::test]
+async fn a_new_session_id_on_every_login_and_logout_everywhere() {
+    let server = Server::start(Backend::Sqlite).await;
+    let client = server.client();
+    let email = unique_email();
+    let registered = client
+        .json(
+            Method::POST,
+            "/api/v1/register",
+            None,
+            json!({ "email": email, "name": "Ada", "password": "Analyt1calEngine" }),
+        )
+        .await;
+    assert_eq!(registered.status, 201, "{}", registered.text);
+    let first = registered.body["token"].as_str().unwrap().to_owned();
+    // Signing in again from the same browser (its cookie, this site's Origin) rotates the id.
+    let host = client.base.trim_start_matches("http://").to_owned();
+    let again = client
+        .send(
+            client
+                .http
+                .post(client.url("/api/v1/login"))
+                .header("cookie", format!("arbor_session={first}"))
+                .header("origin", format!("http://{host}"))
+                .json(&json!({ "email": email, "password": "Analyt1calEngine" })),
+        )
+        .await;
+    assert_eq!(again.status, 200, "{}", again.text);
+    let second = again.body["token"].as_str().unwrap().to_owned();
+    assert_ne!(first, second);
+    client
+        .get("/api/v1/session", Some(&first))
+        .await
+        .error(401, "UNAUTHORIZED");
+    // A second device, then "log out everywhere" from the first ends both.
+    let other = client
+        .json(
+            Method::POST,
+            "/api/v1/login",
+            None,
+            json!({ "email": email, "password": "Analyt1calEngine" }),
+        )
+        .await;
+    let other = other.body["token"].as_str().unwrap().to_owned();
+    let everywhere = client
+        .json(
+            Method::POST,
+            "/api/v1/logout/everywhere",
+            Some(&second),
+            json!({}),
+        )
+        .await;
+    assert_eq!(everywhere.status, 200, "{}", everywhere.text);
+    assert_eq!(everywhere.body["ended"], 2);
+    for token in [&second, &other] {
+        client
+            .get("/api/v1/session", Some(token))
+            .await
+            .error(401, "UNAUTHORIZED");
+    }
+}
+
+#[tokio::test]
 async fn login_is_limited_to_five_attempts_per_minute() {
     let server = Server::start(Backend::Sqlite).await;
     let client = server.client();

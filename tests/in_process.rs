@@ -55,21 +55,17 @@ fn route_table_lists_every_handler_with_its_chain() {
     );
     assert_eq!(
         find("DELETE", "/api/v1/items/[id]").middleware,
-        ["crate::auth::csrf"]
+        ["arbor::csrf()"]
     );
     // Folder (outer first), then file, then fn level.
     assert_eq!(
         find("GET", "/api/v1/whoami").middleware,
-        [
-            "crate::auth::csrf",
-            "server_timing",
-            "require_auth(Sessions)"
-        ]
+        ["arbor::csrf()", "server_timing", "require_auth(Sessions)"]
     );
     assert_eq!(
         find("GET", "/api/v1/session").middleware,
         [
-            "crate::auth::csrf",
+            "arbor::csrf()",
             "crate::middleware::no_store",
             "require_auth(Sessions)"
         ]
@@ -77,14 +73,14 @@ fn route_table_lists_every_handler_with_its_chain() {
     assert_eq!(
         find("POST", "/api/v1/login").middleware,
         [
-            "crate::auth::csrf",
+            "arbor::csrf()",
             "crate::middleware::no_store",
             "arbor::rate_limit(limit = 5, window = 60, fail_closed = true)"
         ]
     );
     assert_eq!(
         find("PATCH", "/api/v1/users/[id]").middleware,
-        ["crate::auth::csrf", "require_auth(Sessions)"]
+        ["arbor::csrf()", "require_auth(Sessions)"]
     );
     assert_eq!(
         find("GET", "/api/v1/session").file,

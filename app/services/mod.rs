@@ -3,6 +3,5 @@
 
 pub mod posts;
 pub mod reports;
-pub mod sessions;
 pub mod users;
 pub mod webhook_events;

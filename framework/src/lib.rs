@@ -44,7 +44,11 @@ pub mod clock;
 pub mod compression;
 #[cfg(feature = "conditional")]
 pub mod conditional;
+#[cfg(feature = "cookies")]
+pub mod cookies;
 pub mod cors;
+#[cfg(feature = "csrf")]
+pub mod csrf;
 mod error;
 mod error_shape;
 #[cfg(feature = "streaming")]
@@ -66,6 +70,8 @@ mod route_info;
 mod routing;
 mod serve;
 mod service;
+#[cfg(feature = "sessions")]
+pub mod sessions;
 #[cfg(feature = "streaming")]
 pub mod sse;
 pub mod store;
@@ -99,6 +105,8 @@ pub use axum::Router;
 #[cfg(feature = "cache")]
 pub use cache::{cache, cache_control, CacheControl};
 pub use client_ip::{ClientIp, TrustedProxies};
+#[cfg(feature = "csrf")]
+pub use csrf::csrf;
 pub use error::{ApiError, ResultExt};
 #[cfg(feature = "validate")]
 pub use extract::Valid;

@@ -66,6 +66,9 @@ pub mod rate_limiting {}
 #[doc = include_str!("../../docs/routing.md")]
 pub mod routing {}
 
+#[doc = include_str!("../../docs/sessions.md")]
+pub mod sessions {}
+
 #[doc = include_str!("../../docs/streaming.md")]
 pub mod streaming {}
 

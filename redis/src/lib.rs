@@ -5,6 +5,7 @@
 //! | [`RedisRateLimitStore`] | GCRA state, on Redis's clock (`TIME`) | one script |
 //! | [`RedisIdempotencyStore`] | the in-flight claim (`SET NX PX`) and the stored response | one script to claim, one `SET` to record |
 //! | [`RedisCacheStore`] | response-cache entries, with Redis's TTL | `GET` (two when the URL varies), `SET` on a miss |
+//! | [`RedisSessionStore`] | sessions (JSON records with Redis's TTL) and each user's set of session ids | `GET` to load, one script to save or delete |
 //! | [`RedisBus`] | events: a stream per topic for replay, one pub/sub channel for live fan-out | one script to publish |
 //!
 //! ```no_run
@@ -30,6 +31,7 @@ mod connection;
 mod events;
 mod idempotency;
 mod rate_limit;
+mod sessions;
 
 use std::time::Duration;
 
@@ -41,6 +43,7 @@ pub use connection::{COMMAND_DURATION, ERRORS};
 pub use events::{RedisBus, ReplayWindow};
 pub use idempotency::RedisIdempotencyStore;
 pub use rate_limit::RedisRateLimitStore;
+pub use sessions::RedisSessionStore;
 
 use connection::Redis;
 
@@ -114,6 +117,7 @@ pub struct RedisStores {
     idempotency: RedisIdempotencyStore,
     cache: RedisCacheStore,
     bus: RedisBus,
+    sessions: RedisSessionStore,
     failure: FailureMode,
 }
 
@@ -145,6 +149,7 @@ impl RedisStores {
             rate_limit: RedisRateLimitStore::new(redis.clone()),
             idempotency: RedisIdempotencyStore::new(redis.clone()),
             cache: RedisCacheStore::new(redis.clone()),
+            sessions: RedisSessionStore::new(redis.clone()),
             bus: RedisBus::start(redis, options.replay, options.local_bus),
             failure: options.rate_limit_failure,
         })
@@ -190,6 +195,11 @@ impl RedisStores {
     /// The response cache store.
     pub fn cache(&self) -> &RedisCacheStore {
         &self.cache
+    }
+
+    /// The session store, for [`arbor::sessions::SessionLayer`].
+    pub fn sessions(&self) -> &RedisSessionStore {
+        &self.sessions
     }
 }
 

@@ -11,7 +11,7 @@ use crate::AppState;
 /// Runs the operations and answers `200` with one result per operation, whatever each one
 /// answered; `400 VALIDATION_ERROR` for a body that is not 1 to 10 well-formed operations.
 /// A cookie-authenticated batch must come from this site, as for `/api/v1`.
-#[arbor::handler(crate::auth::csrf)]
+#[arbor::handler(arbor::csrf())]
 pub async fn POST(
     State(state): State<AppState>,
     uri: Uri,

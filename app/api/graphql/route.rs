@@ -28,7 +28,7 @@ pub async fn GET(Query(page): Query<Page>) -> Response {
 
 /// Runs `{"query", "variables"?, "operationName"?}` as the session's user, if any. A
 /// cookie-authenticated request must come from this site, as for `/api/v1`.
-#[arbor::handler(crate::auth::csrf, optional_auth(Sessions))]
+#[arbor::handler(arbor::csrf(), optional_auth(Sessions))]
 pub async fn POST(
     State(state): State<AppState>,
     viewer: Option<Auth<CurrentUser>>,

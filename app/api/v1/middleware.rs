@@ -1,3 +1,3 @@
 //! Every `/api/v1` route: cookie-authenticated mutations must come from this site (CSRF).
 
-arbor::middleware!(crate::auth::csrf);
+arbor::middleware!(arbor::csrf());

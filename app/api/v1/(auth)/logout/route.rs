@@ -1,23 +1,15 @@
-//! `POST /api/v1/logout`: end the current session (cookie or bearer).
+//! `POST /api/v1/logout`: end the current session (cookie or bearer); the response removes
+//! the cookie.
 
-use arbor::auth::{require_auth, Auth};
-use arbor::http::{header, HeaderValue, StatusCode};
-use arbor::{ApiError, State};
+use arbor::auth::require_auth;
+use arbor::http::StatusCode;
+use arbor::sessions::Session;
+use arbor::ApiError;
 
-use crate::auth::{clear_session_cookie, CurrentUser, Sessions};
-use crate::AppState;
+use crate::auth::Sessions;
 
 #[arbor::handler(require_auth(Sessions))]
-pub async fn POST(
-    State(state): State<AppState>,
-    Auth(current): Auth<CurrentUser>,
-) -> Result<(StatusCode, [(header::HeaderName, HeaderValue); 1]), ApiError> {
-    state.sessions.delete(&current.token).await?;
-    Ok((
-        StatusCode::NO_CONTENT,
-        [(
-            header::SET_COOKIE,
-            clear_session_cookie(state.config.secure_cookies),
-        )],
-    ))
+pub async fn POST(session: Session) -> Result<StatusCode, ApiError> {
+    session.logout().await?;
+    Ok(StatusCode::NO_CONTENT)
 }
