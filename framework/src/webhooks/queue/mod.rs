@@ -155,6 +155,12 @@ pub trait Processor: Send + Sync + 'static {
     fn process<'a>(&'a self, event: &'a Event) -> BoxFuture<'a, Result<Outcome, String>>;
 }
 
+impl<T: Processor + ?Sized> Processor for Arc<T> {
+    fn process<'a>(&'a self, event: &'a Event) -> BoxFuture<'a, Result<Outcome, String>> {
+        (**self).process(event)
+    }
+}
+
 /// A [`Processor`] from an async closure over an owned [`Event`].
 pub fn processor_fn<F, Fut>(f: F) -> ProcessorFn<F>
 where
