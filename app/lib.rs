@@ -36,10 +36,11 @@ pub fn app(state: AppState) -> arbor::Router {
 }
 
 /// The routes with their state: handlers extract `State<AppState>`; middleware reads it from
-/// the request extensions.
+/// the request extensions, and the webhook routes find their verifiers there.
 pub fn router(state: AppState) -> arbor::Router {
     let router = routes::router()
         .layer(axum::Extension(state.clone()))
+        .layer(state.webhooks.verifiers.clone())
         .with_state(state.clone());
     // `/api/batch` dispatches its operations through this very router (same middleware
     // instances, so rate limits and caches are shared). The first router built for a state is

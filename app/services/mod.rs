@@ -5,4 +5,3 @@ pub mod posts;
 pub mod reports;
 pub mod sessions;
 pub mod users;
-pub mod webhook_events;

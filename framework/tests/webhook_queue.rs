@@ -182,19 +182,30 @@ async fn events_are_stored_once_and_processed_in_the_background() {
         queue.ensure_schema().await.unwrap(); // a second time is harmless
 
         let body = json!({ "ref": "user-7" }).to_string();
-        let first = queue.enqueue(&event("stripe", "evt_1", &body)).await.unwrap();
+        let first = queue
+            .enqueue(&event("stripe", "evt_1", &body))
+            .await
+            .unwrap();
         assert_eq!(first, Enqueued::New);
         let record = wait_for(&queue, "stripe", "evt_1", processed).await;
         assert_eq!(record.attempts, 1);
         assert_eq!(record.reference.as_deref(), Some("user-7"));
         assert_eq!(record.event_type, "invoice.paid");
-        assert!(record.processed_at.is_some_and(|at| at >= record.received_at));
+        assert!(record
+            .processed_at
+            .is_some_and(|at| at >= record.received_at));
 
         // The same id again, even from `receive`: acknowledged, not processed again.
-        let reply = queue.receive(event("stripe", "evt_1", &body)).await.unwrap();
+        let reply = queue
+            .receive(event("stripe", "evt_1", &body))
+            .await
+            .unwrap();
         assert_eq!(reply.0, json!({ "received": true, "duplicate": true }));
         // The same id from another provider is another event.
-        let reply = queue.receive(event("github", "evt_1", &body)).await.unwrap();
+        let reply = queue
+            .receive(event("github", "evt_1", &body))
+            .await
+            .unwrap();
         assert_eq!(reply.0, json!({ "received": true }));
         wait_for(&queue, "github", "evt_1", processed).await;
         assert_eq!(flaky.calls(), 2);
@@ -232,7 +243,10 @@ async fn failed_attempts_are_retried_with_backoff_up_to_a_bound() {
         let queue = queue_with(pool.clone(), &flaky, 3);
         queue.start().await.unwrap();
         let body = json!({ "ref": "order-1" }).to_string();
-        queue.enqueue(&event("stripe", "evt_retry", &body)).await.unwrap();
+        queue
+            .enqueue(&event("stripe", "evt_retry", &body))
+            .await
+            .unwrap();
         let record = wait_for(&queue, "stripe", "evt_retry", processed).await;
         assert_eq!(record.attempts, 2);
         assert_eq!(record.last_error.as_deref(), Some("simulated failure 1"));
@@ -242,7 +256,10 @@ async fn failed_attempts_are_retried_with_backoff_up_to_a_bound() {
         // Always failing: three attempts, then given up.
         let hopeless = Flaky::failing(u32::MAX);
         queue.set_processor(hopeless.clone());
-        queue.enqueue(&event("github", "d-hopeless", "{}")).await.unwrap();
+        queue
+            .enqueue(&event("github", "d-hopeless", "{}"))
+            .await
+            .unwrap();
         let record = wait_for(&queue, "github", "d-hopeless", |r| {
             r.status == FAILED && r.attempts == 3
         })
@@ -266,7 +283,10 @@ async fn failed_attempts_are_retried_with_backoff_up_to_a_bound() {
             attempt_timeout: Duration::from_millis(20),
             ..fast_retries(1)
         });
-        queue.enqueue(&event("github", "d-slow", "{}")).await.unwrap();
+        queue
+            .enqueue(&event("github", "d-slow", "{}"))
+            .await
+            .unwrap();
         let record = wait_for(&queue, "github", "d-slow", |r| r.status == FAILED).await;
         assert!(
             record

@@ -97,7 +97,12 @@ impl Reply {
 
     /// `400 INVALID_SIGNATURE`, with nothing but `error` and `message`; returns the message.
     fn refused(&self, case: &str) -> String {
-        assert_eq!(self.status, StatusCode::BAD_REQUEST, "{case}: {}", self.body);
+        assert_eq!(
+            self.status,
+            StatusCode::BAD_REQUEST,
+            "{case}: {}",
+            self.body
+        );
         assert_eq!(self.body["error"], "INVALID_SIGNATURE", "{case}");
         let keys: BTreeSet<&str> = self
             .body
@@ -208,10 +213,7 @@ async fn github_deliveries_are_verified_on_the_raw_body() {
 
     let delivery = [("x-github-delivery", "d-2"), ("x-github-event", "ping")];
     let mut messages = BTreeSet::new();
-    let wrong_secret = format!(
-        "sha256={}",
-        hex::encode(hmac(b"wrong", &[body.as_bytes()]))
-    );
+    let wrong_secret = format!("sha256={}", hex::encode(hmac(b"wrong", &[body.as_bytes()])));
     let tampered = body.replace("failure", "success");
     for (case, signature, sent) in [
         ("wrong secret", Some(wrong_secret.as_str()), body),
@@ -333,9 +335,7 @@ async fn registered_verifiers_are_found_by_name_and_missing_ones_are_404() {
     let server = Server::start().await;
     let body = r#"{"type":"email.delivered","data":{}}"#;
     let timestamp = unix_secs(&server.clock).to_string();
-    let key = BASE64
-        .decode(&STANDARD_SECRET["whsec_".len()..])
-        .unwrap();
+    let key = BASE64.decode(&STANDARD_SECRET["whsec_".len()..]).unwrap();
     let signature = BASE64.encode(hmac(
         &key,
         &[b"msg_1", b".", timestamp.as_bytes(), b".", body.as_bytes()],

@@ -63,7 +63,11 @@ impl WebhookVerifier for GitHub {
             .strip_prefix("sha256=")
             .ok_or(SignatureError::Malformed)?;
         let signature = hex::decode(signature).map_err(|_| SignatureError::Malformed)?;
-        if any_matches(&self.secrets, &[body], std::iter::once(signature.as_slice())) {
+        if any_matches(
+            &self.secrets,
+            &[body],
+            std::iter::once(signature.as_slice()),
+        ) {
             Ok(())
         } else {
             Err(SignatureError::Mismatch)

@@ -154,13 +154,17 @@ impl<S: Send + Sync> FromRequestParts<S> for WebhookEvent {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<WebhookEvent>().cloned().ok_or_else(|| {
-            tracing::error!(
+        parts
+            .extensions
+            .get::<WebhookEvent>()
+            .cloned()
+            .ok_or_else(|| {
+                tracing::error!(
                 "handler takes a WebhookEvent but no arbor::webhooks::verify layer ran; is the \
                  route missing its middleware?"
             );
-            ApiError::internal()
-        })
+                ApiError::internal()
+            })
     }
 }
 
@@ -220,7 +224,8 @@ impl VerifyWebhookLayer {
     pub fn replay_store(mut self, store: impl ReplayStore) -> Self {
         self.replay_store = Arc::new(store);
         self.own_store = true;
-        self.replay_ttl.get_or_insert(Duration::from_secs(24 * 60 * 60));
+        self.replay_ttl
+            .get_or_insert(Duration::from_secs(24 * 60 * 60));
         self
     }
 
@@ -357,11 +362,11 @@ where
     let provider = verifier.name().to_owned();
     let (parts, body) = request.into_parts();
     // Within the route's body limit, with the same answers as Arbor's own extractors.
-    let body =
-        match crate::extract::read_body(Request::from_parts(parts.clone(), body), &()).await {
-            Ok(body) => body,
-            Err(error) => return Ok(error.into_response()),
-        };
+    let body = match crate::extract::read_body(Request::from_parts(parts.clone(), body), &()).await
+    {
+        Ok(body) => body,
+        Err(error) => return Ok(error.into_response()),
+    };
     let now = config.clock.system_time();
     if let Err(reason) = verifier.verify(&parts.headers, &body, now) {
         tracing::warn!(%provider, %reason, "webhook refused");

@@ -205,8 +205,7 @@ fn within_tolerance(
 
 /// A JSON body's top-level string field, if the body is a JSON object with one.
 fn json_str(body: &[u8], field: &str) -> Result<Option<String>, &'static str> {
-    let value: serde_json::Value =
-        serde_json::from_slice(body).map_err(|_| "body is not JSON")?;
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|_| "body is not JSON")?;
     Ok(value
         .get(field)
         .and_then(serde_json::Value::as_str)

@@ -150,7 +150,8 @@ fn github_identifies_by_its_delivery_headers() {
 
 /// Computed outside Rust: `printf '%s' "1700000000.$BODY" | openssl dgst -sha256 -hmac
 /// whsec_test_secret`.
-const STRIPE_BODY: &str = r#"{"id":"evt_test_webhook","object":"event","type":"payment_intent.succeeded"}"#;
+const STRIPE_BODY: &str =
+    r#"{"id":"evt_test_webhook","object":"event","type":"payment_intent.succeeded"}"#;
 const STRIPE_V1: &str = "130dc37d5a27b1b232a61e4f2ff00ed245f498112c11e8b747aff3d0fb754056";
 const STRIPE_T: u64 = 1_700_000_000;
 
@@ -234,7 +235,10 @@ fn stripe_accepts_any_v1_and_any_secret_during_a_roll() {
     let reordered = stripe_header(&format!("v1={old}, t={STRIPE_T}"));
     // The receiver knows both secrets: the old signature alone is enough.
     let both = Stripe::new("whsec_test_secret").secret("whsec_old");
-    assert_eq!(both.verify(&reordered, body.as_bytes(), at(STRIPE_T)), Ok(()));
+    assert_eq!(
+        both.verify(&reordered, body.as_bytes(), at(STRIPE_T)),
+        Ok(())
+    );
     assert_eq!(
         Stripe::new("whsec_test_secret").verify(&reordered, body.as_bytes(), at(STRIPE_T)),
         Err(SignatureError::Mismatch)
@@ -273,7 +277,9 @@ fn stripe_refuses_malformed_headers() {
     assert!(stripe
         .identify(&HeaderMap::new(), br#"{"type":"charge.succeeded"}"#)
         .is_err());
-    assert!(stripe.identify(&HeaderMap::new(), br#"{"id":"evt_1"}"#).is_err());
+    assert!(stripe
+        .identify(&HeaderMap::new(), br#"{"id":"evt_1"}"#)
+        .is_err());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -398,7 +404,11 @@ fn standard_webhooks_refuses_malformed_headers_and_secrets() {
         ("empty", t.as_str(), ""),
     ] {
         assert_eq!(
-            verifier.verify(&standard_headers(STANDARD_ID, timestamp, signature), body, now),
+            verifier.verify(
+                &standard_headers(STANDARD_ID, timestamp, signature),
+                body,
+                now
+            ),
             Err(SignatureError::Malformed),
             "{case}"
         );
@@ -412,7 +422,9 @@ fn standard_webhooks_refuses_malformed_headers_and_secrets() {
 
 #[test]
 fn standard_webhooks_reads_svix_headers_and_the_body_type() {
-    let verifier = StandardWebhooks::new(STANDARD_SECRET).unwrap().named("clerk");
+    let verifier = StandardWebhooks::new(STANDARD_SECRET)
+        .unwrap()
+        .named("clerk");
     assert_eq!(verifier.name(), "clerk");
     let svix = headers(&[
         ("svix-id", STANDARD_ID),

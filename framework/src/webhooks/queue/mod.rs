@@ -280,7 +280,9 @@ impl fmt::Display for EnqueueError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             EnqueueError::NotText => f.write_str("the webhook body is not UTF-8"),
-            EnqueueError::Database(error) => write!(f, "could not store the webhook event: {error}"),
+            EnqueueError::Database(error) => {
+                write!(f, "could not store the webhook event: {error}")
+            }
         }
     }
 }
@@ -495,8 +497,7 @@ impl WebhookQueue {
     fn spawn(&self, provider: String, event_id: String) {
         let queue = self.clone();
         // Outside the request's span: the task outlives the request.
-        let span =
-            tracing::info_span!(parent: None, "webhook", provider = %provider, event_id = %event_id);
+        let span = tracing::info_span!(parent: None, "webhook", provider = %provider, event_id = %event_id);
         tokio::spawn(async move { queue.run(&provider, &event_id).await }.instrument(span));
     }
 
@@ -568,7 +569,12 @@ impl WebhookQueue {
                 events
                     .mark_processed(provider, event_id, outcome.reference.as_deref(), now_ms())
                     .await?;
-                tracing::info!(provider, event_id, attempt = event.attempt, "webhook processed");
+                tracing::info!(
+                    provider,
+                    event_id,
+                    attempt = event.attempt,
+                    "webhook processed"
+                );
                 Ok(Step::Done)
             }
             Err(error) => {
