@@ -5,6 +5,7 @@
 //! | [`RedisRateLimitStore`] | GCRA state, on Redis's clock (`TIME`) | one script |
 //! | [`RedisIdempotencyStore`] | the in-flight claim (`SET NX PX`) and the stored response | one script to claim, one `SET` to record |
 //! | [`RedisCacheStore`] | response-cache entries, with Redis's TTL | `GET` (two when the URL varies), `SET` on a miss |
+//! | [`RedisReplayStore`] | webhook event ids already received (`SET NX PX`) | one `SET` |
 //! | [`RedisBus`] | events: a stream per topic for replay, one pub/sub channel for live fan-out | one script to publish |
 //!
 //! ```no_run
@@ -30,6 +31,7 @@ mod connection;
 mod events;
 mod idempotency;
 mod rate_limit;
+mod webhooks;
 
 use std::time::Duration;
 
@@ -41,6 +43,7 @@ pub use connection::{COMMAND_DURATION, ERRORS};
 pub use events::{RedisBus, ReplayWindow};
 pub use idempotency::RedisIdempotencyStore;
 pub use rate_limit::RedisRateLimitStore;
+pub use webhooks::RedisReplayStore;
 
 use connection::Redis;
 
@@ -113,6 +116,7 @@ pub struct RedisStores {
     rate_limit: RedisRateLimitStore,
     idempotency: RedisIdempotencyStore,
     cache: RedisCacheStore,
+    webhook_replays: RedisReplayStore,
     bus: RedisBus,
     failure: FailureMode,
 }
@@ -145,6 +149,7 @@ impl RedisStores {
             rate_limit: RedisRateLimitStore::new(redis.clone()),
             idempotency: RedisIdempotencyStore::new(redis.clone()),
             cache: RedisCacheStore::new(redis.clone()),
+            webhook_replays: RedisReplayStore::new(redis.clone()),
             bus: RedisBus::start(redis, options.replay, options.local_bus),
             failure: options.rate_limit_failure,
         })
@@ -170,6 +175,7 @@ impl RedisStores {
             .rate_limit_failure(self.failure)
             .idempotency(self.idempotency.clone())
             .cache(self.cache.clone())
+            .webhook_replays(self.webhook_replays.clone())
     }
 
     /// The event bus, shared by every instance.
@@ -190,6 +196,11 @@ impl RedisStores {
     /// The response cache store.
     pub fn cache(&self) -> &RedisCacheStore {
         &self.cache
+    }
+
+    /// The webhook replay store.
+    pub fn webhook_replays(&self) -> &RedisReplayStore {
+        &self.webhook_replays
     }
 }
 

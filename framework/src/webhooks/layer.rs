@@ -56,7 +56,7 @@ pub fn verify(verifier: impl WebhookVerifier) -> VerifyWebhookLayer {
 ///
 /// // at start-up, with the secret from the configuration
 /// let secret = "It's a Secret to Everybody"; // std::env::var("GITHUB_WEBHOOK_SECRET")
-/// let router = arbor::Router::new()
+/// let router: arbor::Router = arbor::Router::new()
 ///     .route("/api/webhooks/github", axum::routing::post(POST))
 ///     .layer(Verifiers::new().add(GitHub::new(secret)));
 /// # let _ = router;

@@ -33,7 +33,7 @@
 //!     Ok(Outcome::default())
 //! }));
 //! queue.start().await?;
-//! let router = arbor::Router::new()
+//! let router: arbor::Router = arbor::Router::new()
 //!     .route("/api/webhooks/github", axum::routing::post(POST))
 //!     .with_state(queue);
 //! # let _ = router;
