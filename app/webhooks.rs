@@ -145,8 +145,8 @@ impl Webhooks {
                 ));
             };
             verifiers = match provider {
-                Provider::Stripe => verifiers.add(Stripe::new(secret)),
-                Provider::Github => verifiers.add(GitHub::new(secret)),
+                Provider::Stripe => verifiers.register(Stripe::new(secret)),
+                Provider::Github => verifiers.register(GitHub::new(secret)),
             };
         }
         let processor = NotifyUsers::new(LinkUsers::new(db.clone()), bus.clone());

@@ -149,7 +149,7 @@ impl Server {
             )
             .route("/clerk", post(echo).layer(verify_registered("clerk")))
             .route("/unguarded", post(echo))
-            .layer(Verifiers::new().add(standard));
+            .layer(Verifiers::new().register(standard));
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
             .await
             .unwrap();

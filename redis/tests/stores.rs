@@ -161,8 +161,14 @@ async fn a_webhook_event_id_seen_by_one_instance_is_a_replay_on_the_other() {
     );
     assert_eq!(runs.load(Ordering::SeqCst), 1);
     // A failed delivery is forgotten everywhere: the retry on the other instance runs.
-    assert_eq!(send(&a, "fail").await.status(), StatusCode::INTERNAL_SERVER_ERROR);
-    assert_eq!(send(&b, "fail").await.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        send(&a, "fail").await.status(),
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+    assert_eq!(
+        send(&b, "fail").await.status(),
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
     assert_eq!(runs.load(Ordering::SeqCst), 3);
 }
 

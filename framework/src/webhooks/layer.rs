@@ -58,7 +58,7 @@ pub fn verify(verifier: impl WebhookVerifier) -> VerifyWebhookLayer {
 /// let secret = "It's a Secret to Everybody"; // std::env::var("GITHUB_WEBHOOK_SECRET")
 /// let router: arbor::Router = arbor::Router::new()
 ///     .route("/api/webhooks/github", axum::routing::post(POST))
-///     .layer(Verifiers::new().add(GitHub::new(secret)));
+///     .layer(Verifiers::new().register(GitHub::new(secret)));
 /// # let _ = router;
 /// ```
 pub fn verify_registered(name: impl Into<String>) -> VerifyWebhookLayer {
@@ -88,7 +88,7 @@ impl Verifiers {
 
     /// Registers `verifier` under its name, replacing one of the same name.
     #[must_use]
-    pub fn add(mut self, verifier: impl WebhookVerifier) -> Self {
+    pub fn register(mut self, verifier: impl WebhookVerifier) -> Self {
         Arc::make_mut(&mut self.inner).insert(verifier.name().to_owned(), Arc::new(verifier));
         self
     }
