@@ -375,22 +375,25 @@ async fn unfinished_events_are_resumed_at_start_up() {
 #[tokio::test]
 async fn two_queues_on_one_database_never_run_the_same_attempt() {
     on_every_backend(|pool| async move {
-        // A slow processor, so that both "processes" find the events pending at once.
-        let slow = || {
+        // Processors wait at a gate until both "processes" have listed the pending events, so
+        // that both really compete for every one of them.
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let gated = || {
             let calls = Arc::new(AtomicU32::new(0));
-            let counted = calls.clone();
+            let (counted, gate) = (calls.clone(), gate.clone());
             let processor = processor_fn(move |_| {
-                let calls = counted.clone();
+                let (calls, gate) = (counted.clone(), gate.clone());
                 async move {
+                    // Closed means open: every waiter goes through.
+                    let _ = gate.acquire().await;
                     calls.fetch_add(1, Ordering::SeqCst);
-                    tokio::time::sleep(Duration::from_millis(20)).await;
                     Ok(Outcome::default())
                 }
             });
             (calls, processor)
         };
-        let (calls_a, processor_a) = slow();
-        let (calls_b, processor_b) = slow();
+        let (calls_a, processor_a) = gated();
+        let (calls_b, processor_b) = gated();
         let a = WebhookQueue::new(pool.clone(), processor_a);
         let b = WebhookQueue::new(pool.clone(), processor_b);
         a.ensure_schema().await.unwrap();
@@ -407,6 +410,7 @@ async fn two_queues_on_one_database_never_run_the_same_attempt() {
         }
         let (resumed_a, resumed_b) = tokio::join!(a.recover(), b.recover());
         assert_eq!((resumed_a.unwrap(), resumed_b.unwrap()), (10, 10));
+        gate.close();
         for n in 0..10 {
             let record = wait_for(&a, "stripe", &format!("evt_{n}"), processed).await;
             assert_eq!(record.attempts, 1);
