@@ -40,7 +40,7 @@
 //! register the verifiers on the router with [`Verifiers`], and name them in the route with
 //! [`verify_registered`].
 //!
-//! [`queue`] (feature `sqlx`) stores each event once and processes it after the `200`, on a
+//! `queue` (feature `sqlx`) stores each event once and processes it after the `200`, on a
 //! background task: attempts are claimed with a lease, failures retried with exponential
 //! backoff, and what a stopped process left unfinished is resumed at start-up.
 //!
