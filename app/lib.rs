@@ -33,13 +33,14 @@ pub fn app(state: AppState) -> arbor::Router {
 }
 
 /// The routes with their state: handlers extract `State<AppState>`; middleware reads it from
-/// the request extensions.
+/// the request extensions, and the webhook routes find their verifiers there.
 pub fn router(state: AppState) -> arbor::Router {
     let cookies = arbor::cookies::CookieConfig::new().secure(state.config.secure_cookies);
     let router = routes::router()
         .layer(state.sessions.clone())
         .layer(cookies.into_layer())
         .layer(axum::Extension(state.clone()))
+        .layer(state.webhooks.verifiers.clone())
         .with_state(state.clone());
     // `/api/batch` dispatches its operations through this very router (same middleware
     // instances, so rate limits and caches are shared). The first router built for a state is

@@ -4,4 +4,3 @@
 pub mod posts;
 pub mod reports;
 pub mod users;
-pub mod webhook_events;

@@ -3,12 +3,19 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// A time source, injectable so that expiry and refill can be tested without sleeping.
 pub trait Clock: Send + Sync + 'static {
     /// The current instant.
     fn now(&self) -> Instant;
+
+    /// The current wall-clock time, for what is compared with timestamps made elsewhere (a
+    /// webhook signature's). [`SystemTime::now`] unless the clock says otherwise;
+    /// [`ManualClock`] moves it with its instant.
+    fn system_time(&self) -> SystemTime {
+        SystemTime::now()
+    }
 }
 
 /// The real clock, [`Instant::now`].
@@ -35,6 +42,7 @@ impl Clock for SystemClock {
 #[derive(Debug, Clone)]
 pub struct ManualClock {
     start: Instant,
+    system_start: SystemTime,
     offset_nanos: Arc<AtomicU64>,
 }
 
@@ -43,6 +51,7 @@ impl ManualClock {
     pub fn new() -> Self {
         Self {
             start: Instant::now(),
+            system_start: SystemTime::now(),
             offset_nanos: Arc::new(AtomicU64::new(0)),
         }
     }
@@ -72,12 +81,26 @@ impl Default for ManualClock {
 
 impl Clock for ManualClock {
     fn now(&self) -> Instant {
-        self.start + Duration::from_nanos(self.offset_nanos.load(Ordering::SeqCst))
+        self.start + self.offset()
+    }
+
+    fn system_time(&self) -> SystemTime {
+        self.system_start + self.offset()
+    }
+}
+
+impl ManualClock {
+    fn offset(&self) -> Duration {
+        Duration::from_nanos(self.offset_nanos.load(Ordering::SeqCst))
     }
 }
 
 impl<C: Clock> Clock for Arc<C> {
     fn now(&self) -> Instant {
         (**self).now()
+    }
+
+    fn system_time(&self) -> SystemTime {
+        (**self).system_time()
     }
 }

@@ -79,6 +79,8 @@ pub mod test;
 mod timeout;
 #[cfg(feature = "upload")]
 pub mod upload;
+#[cfg(feature = "webhooks")]
+pub mod webhooks;
 
 pub use app::{App, DEFAULT_BODY_LIMIT, DEFAULT_TIMEOUT};
 pub use arbor_macros::{handler, middleware};

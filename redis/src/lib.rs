@@ -6,6 +6,7 @@
 //! | [`RedisIdempotencyStore`] | the in-flight claim (`SET NX PX`) and the stored response | one script to claim, one `SET` to record |
 //! | [`RedisCacheStore`] | response-cache entries, with Redis's TTL | `GET` (two when the URL varies), `SET` on a miss |
 //! | [`RedisSessionStore`] | sessions (JSON records with Redis's TTL) and each user's set of session ids | `GET` to load, one script to save or delete |
+//! | [`RedisReplayStore`] | webhook event ids already received (`SET NX PX`) | one `SET` |
 //! | [`RedisBus`] | events: a stream per topic for replay, one pub/sub channel for live fan-out | one script to publish |
 //!
 //! ```no_run
@@ -32,6 +33,7 @@ mod events;
 mod idempotency;
 mod rate_limit;
 mod sessions;
+mod webhooks;
 
 use std::time::Duration;
 
@@ -44,6 +46,7 @@ pub use events::{RedisBus, ReplayWindow};
 pub use idempotency::RedisIdempotencyStore;
 pub use rate_limit::RedisRateLimitStore;
 pub use sessions::RedisSessionStore;
+pub use webhooks::RedisReplayStore;
 
 use connection::Redis;
 
@@ -116,6 +119,7 @@ pub struct RedisStores {
     rate_limit: RedisRateLimitStore,
     idempotency: RedisIdempotencyStore,
     cache: RedisCacheStore,
+    webhook_replays: RedisReplayStore,
     bus: RedisBus,
     sessions: RedisSessionStore,
     failure: FailureMode,
@@ -150,6 +154,7 @@ impl RedisStores {
             idempotency: RedisIdempotencyStore::new(redis.clone()),
             cache: RedisCacheStore::new(redis.clone()),
             sessions: RedisSessionStore::new(redis.clone()),
+            webhook_replays: RedisReplayStore::new(redis.clone()),
             bus: RedisBus::start(redis, options.replay, options.local_bus),
             failure: options.rate_limit_failure,
         })
@@ -175,6 +180,7 @@ impl RedisStores {
             .rate_limit_failure(self.failure)
             .idempotency(self.idempotency.clone())
             .cache(self.cache.clone())
+            .webhook_replays(self.webhook_replays.clone())
     }
 
     /// The event bus, shared by every instance.
@@ -200,6 +206,11 @@ impl RedisStores {
     /// The session store, for [`arbor::sessions::SessionLayer`].
     pub fn sessions(&self) -> &RedisSessionStore {
         &self.sessions
+    }
+
+    /// The webhook replay store.
+    pub fn webhook_replays(&self) -> &RedisReplayStore {
+        &self.webhook_replays
     }
 }
 

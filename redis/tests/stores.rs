@@ -114,6 +114,64 @@ async fn one_idempotency_key_sent_to_both_instances_has_one_effect() {
     assert_eq!(reused.status(), StatusCode::UNPROCESSABLE_ENTITY);
 }
 
+fn webhooks(stores: &arbor_redis::RedisStores, runs: Arc<AtomicUsize>) -> TestClient {
+    use arbor::webhooks::{verify, GitHub, WebhookEvent};
+    let route = post(move |event: WebhookEvent| {
+        let runs = Arc::clone(&runs);
+        async move {
+            runs.fetch_add(1, Ordering::SeqCst);
+            if event.event_type == "fail" {
+                return StatusCode::INTERNAL_SERVER_ERROR;
+            }
+            StatusCode::NO_CONTENT
+        }
+    })
+    .layer(verify(GitHub::new("secret")).replay_ttl(60));
+    let router = Router::new().route("/hooks/github", route);
+    TestClient::new(App::new(router).stores(stores.stores()).into_router())
+}
+
+#[tokio::test]
+async fn a_webhook_event_id_seen_by_one_instance_is_a_replay_on_the_other() {
+    use hmac::{Hmac, Mac};
+    let Some(url) = redis_url() else { return };
+    let prefix = unique_prefix("webhook");
+    let runs = Arc::new(AtomicUsize::new(0));
+    let a = webhooks(&instance(&url, &prefix).await, Arc::clone(&runs));
+    let b = webhooks(&instance(&url, &prefix).await, Arc::clone(&runs));
+    let body = r#"{"zen":"Keep it logically awesome."}"#;
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"secret").unwrap();
+    mac.update(body.as_bytes());
+    let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    let send = |client: &TestClient, event: &str| {
+        client
+            .post("/hooks/github")
+            .header("x-hub-signature-256", &signature)
+            .header("x-github-delivery", &format!("{prefix}-{event}"))
+            .header("x-github-event", event)
+            .body(body)
+            .send()
+    };
+    assert_eq!(send(&a, "push").await.status(), StatusCode::NO_CONTENT);
+    let replay = send(&b, "push").await;
+    assert_eq!(replay.status(), StatusCode::OK);
+    assert_eq!(
+        replay.json::<serde_json::Value>(),
+        serde_json::json!({ "received": true, "duplicate": true })
+    );
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    // A failed delivery is forgotten everywhere: the retry on the other instance runs.
+    assert_eq!(
+        send(&a, "fail").await.status(),
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+    assert_eq!(
+        send(&b, "fail").await.status(),
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+    assert_eq!(runs.load(Ordering::SeqCst), 3);
+}
+
 fn cached(stores: &arbor_redis::RedisStores, runs: Arc<AtomicUsize>) -> TestClient {
     let route = get(move || {
         let runs = Arc::clone(&runs);

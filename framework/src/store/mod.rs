@@ -8,6 +8,7 @@
 //! | [`RateLimitStore`](crate::rate_limit::RateLimitStore) | `rate_limit(..)` | [`rate_limit::MemoryStore`](crate::rate_limit::MemoryStore) | `arbor-redis` |
 //! | [`IdempotencyStore`](crate::idempotency::IdempotencyStore) | `idempotency()` | [`idempotency::MemoryStore`](crate::idempotency::MemoryStore) | `arbor-redis` |
 //! | [`CacheStore`](crate::cache::CacheStore) | `cache(..)`, `REVALIDATE` | a bounded in-process cache per route | `arbor-redis` |
+//! | [`ReplayStore`](crate::webhooks::ReplayStore) | `webhooks::verify(..).replay_ttl(..)` | [`MemoryReplayStore`](crate::webhooks::MemoryReplayStore) | `arbor-redis` |
 //! | [`EventBus`](crate::events::EventBus) | [`Bus`](crate::events::Bus), SSE | [`InMemoryBus`](crate::events::InMemoryBus) | `arbor-redis` |
 //! | [`Storage`](crate::upload::Storage) | uploads | [`LocalStorage`](crate::upload::LocalStorage) | your object store |
 //!

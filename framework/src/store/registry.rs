@@ -9,6 +9,8 @@ use crate::cache::CacheStore;
 use crate::idempotency::IdempotencyStore;
 #[cfg(feature = "rate-limit")]
 use crate::rate_limit::RateLimitStore;
+#[cfg(feature = "webhooks")]
+use crate::webhooks::ReplayStore;
 
 /// What a rate limit does when its store fails (see [`Stores::rate_limit_failure`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -41,6 +43,8 @@ struct Inner {
     idempotency: Option<Arc<dyn IdempotencyStore>>,
     #[cfg(feature = "cache")]
     cache: Option<Arc<dyn CacheStore>>,
+    #[cfg(feature = "webhooks")]
+    webhook_replays: Option<Arc<dyn ReplayStore>>,
 }
 
 impl Stores {
@@ -78,6 +82,14 @@ impl Stores {
         self.with(|inner| inner.cache = Some(Arc::new(store)))
     }
 
+    #[cfg(feature = "webhooks")]
+    /// The store of every webhook layer with a [`replay_ttl`](crate::webhooks::VerifyWebhookLayer::replay_ttl)
+    /// and no store of its own: event ids seen by one instance are replays on every other.
+    #[must_use]
+    pub fn webhook_replays(self, store: impl ReplayStore) -> Self {
+        self.with(|inner| inner.webhook_replays = Some(Arc::new(store)))
+    }
+
     #[cfg(feature = "rate-limit")]
     /// The shared rate limit store, if one is registered.
     pub fn rate_limit_store(&self) -> Option<&Arc<dyn RateLimitStore>> {
@@ -101,6 +113,12 @@ impl Stores {
         self.inner.cache.as_ref()
     }
 
+    #[cfg(feature = "webhooks")]
+    /// The shared webhook replay store, if one is registered.
+    pub fn webhook_replay_store(&self) -> Option<&Arc<dyn ReplayStore>> {
+        self.inner.webhook_replays.as_ref()
+    }
+
     /// The stores a request carries, if the app registered any.
     pub fn from_extensions(extensions: &http::Extensions) -> Option<&Self> {
         extensions.get::<Self>()
@@ -122,11 +140,21 @@ impl fmt::Debug for Stores {
         debug.field("idempotency", &shared(self.inner.idempotency.is_some()));
         #[cfg(feature = "cache")]
         debug.field("cache", &shared(self.inner.cache.is_some()));
+        #[cfg(feature = "webhooks")]
+        debug.field(
+            "webhook_replays",
+            &shared(self.inner.webhook_replays.is_some()),
+        );
         debug.finish()
     }
 }
 
-#[cfg(any(feature = "cache", feature = "idempotency", feature = "rate-limit"))]
+#[cfg(any(
+    feature = "cache",
+    feature = "idempotency",
+    feature = "rate-limit",
+    feature = "webhooks"
+))]
 fn shared(present: bool) -> &'static str {
     if present {
         "shared"

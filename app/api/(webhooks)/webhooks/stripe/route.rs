@@ -1,4 +1,3 @@
-//! `POST /api/webhooks/stripe`: a Stripe event, its `Stripe-Signature` already checked by the
-//! `(webhooks)` folder middleware.
+//! `POST /api/webhooks/stripe`: a Stripe event, verified by the folder middleware.
 
 pub use crate::webhooks::receive as POST;

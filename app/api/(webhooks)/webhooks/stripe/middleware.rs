@@ -1,0 +1,3 @@
+//! Stripe deliveries must carry a valid `Stripe-Signature`; `404` while Stripe is not served.
+
+arbor::middleware!(arbor::webhooks::verify_registered("stripe"));
