@@ -35,12 +35,10 @@ pub fn app(state: AppState) -> arbor::Router {
         .into_router()
 }
 
-/// The routes with their state: handlers extract `State<AppState>`; middleware reads it from
-/// the request extensions.
+/// The routes with their state: handlers and middleware extract `State<AppState>`. The state
+/// is in the request extensions too, where `auth::Sessions` and `webhooks::verify` read it.
 pub fn router(state: AppState) -> arbor::Router {
-    let router = routes::router()
-        .layer(axum::Extension(state.clone()))
-        .with_state(state.clone());
+    let router = routes::router(state.clone()).layer(axum::Extension(state.clone()));
     // `/api/batch` dispatches its operations through this very router (same middleware
     // instances, so rate limits and caches are shared). The first router built for a state is
     // the one batches use.
