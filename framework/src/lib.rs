@@ -72,7 +72,7 @@ pub mod upload;
 pub use app::{App, DEFAULT_BODY_LIMIT, DEFAULT_TIMEOUT};
 pub use arbor_macros::{handler, middleware};
 pub use axum::body::{Body, Bytes};
-pub use axum::extract::{Request, State};
+pub use axum::extract::{FromRef, Request, State};
 pub use axum::middleware::Next;
 /// Redirect responses, so that a route needs no direct `axum` dependency:
 ///
