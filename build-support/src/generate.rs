@@ -202,7 +202,8 @@ pub(crate) fn generate(table: &RouteTable, options: &Options<'_>) -> TokenStream
     let (parameter, binding) = if is_unit {
         (quote!(), quote! { let state: State = (); })
     } else {
-        router_doc[1] = " `HEAD` and `OPTIONS`. Handlers and middleware extract `state` with `State<..>`.";
+        router_doc[1] =
+            " `HEAD` and `OPTIONS`. Handlers and middleware extract `state` with `State<..>`.";
         (quote!(state: State), quote!())
     };
     quote! {

@@ -331,12 +331,17 @@ mod tests {
         let state = AppState {
             tokens: Arc::new(tokens),
         };
-        let required = get(|Auth(user): Auth<&'static str>| async move { format!("hello {user}") })
-            .layer(from_fn_with_state(state.clone(), require_auth_with_state::<Tokens>));
+        let required =
+            get(|Auth(user): Auth<&'static str>| async move { format!("hello {user}") }).layer(
+                from_fn_with_state(state.clone(), require_auth_with_state::<Tokens>),
+            );
         let optional = get(|user: Option<Auth<&'static str>>| async move {
             user.map_or("anonymous".to_owned(), |Auth(user)| user.to_owned())
         })
-        .layer(from_fn_with_state(state.clone(), optional_auth_with_state::<Tokens>));
+        .layer(from_fn_with_state(
+            state.clone(),
+            optional_auth_with_state::<Tokens>,
+        ));
         TestClient::new(
             Router::new()
                 .route("/required", required)
@@ -348,15 +353,27 @@ mod tests {
     #[tokio::test]
     async fn authenticators_built_from_the_state_see_its_data() {
         let client = app(vec![("t1", "ada")]);
-        let response = client.get("/required").header("authorization", "Bearer t1").send().await;
+        let response = client
+            .get("/required")
+            .header("authorization", "Bearer t1")
+            .send()
+            .await;
         assert_eq!(
             (response.status(), response.text()),
             (StatusCode::OK, "hello ada".into())
         );
-        let response = client.get("/required").header("authorization", "Bearer t2").send().await;
+        let response = client
+            .get("/required")
+            .header("authorization", "Bearer t2")
+            .send()
+            .await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(response.headers()[header::WWW_AUTHENTICATE], "Bearer");
-        let response = client.get("/optional").header("authorization", "Bearer t1").send().await;
+        let response = client
+            .get("/optional")
+            .header("authorization", "Bearer t1")
+            .send()
+            .await;
         assert_eq!(response.text(), "ada");
         let response = client.get("/optional").send().await;
         assert_eq!(
@@ -366,9 +383,17 @@ mod tests {
 
         // Another state, other users: the same token means someone else, or no one.
         let client = app(vec![("t2", "grace")]);
-        let response = client.get("/required").header("authorization", "Bearer t2").send().await;
+        let response = client
+            .get("/required")
+            .header("authorization", "Bearer t2")
+            .send()
+            .await;
         assert_eq!(response.text(), "hello grace");
-        let response = client.get("/required").header("authorization", "Bearer t1").send().await;
+        let response = client
+            .get("/required")
+            .header("authorization", "Bearer t1")
+            .send()
+            .await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     }
 

@@ -372,7 +372,10 @@ pub mod stateful {
                 parts: &mut Parts,
                 config: &Config,
             ) -> Result<Self, StatusCode> {
-                let tenant = parts.headers.get("x-tenant").ok_or(StatusCode::BAD_REQUEST)?;
+                let tenant = parts
+                    .headers
+                    .get("x-tenant")
+                    .ok_or(StatusCode::BAD_REQUEST)?;
                 let tenant = tenant.to_str().map_err(|_| StatusCode::BAD_REQUEST)?;
                 Ok(Self(format!("{}{tenant}", config.tenant_prefix)))
             }
@@ -453,7 +456,11 @@ fn stateful_router(config: stateful::app::Config) -> Router {
     Router::new().route("/", methods).with_state(config)
 }
 
-async fn send_with(router: Router, method: Method, headers: &[(&str, &str)]) -> (StatusCode, String, Option<String>) {
+async fn send_with(
+    router: Router,
+    method: Method,
+    headers: &[(&str, &str)],
+) -> (StatusCode, String, Option<String>) {
     let mut request = arbor::http::Request::builder().method(method).uri("/");
     for (name, value) in headers {
         request = request.header(*name, *value);
@@ -482,20 +489,32 @@ async fn middleware_fns_at_every_level_run_with_the_routers_state() {
     };
     let headers = [("x-api-key", "k1"), ("x-tenant", "acme")];
 
-    let (status, body, folder) =
-        send_with(stateful_router(config("k1", "t-", "one")), Method::GET, &headers).await;
+    let (status, body, folder) = send_with(
+        stateful_router(config("k1", "t-", "one")),
+        Method::GET,
+        &headers,
+    )
+    .await;
     assert_eq!((status, body.as_str()), (StatusCode::OK, "t-acme via k1"));
     assert_eq!(folder.as_deref(), Some("one"));
 
     // Another state, another answer: the key is refused by the file's middleware, inside the
     // folder's, which still marks the answer with this state's value.
-    let (status, _, folder) =
-        send_with(stateful_router(config("k2", "t-", "two")), Method::GET, &headers).await;
+    let (status, _, folder) = send_with(
+        stateful_router(config("k2", "t-", "two")),
+        Method::GET,
+        &headers,
+    )
+    .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(folder.as_deref(), Some("two"));
 
-    let (status, body, _) =
-        send_with(stateful_router(config("k1", "org/", "one")), Method::GET, &headers).await;
+    let (status, body, _) = send_with(
+        stateful_router(config("k1", "org/", "one")),
+        Method::GET,
+        &headers,
+    )
+    .await;
     assert_eq!((status, body.as_str()), (StatusCode::OK, "org/acme via k1"));
 
     // The state-dependent extractor's rejection ends the request in the fn's middleware.
@@ -508,8 +527,12 @@ async fn middleware_fns_at_every_level_run_with_the_routers_state() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
     // File and folder middleware cover the route's automatic answers, with the state too.
-    let (status, _, folder) =
-        send_with(stateful_router(config("k1", "t-", "one")), Method::DELETE, &headers).await;
+    let (status, _, folder) = send_with(
+        stateful_router(config("k1", "t-", "one")),
+        Method::DELETE,
+        &headers,
+    )
+    .await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(folder.as_deref(), Some("one"));
 }
