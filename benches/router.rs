@@ -417,7 +417,7 @@ fn main() {
     let seeded = state(dir.path());
     seed_posts(&seeded);
     // The generated router with its state, as any stateful axum app has (no app middleware).
-    let generated = serve_on_own_thread(arbor_app::routes::router().with_state(seeded));
+    let generated = serve_on_own_thread(arbor_app::routes::router(seeded));
     let axum = serve_on_own_thread(hand_written());
     let bare = serve_on_own_thread(arbor_app::router(state(dir.path())));
     let stack = serve_on_own_thread(full_stack(state(dir.path())));

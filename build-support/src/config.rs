@@ -55,10 +55,13 @@ pub(crate) fn unknown_config(name: &str) -> Option<(String, String)> {
         .iter()
         .find(|(next_name, _)| normalize(next_name) == key)
     {
+        let spelling = if name == *next_name {
+            String::new()
+        } else {
+            format!(" (`{next_name}`)")
+        };
         return Some((
-            format!(
-                "`{name}` is Next.js segment config (`{next_name}`) that Arbor does not support"
-            ),
+            format!("`{name}` is Next.js segment config{spelling} that Arbor does not support"),
             format!(
                 "remove it: {why}; Arbor's segment config is {}",
                 known_list()

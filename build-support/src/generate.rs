@@ -50,7 +50,7 @@ pub(crate) fn generate(table: &RouteTable, options: &Options<'_>) -> TokenStream
                     display_path(&m.file)
                 );
                 quote! {
-                    ::arbor::__private::folder_middleware!(fn #name = #module::middleware, #message);
+                    ::arbor::__private::folder_middleware!(State, fn #name = #module::middleware, #message);
                 }
             });
             quote! {
@@ -123,7 +123,7 @@ pub(crate) fn generate(table: &RouteTable, options: &Options<'_>) -> TokenStream
                     quote! { ::arbor::__private::axum::routing::#routing_fn(handler(#module::#export)) };
                 if handler.middleware.is_some() {
                     let wrap = format_ident!("__arbor_handler_middleware_{}", method);
-                    endpoint = quote! { #module::#wrap(#endpoint) };
+                    endpoint = quote! { #module::#wrap(#endpoint, &state) };
                 }
                 if revalidate {
                     // A macro, so that without arbor's `cache` feature the error names the file.
@@ -135,17 +135,17 @@ pub(crate) fn generate(table: &RouteTable, options: &Options<'_>) -> TokenStream
                 quote! { .merge(#endpoint) }
             });
             let file_layer = route.file_middleware.is_some().then(|| {
-                quote! { let methods = #module::__arbor_middleware(methods); }
+                quote! { let methods = #module::__arbor_middleware(methods, &state); }
             });
             let folder_layers = route.folder_middleware.iter().rev().map(|&index| {
             let folder = &middleware_modules[index];
             match table.middleware[index].source {
                 FolderMiddlewareSource::Fn => {
                     let wrapper = folder_fn_wrapper(folder);
-                    quote! { let methods = #wrapper(methods); }
+                    quote! { let methods = #wrapper(methods, &state); }
                 }
                 FolderMiddlewareSource::List(_) => quote! {
-                    let methods = #folder::__arbor_middleware(methods);
+                    let methods = #folder::__arbor_middleware(methods, &state);
                 },
             }
         });
@@ -191,8 +191,23 @@ pub(crate) fn generate(table: &RouteTable, options: &Options<'_>) -> TokenStream
         });
 
     let state = &options.state;
+    // Middleware fns run with the router's state (`from_fn_with_state`), so the routes are
+    // built with it in hand, and `router` gives back a router whose state is provided. With
+    // the default `()`, there is nothing to ask for.
+    let is_unit = matches!(state, syn::Type::Tuple(tuple) if tuple.elems.is_empty());
+    let mut router_doc = vec![
+        " The router for every route file, with JSON `404`/`405` answers and automatic",
+        " `HEAD` and `OPTIONS`.",
+    ];
+    let (parameter, binding) = if is_unit {
+        (quote!(), quote! { let state: State = (); })
+    } else {
+        router_doc[1] =
+            " `HEAD` and `OPTIONS`. Handlers and middleware extract `state` with `State<..>`.";
+        (quote!(state: State), quote!())
+    };
     quote! {
-        /// The state type handlers extract with `State<..>`.
+        /// The state type handlers and middleware extract with `State<..>`.
         pub type State = #state;
 
         #(#module_items)*
@@ -201,12 +216,12 @@ pub(crate) fn generate(table: &RouteTable, options: &Options<'_>) -> TokenStream
         /// chain (outermost first), in match-priority order.
         pub static ROUTES: &[::arbor::RouteInfo] = &[#(#route_infos),*];
 
-        /// The router for every route file, with JSON `404`/`405` answers and automatic
-        /// `HEAD` and `OPTIONS`.
-        pub fn router() -> ::arbor::__private::axum::Router<State> {
+        #(#[doc = #router_doc])*
+        pub fn router(#parameter) -> ::arbor::__private::axum::Router {
+            #binding
             let mut router = ::arbor::__private::axum::Router::new();
             #(#route_statements)*
-            router.fallback(::arbor::__private::not_found)
+            router.fallback(::arbor::__private::not_found).with_state(state)
         }
     }
 }

@@ -84,6 +84,14 @@ const CASES: &[Case] = &[
         expect: Expect::Error,
         configure: defaults,
     },
+    // Segment config Arbor would ignore: other spellings, near misses and Next.js configs it
+    // does not support, in several files, all reported at once; the file's own constants and
+    // the known config pass.
+    Case {
+        name: "segment_config",
+        expect: Expect::Error,
+        configure: defaults,
+    },
 ];
 
 fn fixtures() -> PathBuf {
@@ -227,6 +235,7 @@ golden!(
     slug_mismatch,
     catch_all_rules,
     many_errors,
+    segment_config,
 );
 
 /// The relative paths in messages and comments are the same on every machine; only the

@@ -29,11 +29,59 @@
 //!     Ok(format!("hello admin {}", user.id))
 //! }
 //! ```
+//!
+//! An authenticator that needs the app's state (a database pool, a session store) is built from
+//! it: implement axum's [`FromRef`](crate::FromRef) for it and list
+//! [`require_auth_with_state::<A>`](require_auth_with_state), a middleware fn that runs with the
+//! router's state:
+//!
+//! ```
+//! use std::collections::HashMap;
+//! use std::sync::Arc;
+//!
+//! use arbor::auth::{bearer_token, Auth, Authenticator};
+//! use arbor::http::request::Parts;
+//! use arbor::{ApiError, FromRef};
+//!
+//! #[derive(Clone)]
+//! pub struct AppState {
+//!     pub sessions: Arc<HashMap<String, String>>,
+//! }
+//!
+//! /// Resolves bearer tokens in the app's session table.
+//! #[derive(Clone)]
+//! pub struct Sessions(Arc<HashMap<String, String>>);
+//!
+//! impl FromRef<AppState> for Sessions {
+//!     fn from_ref(state: &AppState) -> Self {
+//!         Sessions(Arc::clone(&state.sessions))
+//!     }
+//! }
+//!
+//! impl Authenticator for Sessions {
+//!     type Principal = String;
+//!     async fn authenticate(&self, parts: &Parts) -> Result<Option<String>, ApiError> {
+//!         Ok(bearer_token(&parts.headers).and_then(|token| self.0.get(token)).cloned())
+//!     }
+//! }
+//!
+//! # pub type State = AppState; // the generated `routes` module's, around every route file
+//! # pub mod route {
+//! # use super::*;
+//! // app/api/me/route.rs
+//! #[arbor::handler(arbor::auth::require_auth_with_state::<Sessions>)]
+//! pub async fn GET(Auth(user): Auth<String>) -> String {
+//!     format!("hello {user}")
+//! }
+//! # }
+//! # fn main() {}
+//! ```
 
 use std::future::Future;
 use std::task::{Context, Poll};
 
-use axum::extract::{FromRequestParts, Request};
+use axum::extract::{FromRequestParts, Request, State};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use futures_util::future::BoxFuture;
 use http::request::Parts;
@@ -123,21 +171,16 @@ where
         let required = self.required;
         let mut inner = take_ready(&mut self.inner);
         Box::pin(async move {
-            let (mut parts, body) = request.into_parts();
-            let authenticated = match authenticator.authenticate(&parts).await {
-                Ok(Some(principal)) => {
-                    parts.extensions.insert(Auth(principal));
-                    true
+            match authenticate(&authenticator, required, request).await {
+                Ok((request, authenticated)) => {
+                    let mut response = inner.call(request).await?;
+                    if authenticated {
+                        mark_private(&mut response);
+                    }
+                    Ok(response)
                 }
-                Ok(None) if required => return Ok(unauthorized()),
-                Ok(None) => false,
-                Err(error) => return Ok(error.into_response()),
-            };
-            let mut response = inner.call(Request::from_parts(parts, body)).await?;
-            if authenticated {
-                mark_private(&mut response);
+                Err(response) => Ok(response),
             }
-            Ok(response)
         })
     }
 }
@@ -152,6 +195,67 @@ fn mark_private(response: &mut Response) {
             HeaderValue::from_static("private, no-cache"),
         );
     }
+}
+
+/// [`require_auth`] as a middleware fn whose authenticator is built from the router's state
+/// (`A: FromRef<AppState>`), for authenticators that need the app's database pool or session
+/// store. List it with the authenticator's type:
+/// `#[arbor::handler(arbor::auth::require_auth_with_state::<Sessions>)]`. The authenticator
+/// is built for each request, so make `from_ref` cheap (clone an `Arc`).
+pub async fn require_auth_with_state<A: Authenticator>(
+    State(authenticator): State<A>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match authenticate(&authenticator, true, request).await {
+        Ok((request, authenticated)) => {
+            let mut response = next.run(request).await;
+            if authenticated {
+                mark_private(&mut response);
+            }
+            response
+        }
+        Err(response) => response,
+    }
+}
+
+/// [`optional_auth`] as a middleware fn whose authenticator is built from the router's state;
+/// see [`require_auth_with_state`].
+pub async fn optional_auth_with_state<A: Authenticator>(
+    State(authenticator): State<A>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match authenticate(&authenticator, false, request).await {
+        Ok((request, authenticated)) => {
+            let mut response = next.run(request).await;
+            if authenticated {
+                mark_private(&mut response);
+            }
+            response
+        }
+        Err(response) => response,
+    }
+}
+
+/// The request with its principal in the extensions and whether there is one, or the answer
+/// that ends it.
+async fn authenticate<A: Authenticator>(
+    authenticator: &A,
+    required: bool,
+    request: Request,
+) -> Result<(Request, bool), Response> {
+    let (mut parts, body) = request.into_parts();
+    let authenticated = match authenticator.authenticate(&parts).await {
+        Ok(Some(principal)) => {
+            parts.extensions.insert(Auth(principal));
+            true
+        }
+        Ok(None) if required => return Err(unauthorized()),
+        Ok(None) => false,
+        Err(error) => return Err(error.into_response()),
+    };
+    Ok((Request::from_parts(parts, body), authenticated))
 }
 
 fn unauthorized() -> Response {
@@ -216,8 +320,117 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
+    use std::sync::Arc;
+
+    use axum::extract::FromRef;
+    use axum::middleware::from_fn_with_state;
+    use axum::routing::get;
+    use axum::Router;
+    use http::StatusCode;
+
     use super::*;
+    use crate::test::TestClient;
+
+    /// The app's state: which token belongs to whom.
+    #[derive(Clone)]
+    struct AppState {
+        tokens: Arc<Vec<(&'static str, &'static str)>>,
+    }
+
+    /// Built from the state for each request.
+    #[derive(Clone)]
+    struct Tokens(Arc<Vec<(&'static str, &'static str)>>);
+
+    impl FromRef<AppState> for Tokens {
+        fn from_ref(state: &AppState) -> Self {
+            Tokens(Arc::clone(&state.tokens))
+        }
+    }
+
+    impl Authenticator for Tokens {
+        type Principal = &'static str;
+
+        async fn authenticate(&self, parts: &Parts) -> Result<Option<&'static str>, ApiError> {
+            let token = bearer_token(&parts.headers);
+            Ok(self
+                .0
+                .iter()
+                .find(|(known, _)| Some(*known) == token)
+                .map(|(_, user)| *user))
+        }
+    }
+
+    fn app(tokens: Vec<(&'static str, &'static str)>) -> TestClient {
+        let state = AppState {
+            tokens: Arc::new(tokens),
+        };
+        let required =
+            get(|Auth(user): Auth<&'static str>| async move { format!("hello {user}") }).layer(
+                from_fn_with_state(state.clone(), require_auth_with_state::<Tokens>),
+            );
+        let optional = get(|user: Option<Auth<&'static str>>| async move {
+            user.map_or("anonymous".to_owned(), |Auth(user)| user.to_owned())
+        })
+        .layer(from_fn_with_state(
+            state.clone(),
+            optional_auth_with_state::<Tokens>,
+        ));
+        TestClient::new(
+            Router::new()
+                .route("/required", required)
+                .route("/optional", optional)
+                .with_state(state),
+        )
+    }
+
+    #[tokio::test]
+    async fn authenticators_built_from_the_state_see_its_data() {
+        let client = app(vec![("t1", "ada")]);
+        let response = client
+            .get("/required")
+            .header("authorization", "Bearer t1")
+            .send()
+            .await;
+        assert_eq!(
+            (response.status(), response.text()),
+            (StatusCode::OK, "hello ada".into())
+        );
+        let response = client
+            .get("/required")
+            .header("authorization", "Bearer t2")
+            .send()
+            .await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(response.headers()[header::WWW_AUTHENTICATE], "Bearer");
+        let response = client
+            .get("/optional")
+            .header("authorization", "Bearer t1")
+            .send()
+            .await;
+        assert_eq!(response.text(), "ada");
+        let response = client.get("/optional").send().await;
+        assert_eq!(
+            (response.status(), response.text()),
+            (StatusCode::OK, "anonymous".into())
+        );
+
+        // Another state, other users: the same token means someone else, or no one.
+        let client = app(vec![("t2", "grace")]);
+        let response = client
+            .get("/required")
+            .header("authorization", "Bearer t2")
+            .send()
+            .await;
+        assert_eq!(response.text(), "hello grace");
+        let response = client
+            .get("/required")
+            .header("authorization", "Bearer t1")
+            .send()
+            .await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
 
     #[test]
     fn reads_bearer_tokens_and_cookies() {

@@ -85,7 +85,7 @@ pub mod webhooks;
 pub use app::{App, DEFAULT_BODY_LIMIT, DEFAULT_TIMEOUT};
 pub use arbor_macros::{handler, middleware};
 pub use axum::body::{Body, Bytes};
-pub use axum::extract::{Request, State};
+pub use axum::extract::{FromRef, Request, State};
 pub use axum::middleware::Next;
 /// Redirect responses, so that a route needs no direct `axum` dependency:
 ///
@@ -166,7 +166,7 @@ pub mod __private {
         finish_route, layer, max_duration, method_not_allowed, not_found, options, MiddlewareLayer,
     };
     pub use axum;
-    pub use axum::middleware::from_fn;
+    pub use axum::middleware::from_fn_with_state;
     pub use axum::routing::MethodRouter;
 
     /// `revalidate!("app/api/x/route.rs", get_endpoint, route_x::REVALIDATE)`: the route's
@@ -243,52 +243,55 @@ pub mod __private {
     }
     pub use crate::__arbor_handlers as handlers;
 
-    /// `folder_middleware!(fn wrapper = module::middleware, "message");` next to a folder's
-    /// `middleware.rs` module defines `wrapper(methods)`, which layers the fn around a route
-    /// through `from_fn`; a fn of the wrong shape is reported with `message` (which names the
-    /// file) instead of `FromFn<..>: Service<..>` in the generated file. Same two-impl shape
-    /// as [`handlers!`](crate::__private::handlers).
+    /// `folder_middleware!(State, fn wrapper = module::middleware, "message");` next to a
+    /// folder's `middleware.rs` module defines `wrapper(methods, &state)`, which layers the fn
+    /// around a route through `from_fn_with_state`, so that it can take `State<State>` and other
+    /// extractors of the router's state; a fn of the wrong shape, or with extractors of another
+    /// state, is reported with `message` (which names the file) instead of
+    /// `FromFn<..>: Service<..>` in the generated file. Same two-impl shape as
+    /// [`handlers!`](crate::__private::handlers).
     #[doc(hidden)]
     #[macro_export]
     macro_rules! __arbor_folder_middleware {
-        (fn $wrapper:ident = $path:path, $message:literal) => {
+        ($state:ty, fn $wrapper:ident = $path:path, $message:literal) => {
             #[doc(hidden)]
-            pub fn $wrapper<S>(
-                route: $crate::__private::MethodRouter<S>,
-            ) -> $crate::__private::MethodRouter<S>
-            where
-                S: ::core::clone::Clone + ::core::marker::Send + ::core::marker::Sync + 'static,
-            {
+            pub fn $wrapper(
+                route: $crate::__private::MethodRouter<$state>,
+                state: &$state,
+            ) -> $crate::__private::MethodRouter<$state> {
                 #[diagnostic::on_unimplemented(
                     message = $message,
-                    label = "not an async fn `(Request, Next) -> impl IntoResponse`",
-                    note = "a folder's `middleware` fn is an `async fn` taking any extractors, then `arbor::Request`, then `arbor::Next`, that returns `impl IntoResponse` and whose future is `Send`",
+                    label = "not an async fn `(Request, Next) -> impl IntoResponse` with extractors of the router's state `{S}`",
+                    note = "a folder's `middleware` fn is an `async fn` taking any extractors (`State<{S}>`, `HeaderMap`, ...), then `arbor::Request`, then `arbor::Next`, that returns `impl IntoResponse` and whose future is `Send`",
                     note = "to use a tower `Layer` instead, list its constructor: `arbor::middleware!(my_layer());`"
                 )]
-                trait __ArborMiddlewareFn<T, K> {
+                trait __ArborMiddlewareFn<S, T, K> {
                     type Layer;
-                    fn into_layer(self) -> Self::Layer;
+                    fn into_layer(self, state: S) -> Self::Layer;
                 }
                 enum __ArborFromFn {}
                 enum __ArborNever {}
                 trait __ArborImpossible {}
-                impl<F, T> __ArborMiddlewareFn<T, __ArborFromFn> for F
+                impl<F, S, T> __ArborMiddlewareFn<S, T, __ArborFromFn> for F
                 where
-                    $crate::__private::axum::middleware::FromFnLayer<F, (), T>:
+                    $crate::__private::axum::middleware::FromFnLayer<F, S, T>:
                         $crate::__private::MiddlewareLayer,
                 {
-                    type Layer = $crate::__private::axum::middleware::FromFnLayer<F, (), T>;
-                    fn into_layer(self) -> Self::Layer {
-                        $crate::__private::from_fn(self)
+                    type Layer = $crate::__private::axum::middleware::FromFnLayer<F, S, T>;
+                    fn into_layer(self, state: S) -> Self::Layer {
+                        $crate::__private::from_fn_with_state(state, self)
                     }
                 }
-                impl<F: __ArborImpossible> __ArborMiddlewareFn<(), __ArborNever> for F {
+                impl<F: __ArborImpossible, S> __ArborMiddlewareFn<S, (), __ArborNever> for F {
                     type Layer = F;
-                    fn into_layer(self) -> F {
+                    fn into_layer(self, _: S) -> F {
                         self
                     }
                 }
-                route.layer(__ArborMiddlewareFn::into_layer($path))
+                route.layer(__ArborMiddlewareFn::<$state, _, _>::into_layer(
+                    $path,
+                    ::core::clone::Clone::clone(state),
+                ))
             }
         };
     }

@@ -533,7 +533,7 @@ mod route_file {
 
 #[tokio::test]
 async fn the_middleware_list_syntax_works_with_the_cache() {
-    let route = route_file::__arbor_handler_middleware_GET(get(route_file::GET));
+    let route = route_file::__arbor_handler_middleware_GET(get(route_file::GET), &());
     let client = TestClient::new(Router::new().route("/listed", route));
     let first = client.get("/listed").send().await;
     let second = client.get("/listed").send().await;

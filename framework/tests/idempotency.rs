@@ -572,9 +572,10 @@ mod route_file {
 
 #[tokio::test]
 async fn the_middleware_list_syntax_works_with_idempotency() {
-    let route = route_file::__arbor_handler_middleware_POST(post(route_file::POST));
+    let route = route_file::__arbor_handler_middleware_POST(post(route_file::POST), &());
     let route = route.merge(route_file::__arbor_handler_middleware_PUT(
         axum::routing::put(route_file::PUT),
+        &(),
     ));
     let client = TestClient::new(Router::new().route("/orders", route));
     let first = send(&client, "k", "x").await;

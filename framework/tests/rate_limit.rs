@@ -376,7 +376,7 @@ pub mod login {
 async fn composes_with_the_handler_attribute() {
     let router = Router::new().route(
         "/api/login",
-        login::__arbor_handler_middleware_GET(get(login::GET)),
+        login::__arbor_handler_middleware_GET(get(login::GET), &()),
     );
     let client = TestClient::new(router);
     for remaining in (0..5).rev() {
@@ -399,7 +399,7 @@ async fn composes_with_the_handler_attribute() {
 async fn the_attribute_takes_key_and_store_too() {
     let router = Router::new().route(
         "/api/posts",
-        login::__arbor_handler_middleware_POST(axum::routing::post(login::POST)),
+        login::__arbor_handler_middleware_POST(axum::routing::post(login::POST), &()),
     );
     let here = TestClient::new(router.clone()).with_peer(peer("198.51.100.1"));
     let there = TestClient::new(router).with_peer(peer("198.51.100.2"));

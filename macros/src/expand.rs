@@ -41,26 +41,16 @@ pub(crate) fn handler(args: TokenStream, item: TokenStream) -> TokenStream {
     };
 
     let wrapper = format_ident!("__arbor_handler_middleware_{}", func.sig.ident);
-    let support = fn_support(&list);
     let layers = list.items.iter().rev().map(|middleware| {
         let layer = layer_expr(middleware);
         quote! { let route = route.route_layer(#layer); }
     });
+    let wrapper_fn = wrapper_fn(&wrapper, &list, quote!(#(#layers)*));
     quote! {
         #func
 
-        #[doc(hidden)]
         #[allow(non_snake_case)]
-        pub fn #wrapper<S>(
-            route: ::arbor::__private::MethodRouter<S>,
-        ) -> ::arbor::__private::MethodRouter<S>
-        where
-            S: ::core::clone::Clone + ::core::marker::Send + ::core::marker::Sync + 'static,
-        {
-            #support
-            #(#layers)*
-            route
-        }
+        #wrapper_fn
     }
 }
 
@@ -69,22 +59,48 @@ pub(crate) fn middleware(input: TokenStream) -> TokenStream {
         Ok(list) => list,
         Err(error) => return error.into_compile_error(),
     };
-    let support = fn_support(&list);
     // `layer` may change the router's error type; naming it keeps every step `Infallible`.
     let layers = list.items.iter().rev().map(|middleware| {
         let layer = layer_expr(middleware);
-        quote! { let route: ::arbor::__private::MethodRouter<S> = route.layer(#layer); }
+        quote! { let route: ::arbor::__private::MethodRouter<_> = route.layer(#layer); }
     });
+    let wrapper = format_ident!("__arbor_middleware");
+    wrapper_fn(&wrapper, &list, quote!(#(#layers)*))
+}
+
+/// `wrapper(route, &state)`: the route with the list's layers, called by the generated router.
+///
+/// A middleware fn runs with the router's state, so that it can take `State<..>` and any
+/// extractor of that state (as `from_fn_with_state` allows). Its extractors are checked
+/// against one state type, so a wrapper that lists a fn is not generic: it names the state
+/// of the generated `routes` module, whose child every route file and folder `middleware.rs`
+/// is (`super::State`). A list of constructors only stays generic over the state.
+fn wrapper_fn(wrapper: &syn::Ident, list: &MiddlewareList, layers: TokenStream) -> TokenStream {
+    let support = fn_support(list);
+    let signature = if support.is_empty() {
+        quote! {
+            pub fn #wrapper<S>(
+                route: ::arbor::__private::MethodRouter<S>,
+                state: &S,
+            ) -> ::arbor::__private::MethodRouter<S>
+            where
+                S: ::core::clone::Clone + ::core::marker::Send + ::core::marker::Sync + 'static,
+        }
+    } else {
+        quote! {
+            pub fn #wrapper(
+                route: ::arbor::__private::MethodRouter<super::State>,
+                state: &super::State,
+            ) -> ::arbor::__private::MethodRouter<super::State>
+        }
+    };
     quote! {
         #[doc(hidden)]
-        pub fn __arbor_middleware<S>(
-            route: ::arbor::__private::MethodRouter<S>,
-        ) -> ::arbor::__private::MethodRouter<S>
-        where
-            S: ::core::clone::Clone + ::core::marker::Send + ::core::marker::Sync + 'static,
+        #[allow(unused_variables)]
+        #signature
         {
             #support
-            #(#layers)*
+            #layers
             route
         }
     }
@@ -105,7 +121,10 @@ fn layer_expr(middleware: &Middleware) -> TokenStream {
     match middleware {
         Middleware::Fn(path) => {
             let span = path.span();
-            quote_spanned!(span=> __ArborMiddlewareFn::into_layer(#path))
+            quote_spanned!(span=> __ArborMiddlewareFn::<super::State, _, _>::into_layer(
+                #path,
+                ::core::clone::Clone::clone(state),
+            ))
         }
         Middleware::Constructor {
             func,
@@ -128,9 +147,10 @@ fn layer_expr(middleware: &Middleware) -> TokenStream {
 
 /// Items that turn a middleware fn into a layer, emitted inside a wrapper that lists one.
 ///
-/// Through `from_fn` directly, a fn of the wrong shape is reported as "`FromFn<..>` does not
-/// implement `Service`" with axum's internals listed. Here the fn itself must implement
-/// `__ArborMiddlewareFn`, whose `on_unimplemented` message speaks of the user's fn. The second,
+/// Through `from_fn_with_state` directly, a fn of the wrong shape, or one whose extractors
+/// need another state, is reported as "`FromFn<..>` does not implement `Service`" with axum's
+/// internals listed. Here the fn itself must implement `__ArborMiddlewareFn`, whose
+/// `on_unimplemented` message speaks of the user's fn and of the router's state. The second,
 /// impossible impl matters: with two candidate impls and neither applying, rustc reports the
 /// trait itself (one error, this message) instead of the unmet bound inside the only impl; and
 /// the layer type being a projection of the failed bound, no error cascades into `route_layer`.
@@ -141,30 +161,30 @@ fn fn_support(list: &MiddlewareList) -> TokenStream {
     quote! {
         #[diagnostic::on_unimplemented(
             message = "`{Self}` cannot be used as middleware",
-            label = "not an async fn `(Request, Next) -> impl IntoResponse`",
-            note = "a middleware fn is an `async fn` taking any extractors, then `arbor::Request`, then `arbor::Next`, that returns `impl IntoResponse` and whose future is `Send`",
+            label = "not an async fn `(Request, Next) -> impl IntoResponse` with extractors of the router's state `{S}`",
+            note = "a middleware fn is an `async fn` taking any extractors (`State<{S}>`, `HeaderMap`, ...), then `arbor::Request`, then `arbor::Next`, that returns `impl IntoResponse` and whose future is `Send`",
             note = "to use a tower `Layer`, call its constructor: `#[arbor::handler(my_layer())]`"
         )]
-        trait __ArborMiddlewareFn<T, K> {
+        trait __ArborMiddlewareFn<S, T, K> {
             type Layer;
-            fn into_layer(self) -> Self::Layer;
+            fn into_layer(self, state: S) -> Self::Layer;
         }
         enum __ArborFromFn {}
         enum __ArborNever {}
         trait __ArborImpossible {}
-        impl<F, T> __ArborMiddlewareFn<T, __ArborFromFn> for F
+        impl<F, S, T> __ArborMiddlewareFn<S, T, __ArborFromFn> for F
         where
-            ::arbor::__private::axum::middleware::FromFnLayer<F, (), T>:
+            ::arbor::__private::axum::middleware::FromFnLayer<F, S, T>:
                 ::arbor::__private::MiddlewareLayer,
         {
-            type Layer = ::arbor::__private::axum::middleware::FromFnLayer<F, (), T>;
-            fn into_layer(self) -> Self::Layer {
-                ::arbor::__private::from_fn(self)
+            type Layer = ::arbor::__private::axum::middleware::FromFnLayer<F, S, T>;
+            fn into_layer(self, state: S) -> Self::Layer {
+                ::arbor::__private::from_fn_with_state(state, self)
             }
         }
-        impl<F: __ArborImpossible> __ArborMiddlewareFn<(), __ArborNever> for F {
+        impl<F: __ArborImpossible, S> __ArborMiddlewareFn<S, (), __ArborNever> for F {
             type Layer = F;
-            fn into_layer(self) -> F {
+            fn into_layer(self, _: S) -> F {
                 self
             }
         }

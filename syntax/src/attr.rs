@@ -8,6 +8,7 @@
 //! ```
 
 use quote::ToTokens;
+use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::{Expr, Ident, Token};
@@ -59,7 +60,7 @@ impl Parse for Middleware {
                  or a constructor call such as `rate_limit(limit = 5)`",
             ));
         }
-        let func = input.call(syn::Path::parse_mod_style)?;
+        let func = input.call(fn_path)?;
         if !input.peek(syn::token::Paren) {
             return Ok(Self::Fn(func));
         }
@@ -147,6 +148,34 @@ impl Middleware {
     }
 }
 
+/// A module-style path whose last segment may name type arguments with a turbofish, as a
+/// generic middleware fn does: `arbor::auth::require_auth_with_state::<Sessions>`.
+fn fn_path(input: ParseStream<'_>) -> syn::Result<syn::Path> {
+    let leading_colon: Option<Token![::]> = input.parse()?;
+    let mut segments = Punctuated::new();
+    loop {
+        let ident = input.call(Ident::parse_any)?;
+        // `::` is two tokens (`:` `:`), so `<` is the third.
+        if input.peek(Token![::]) && input.peek3(Token![<]) {
+            let arguments = syn::AngleBracketedGenericArguments::parse_turbofish(input)?;
+            segments.push_value(syn::PathSegment {
+                ident,
+                arguments: syn::PathArguments::AngleBracketed(arguments),
+            });
+            break;
+        }
+        segments.push_value(syn::PathSegment::from(ident));
+        if !input.peek(Token![::]) {
+            break;
+        }
+        segments.push_punct(input.parse()?);
+    }
+    Ok(syn::Path {
+        leading_colon,
+        segments,
+    })
+}
+
 /// Whether an attribute is Arbor's handler attribute (`#[handler(..)]` or `#[arbor::handler(..)]`).
 pub fn is_handler_attribute(attr: &syn::Attribute) -> bool {
     attr.path()
@@ -189,6 +218,22 @@ mod tests {
                 "::arbor::body_limit(10 * 1024 * 1024)",
             ]
         );
+    }
+
+    #[test]
+    fn generic_fns_keep_their_turbofish() {
+        let list = parse("arbor::auth::require_auth_with_state::<Sessions>, csrf").unwrap();
+        let shown: Vec<String> = list.items.iter().map(Middleware::display).collect();
+        assert_eq!(
+            shown,
+            ["arbor::auth::require_auth_with_state::<Sessions>", "csrf"]
+        );
+        let Middleware::Fn(path) = &list.items[0] else {
+            panic!("a generic fn is a fn entry");
+        };
+        assert!(!path.segments[2].arguments.is_none());
+        let list = parse("timeout::<u64>(3)").unwrap();
+        assert_eq!(list.items[0].display(), "timeout::<u64>(3)");
     }
 
     #[test]

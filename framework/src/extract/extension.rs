@@ -20,10 +20,15 @@ use crate::ApiError;
 ///     next.run(request).await
 /// }
 ///
+/// # pub type State = (); // the generated `routes` module's, around every route file
+/// # pub mod route {
+/// # use super::*;
 /// #[arbor::handler(require_user)]
 /// pub async fn GET(Extension(user): Extension<User>) -> String {
 ///     format!("user {}", user.id)
 /// }
+/// # }
+/// # fn main() {}
 /// ```
 ///
 /// Unlike axum's, a missing value is logged and answered as `500 INTERNAL_ERROR` in the standard

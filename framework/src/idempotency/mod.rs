@@ -80,10 +80,15 @@ const MAX_TTL_SECS: u64 = 10 * 365 * 24 * 60 * 60;
 ///     next.run(request).await
 /// }
 ///
+/// # pub type State = (); // the generated `routes` module's, around every route file
+/// # pub mod route {
+/// # use super::*;
 /// #[arbor::handler(require_user, idempotency())]
 /// pub async fn POST() -> &'static str {
 ///     "created"
 /// }
+/// # }
+/// # fn main() {}
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Scope(pub String);

@@ -1,9 +1,13 @@
-use arbor::{Next, Response};
+pub type State = ();
 
-pub async fn no_store(next: Next) -> Response {
-    next.run(arbor::Request::default()).await
+pub mod route {
+    use arbor::{Next, Response};
+
+    pub async fn no_store(next: Next) -> Response {
+        next.run(arbor::Request::default()).await
+    }
+
+    arbor::middleware!(no_store);
 }
-
-arbor::middleware!(no_store);
 
 fn main() {}

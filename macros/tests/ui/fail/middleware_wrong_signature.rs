@@ -1,12 +1,16 @@
-use arbor::IntoResponse;
+pub type State = ();
 
-pub async fn require_user(user_id: u32) -> String {
-    format!("user {user_id}")
-}
+pub mod route {
+    use arbor::IntoResponse;
 
-#[arbor::handler(require_user)]
-pub async fn GET() -> impl IntoResponse {
-    "users"
+    pub async fn require_user(user_id: u32) -> String {
+        format!("user {user_id}")
+    }
+
+    #[arbor::handler(require_user)]
+    pub async fn GET() -> impl IntoResponse {
+        "users"
+    }
 }
 
 fn main() {}

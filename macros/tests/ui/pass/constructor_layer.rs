@@ -74,7 +74,7 @@ pub async fn POST() -> impl IntoResponse {
 fn _router() -> arbor::Router {
     arbor::Router::new().route(
         "/",
-        __arbor_handler_middleware_POST(axum::routing::post(POST)),
+        __arbor_handler_middleware_POST(axum::routing::post(POST), &()),
     )
 }
 

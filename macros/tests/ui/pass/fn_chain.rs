@@ -3,46 +3,52 @@
 // Route files are compiled inside `arbor::routes!`, which allows uppercase handler names.
 #![allow(non_snake_case)]
 
-use arbor::http::{header, HeaderValue};
-use arbor::{IntoResponse, Next, Request, Response};
+/// A route file is a module of the generated `routes` module, whose `State` its middleware fns
+/// run with.
+pub type State = ();
 
-pub async fn server_timing(request: Request, next: Next) -> Response {
-    next.run(request).await
-}
+pub mod route {
+    use arbor::http::{header, HeaderValue};
+    use arbor::{IntoResponse, Next, Request, Response};
 
-pub mod auth {
-    use arbor::{IntoResponse, Next, Request};
-
-    pub async fn require_user(request: Request, next: Next) -> impl IntoResponse {
+    pub async fn server_timing(request: Request, next: Next) -> Response {
         next.run(request).await
     }
-}
 
-pub async fn no_store(request: Request, next: Next) -> Response {
-    let mut response = next.run(request).await;
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
-}
+    pub mod auth {
+        use arbor::{IntoResponse, Next, Request};
 
-#[arbor::handler(server_timing, crate::auth::require_user, self::no_store)]
-pub async fn GET() -> impl IntoResponse {
-    "hello"
-}
+        pub async fn require_user(request: Request, next: Next) -> impl IntoResponse {
+            next.run(request).await
+        }
+    }
 
-#[arbor::handler(no_store)]
-pub async fn DELETE() -> impl IntoResponse {
-    "gone"
-}
+    pub async fn no_store(request: Request, next: Next) -> Response {
+        let mut response = next.run(request).await;
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        response
+    }
 
-fn _router() -> arbor::Router {
-    arbor::Router::new().route(
-        "/",
-        __arbor_handler_middleware_GET(axum::routing::get(GET)).merge(
-            __arbor_handler_middleware_DELETE(axum::routing::delete(DELETE)),
-        ),
-    )
+    #[arbor::handler(server_timing, crate::route::auth::require_user, self::no_store)]
+    pub async fn GET() -> impl IntoResponse {
+        "hello"
+    }
+
+    #[arbor::handler(no_store)]
+    pub async fn DELETE() -> impl IntoResponse {
+        "gone"
+    }
+
+    fn _router() -> arbor::Router {
+        arbor::Router::new().route(
+            "/",
+            __arbor_handler_middleware_GET(axum::routing::get(GET), &()).merge(
+                __arbor_handler_middleware_DELETE(axum::routing::delete(DELETE), &()),
+            ),
+        )
+    }
 }
 
 fn main() {}

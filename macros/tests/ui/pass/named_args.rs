@@ -80,8 +80,8 @@ pub async fn GET() -> impl IntoResponse {
 fn _router() -> arbor::Router {
     arbor::Router::new().route(
         "/",
-        __arbor_handler_middleware_POST(axum::routing::post(POST))
-            .merge(__arbor_handler_middleware_GET(axum::routing::get(GET))),
+        __arbor_handler_middleware_POST(axum::routing::post(POST), &())
+            .merge(__arbor_handler_middleware_GET(axum::routing::get(GET), &())),
     )
 }
 
