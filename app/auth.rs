@@ -70,7 +70,7 @@ impl Authenticator for Sessions {
         };
         Ok(state
             .users
-            .find(&user_id)
+            .find_current(&user_id)
             .await?
             .map(|user| CurrentUser { user, credential }))
     }

@@ -197,6 +197,19 @@ impl Users {
             .or_db()
     }
 
+    /// The user with `id` as the primary has it: for who is signed in, which must not lag
+    /// behind a registration the way a replica can.
+    ///
+    /// # Errors
+    /// `503`/`504`/`500` for database failures.
+    pub async fn find_current(&self, id: &str) -> Result<Option<User>, ApiError> {
+        sqlx::query_as::<_, User>(&format!("SELECT {COLUMNS} FROM users WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.db)
+            .await
+            .or_db()
+    }
+
     /// Every user with one of `ids`, for batched lookups.
     ///
     /// # Errors
