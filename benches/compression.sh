@@ -2,7 +2,7 @@
 # What response compression costs and saves on a JSON list route of the reference app (release
 # build), over TCP, with wrk: two instances on fresh SQLite databases holding the same 50 posts,
 # one with ARBOR_COMPRESSION=off and one with compression on (the default), both asked for
-# `GET /api/v1/posts?limit=50` (about 13 KB of JSON) with each Accept-Encoding in turn.
+# `GET /api/v1/posts?limit=50` (about 20 KB of JSON) with each Accept-Encoding in turn.
 #
 #   bash benches/compression.sh            # ROUNDS=5 DUR=5s CONN=32
 #
