@@ -207,16 +207,7 @@ pub async fn require_auth_with_state<A: Authenticator>(
     request: Request,
     next: Next,
 ) -> Response {
-    match authenticate(&authenticator, true, request).await {
-        Ok((request, authenticated)) => {
-            let mut response = next.run(request).await;
-            if authenticated {
-                mark_private(&mut response);
-            }
-            response
-        }
-        Err(response) => response,
-    }
+    run_authenticated(&authenticator, true, request, next).await
 }
 
 /// [`optional_auth`] as a middleware fn whose authenticator is built from the router's state;
@@ -226,7 +217,17 @@ pub async fn optional_auth_with_state<A: Authenticator>(
     request: Request,
     next: Next,
 ) -> Response {
-    match authenticate(&authenticator, false, request).await {
+    run_authenticated(&authenticator, false, request, next).await
+}
+
+/// The middleware fns' body: authenticate, run the rest, mark a signed-in answer private.
+async fn run_authenticated<A: Authenticator>(
+    authenticator: &A,
+    required: bool,
+    request: Request,
+    next: Next,
+) -> Response {
+    match authenticate(authenticator, required, request).await {
         Ok((request, authenticated)) => {
             let mut response = next.run(request).await;
             if authenticated {
