@@ -48,7 +48,7 @@ impl CurrentUser {
     }
 }
 
-/// The user of the request's session (see `SessionLayer` in `crate::router`).
+/// The user of the request's session (see `SessionManagerLayer` in `crate::router`).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Sessions;
 

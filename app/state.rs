@@ -39,7 +39,7 @@ pub struct Services {
     pub users: Users,
     /// The session middleware and its store (the `sessions` table), which `crate::router`
     /// installs around every route.
-    pub sessions: arbor::sessions::SessionLayer,
+    pub sessions: arbor::sessions::SessionManagerLayer,
     /// Posts.
     pub posts: Posts,
     /// Report generation.
@@ -123,9 +123,9 @@ impl AppState {
 
 /// Sessions in the database's `sessions` table (shared by every instance; a deleted user's
 /// sessions go with them through the foreign key), as a cookie or a bearer token.
-fn sessions(db: &Db, config: &Config) -> arbor::sessions::SessionLayer {
+fn sessions(db: &Db, config: &Config) -> arbor::sessions::SessionManagerLayer {
     let store = arbor::sessions::SqlStore::with_table(db.clone(), "sessions");
-    arbor::sessions::SessionLayer::new(store)
+    arbor::sessions::SessionManagerLayer::new(store)
         .absolute_timeout(std::time::Duration::from_secs(
             config.session_ttl_secs.unsigned_abs(),
         ))

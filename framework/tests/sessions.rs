@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arbor::cookies::{Cookie, CookieConfig, Cookies};
-use arbor::sessions::{SessionLayer, SessionRecord, SessionStore, SqlStore};
+use arbor::sessions::{SessionManagerLayer, SessionRecord, SessionStore, SqlStore};
 use arbor::{ApiError, Router};
 use axum::routing::{get, post};
 use serde_json::{json, Value};
@@ -146,7 +146,7 @@ async fn user_of(client: &reqwest::Client, base: &str) -> Value {
 async fn session_flow(store: Arc<dyn SessionStore>) {
     let router = session_routes()
         .layer(arbor::csrf())
-        .layer(SessionLayer::with_store(Arc::clone(&store)))
+        .layer(SessionManagerLayer::with_store(Arc::clone(&store)))
         .layer(CookieConfig::new().secure(false).into_layer());
     let base = serve(router).await;
     let (laptop, phone) = (browser(), browser());

@@ -203,7 +203,7 @@ impl RedisStores {
         &self.cache
     }
 
-    /// The session store, for [`arbor::sessions::SessionLayer`].
+    /// The session store, for [`arbor::sessions::SessionManagerLayer`].
     pub fn sessions(&self) -> &RedisSessionStore {
         &self.sessions
     }

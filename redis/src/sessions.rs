@@ -55,7 +55,7 @@ return deleted
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let redis = arbor_redis::RedisStores::connect("redis://127.0.0.1:6379").await?;
-/// let sessions = arbor::sessions::SessionLayer::new(redis.sessions().clone());
+/// let sessions = arbor::sessions::SessionManagerLayer::new(redis.sessions().clone());
 /// # let _ = sessions; Ok(()) }
 /// ```
 #[derive(Clone)]

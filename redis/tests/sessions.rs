@@ -9,7 +9,7 @@ mod support;
 
 use std::time::Duration;
 
-use arbor::sessions::{Session, SessionLayer, SessionRecord, SessionStore};
+use arbor::sessions::{Session, SessionManagerLayer, SessionRecord, SessionStore};
 use arbor::test::TestClient;
 use arbor::Router;
 use axum::routing::{get, post};
@@ -89,7 +89,7 @@ fn app(stores: &arbor_redis::RedisStores) -> TestClient {
                 session.logout_everywhere().await.map(|n| n.to_string())
             }),
         )
-        .layer(SessionLayer::new(stores.sessions().clone()));
+        .layer(SessionManagerLayer::new(stores.sessions().clone()));
     TestClient::new(router)
 }
 

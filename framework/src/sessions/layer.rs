@@ -1,4 +1,4 @@
-//! [`SessionLayer`]: loads the request's session before the handler, saves it and sets or
+//! [`SessionManagerLayer`]: loads the request's session before the handler, saves it and sets or
 //! clears its cookie after.
 
 use std::sync::Arc;
@@ -22,14 +22,14 @@ use crate::ApiError;
 
 /// Middleware that gives every request a [`Session`]. See the [module docs](super).
 #[derive(Clone)]
-pub struct SessionLayer {
+pub struct SessionManagerLayer {
     manager: Arc<Manager>,
 }
 
-impl std::fmt::Debug for SessionLayer {
+impl std::fmt::Debug for SessionManagerLayer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let m = &self.manager;
-        f.debug_struct("SessionLayer")
+        f.debug_struct("SessionManagerLayer")
             .field("cookie_name", &m.cookie_name)
             .field("transport", &m.transport)
             .field("idle", &m.idle)
@@ -38,7 +38,7 @@ impl std::fmt::Debug for SessionLayer {
     }
 }
 
-impl SessionLayer {
+impl SessionManagerLayer {
     /// Sessions in `store`: cookie `arbor_session` or a bearer token, 24 hours idle, 7 days
     /// absolute, the last request written back at most once a minute.
     pub fn new(store: impl SessionStore) -> Self {
@@ -117,33 +117,33 @@ impl SessionLayer {
     }
 }
 
-impl<S> Layer<S> for SessionLayer {
-    type Service = SessionService<S>;
+impl<S> Layer<S> for SessionManagerLayer {
+    type Service = SessionManager<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        SessionService {
+        SessionManager {
             manager: Arc::clone(&self.manager),
             inner,
         }
     }
 }
 
-/// The service of [`SessionLayer`].
+/// The service of [`SessionManagerLayer`].
 #[derive(Clone)]
-pub struct SessionService<S> {
+pub struct SessionManager<S> {
     manager: Arc<Manager>,
     inner: S,
 }
 
-impl<S: std::fmt::Debug> std::fmt::Debug for SessionService<S> {
+impl<S: std::fmt::Debug> std::fmt::Debug for SessionManager<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SessionService")
+        f.debug_struct("SessionManager")
             .field("inner", &self.inner)
             .finish_non_exhaustive()
     }
 }
 
-impl<S> Service<Request> for SessionService<S>
+impl<S> Service<Request> for SessionManager<S>
 where
     S: Service<Request, Response = Response> + Clone + Send + 'static,
     S::Future: Send + 'static,

@@ -4,7 +4,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use arbor::sessions::{MemoryStore, Session, SessionLayer};
+//! use arbor::sessions::{MemoryStore, Session, SessionManagerLayer};
 //! use arbor::{ApiError, Json, Router};
 //! use axum::routing::{get, post};
 //!
@@ -28,7 +28,7 @@
 //!     Ok(())
 //! }
 //!
-//! let sessions = SessionLayer::new(MemoryStore::new())
+//! let sessions = SessionManagerLayer::new(MemoryStore::new())
 //!     .idle_timeout(Duration::from_secs(30 * 60))
 //!     .absolute_timeout(Duration::from_secs(7 * 24 * 3600));
 //! let router: Router = Router::new()
@@ -80,7 +80,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::cookies::CookieConfig;
 use crate::ApiError;
 
-pub use layer::{SessionLayer, SessionService};
+pub use layer::{SessionManager, SessionManagerLayer};
 #[cfg(feature = "sqlx")]
 pub use sql::SqlStore;
 pub use store::{MemoryStore, SessionRecord, SessionStore};
@@ -239,7 +239,7 @@ struct Shared {
     state: Mutex<State>,
 }
 
-/// The current request's session: an extractor, available under a [`SessionLayer`].
+/// The current request's session: an extractor, available under a [`SessionManagerLayer`].
 ///
 /// Reads are synchronous (the record was loaded by the layer); changes to the data are saved
 /// by the layer once the handler has answered; [`login`](Session::login),
@@ -453,7 +453,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Session {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         parts.extensions.get::<Self>().cloned().ok_or_else(|| {
-            tracing::error!("`Session` extracted on a route without a SessionLayer");
+            tracing::error!("`Session` extracted on a route without a SessionManagerLayer");
             ApiError::internal()
         })
     }

@@ -31,13 +31,13 @@ use crate::store::{BoxFuture, StoreError};
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-/// use arbor::sessions::{SessionLayer, SqlStore};
+/// use arbor::sessions::{SessionManagerLayer, SqlStore};
 ///
 /// sqlx::any::install_default_drivers();
 /// let pool = sqlx::AnyPool::connect("sqlite::memory:").await?;
 /// let store = SqlStore::new(pool);
 /// store.create_table().await?;
-/// let sessions = SessionLayer::new(store);
+/// let sessions = SessionManagerLayer::new(store);
 /// # let _ = sessions; Ok(()) }
 /// ```
 #[derive(Debug, Clone)]

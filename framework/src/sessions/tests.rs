@@ -10,7 +10,7 @@ use crate::clock::ManualClock;
 use crate::test::{TestClient, TestResponse};
 
 fn app(store: Arc<MemoryStore>, clock: ManualClock) -> TestClient {
-    let layer = SessionLayer::with_store(store)
+    let layer = SessionManagerLayer::with_store(store)
         .idle_timeout(Duration::from_secs(600))
         .absolute_timeout(Duration::from_secs(3600))
         .touch_interval(Duration::from_secs(60))
@@ -239,7 +239,7 @@ async fn malformed_and_unknown_tokens_are_no_session() {
 async fn bearer_only_transport_never_sets_cookies_nor_reads_them() {
     let store = Arc::new(MemoryStore::new());
     let client = TestClient::new(
-        routes().layer(SessionLayer::with_store(store).transport(Transport::Bearer)),
+        routes().layer(SessionManagerLayer::with_store(store).transport(Transport::Bearer)),
     );
     let login = client.post("/login").body("gina").send().await;
     assert!(login.header("set-cookie").is_none());
