@@ -9,8 +9,7 @@ use axum::extract::FromRequestParts;
 use axum::response::{IntoResponseParts, ResponseParts};
 use http::request::Parts;
 
-use super::response::{primary_key_of, tag_key, ResponseCache};
-use super::{CacheItem, MAX_TTL_SECS};
+use super::response::{mark_tag_invalidated, primary_key_of, ResponseCache};
 use crate::store::{StoreError, Stores};
 
 /// Tags for the response they are part of: invalidating any of them with
@@ -113,11 +112,7 @@ impl Invalidator {
             cache.invalidate_tag(tag, now).await?;
         }
         if let Some(store) = self.stores.as_ref().and_then(Stores::cache_store) {
-            // Kept as long as the longest entry could live, so no tagged response outlives it.
-            let ttl = Duration::from_secs(MAX_TTL_SECS);
-            store
-                .put(tag_key(tag), CacheItem::TagInvalidated(now), ttl)
-                .await?;
+            mark_tag_invalidated(store.as_ref(), tag, now).await?;
         }
         Ok(())
     }

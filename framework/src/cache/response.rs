@@ -462,10 +462,7 @@ impl ResponseCache {
     /// Makes this layer's entries tagged `tag` stale (`at`: when the tag was invalidated).
     pub(super) async fn invalidate_tag(&self, tag: &str, at: SystemTime) -> Result<(), StoreError> {
         if let Some(store) = &self.own_shared {
-            let ttl = Duration::from_secs(super::MAX_TTL_SECS);
-            return store
-                .put(tag_key(tag), CacheItem::TagInvalidated(at), ttl)
-                .await;
+            return mark_tag_invalidated(store.as_ref(), tag, at).await;
         }
         let tag = tag.to_owned();
         if let Err(error) = self
@@ -479,8 +476,21 @@ impl ResponseCache {
 }
 
 /// The key under which a shared store keeps when `tag` was last invalidated.
-pub(super) fn tag_key(tag: &str) -> String {
+fn tag_key(tag: &str) -> String {
     format!("TAG {tag}")
+}
+
+/// Records in `store` that `tag` was invalidated `at`, for as long as the longest entry could
+/// live, so that no tagged response outlives the marker.
+pub(super) async fn mark_tag_invalidated(
+    store: &dyn CacheStore,
+    tag: &str,
+    at: SystemTime,
+) -> Result<(), StoreError> {
+    let ttl = Duration::from_secs(super::MAX_TTL_SECS);
+    store
+        .put(tag_key(tag), CacheItem::TagInvalidated(at), ttl)
+        .await
 }
 
 /// Whether any of `tags` was invalidated at or after `since`, by the markers in `store`.

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use cookie::time::OffsetDateTime;
 use cookie::Cookie;
-use http::header::{COOKIE, SET_COOKIE};
+use http::header::SET_COOKIE;
 use http::{HeaderMap, HeaderValue};
 
 /// Cookies by name, shared by a client and its clones. Domains are not checked (every request
@@ -83,11 +83,6 @@ fn path_matches(cookie_path: &str, request_path: &str) -> bool {
         || (request_path.starts_with(cookie_path)
             && (cookie_path.ends_with('/')
                 || request_path.as_bytes().get(cookie_path.len()) == Some(&b'/')))
-}
-
-/// Whether a request already carries its own `Cookie` header (then the jar stays out of it).
-pub(super) fn has_cookie_header(headers: &HeaderMap) -> bool {
-    headers.contains_key(COOKIE)
 }
 
 #[cfg(test)]

@@ -293,7 +293,8 @@ impl TestRequest {
             headers.entry(header::CONTENT_LENGTH).or_insert(length);
         }
         if let Some(jar) = &client.jar {
-            if !cookies::has_cookie_header(&headers) {
+            // A request's own `Cookie` header wins: the jar stays out of it.
+            if !headers.contains_key(header::COOKIE) {
                 if let Some(cookie) = jar.header_for(request.uri().path()) {
                     headers.insert(header::COOKIE, cookie);
                 }
