@@ -6,7 +6,7 @@ use arbor::auth::Authenticator;
 use arbor::http::request::Parts;
 pub use arbor::sessions::Credential;
 use arbor::sessions::Session;
-use arbor::{ApiError, Next, Request, Response};
+use arbor::{ApiError, FromRef, Next, Request, Response};
 
 use crate::services::users::User;
 use crate::AppState;
@@ -48,27 +48,31 @@ impl CurrentUser {
     }
 }
 
-/// The user of the request's session (see `SessionManagerLayer` in `crate::router`).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Sessions;
+/// The user of the request's session (see `SessionManagerLayer` in `crate::router`), looked up
+/// in the app's users: built from the state, so routes list it as
+/// `require_auth_with_state::<Sessions>`.
+#[derive(Debug, Clone)]
+pub struct Sessions(AppState);
+
+impl FromRef<AppState> for Sessions {
+    fn from_ref(state: &AppState) -> Self {
+        Self(state.clone())
+    }
+}
 
 impl Authenticator for Sessions {
     type Principal = CurrentUser;
 
     async fn authenticate(&self, parts: &Parts) -> Result<Option<CurrentUser>, ApiError> {
-        let (Some(state), Some(session)) = (
-            parts.extensions.get::<AppState>(),
-            parts.extensions.get::<Session>(),
-        ) else {
-            tracing::error!(
-                "AppState or Session extension missing: build the router with arbor_app::router"
-            );
+        let Some(session) = parts.extensions.get::<Session>() else {
+            tracing::error!("Session extension missing: build the router with arbor_app::router");
             return Err(ApiError::internal());
         };
         let (Some(user_id), Some(credential)) = (session.user_id(), session.credential()) else {
             return Ok(None);
         };
-        Ok(state
+        Ok(self
+            .0
             .users
             .find_current(&user_id)
             .await?
@@ -78,7 +82,7 @@ impl Authenticator for Sessions {
 
 /// Scopes idempotency keys to the signed-in user (instead of the client address), so two users
 /// can never collide on a key and one user's retries replay from any network. List it after
-/// `require_auth(Sessions)` and before `arbor::idempotency()`.
+/// `require_auth_with_state::<Sessions>` and before `arbor::idempotency()`.
 pub async fn idempotency_per_user(mut request: Request, next: Next) -> Response {
     let user = request
         .extensions()

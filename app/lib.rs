@@ -32,15 +32,14 @@ pub fn app(state: AppState) -> arbor::Router {
         .into_router()
 }
 
-/// The routes with their state: handlers and middleware extract `State<AppState>`. The state
-/// is in the request extensions too, where `auth::Sessions` reads it, and the webhook routes
-/// find their verifiers there.
+/// The routes with their state: handlers and middleware extract `State<AppState>`; the
+/// session and cookie layers wrap them, and the webhook routes find their verifiers in the
+/// request's extensions.
 pub fn router(state: AppState) -> arbor::Router {
     let cookies = arbor::cookies::CookieConfig::new().secure(state.config.secure_cookies);
     let router = routes::router(state.clone())
         .layer(state.sessions.clone())
         .layer(cookies.into_layer())
-        .layer(axum::Extension(state.clone()))
         .layer(state.webhooks.verifiers.clone());
     // `/api/batch` dispatches its operations through this very router (same middleware
     // instances, so rate limits and caches are shared). The first router built for a state is

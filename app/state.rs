@@ -121,10 +121,15 @@ impl AppState {
     }
 }
 
+/// How often expired sessions are deleted from the `sessions` table (they are never served in
+/// between: the session layer checks expiry on every request).
+const EXPIRED_SESSIONS_DELETION_PERIOD: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// Sessions in the database's `sessions` table (shared by every instance; a deleted user's
 /// sessions go with them through the foreign key), as a cookie or a bearer token.
 fn sessions(db: &Db, config: &Config) -> arbor::sessions::SessionManagerLayer {
     let store = arbor::sessions::SqlStore::with_table(db.clone(), "sessions");
+    store.spawn_expired_deletion(EXPIRED_SESSIONS_DELETION_PERIOD);
     arbor::sessions::SessionManagerLayer::new(store)
         .absolute_timeout(std::time::Duration::from_secs(
             config.session_ttl_secs.unsigned_abs(),

@@ -1,11 +1,12 @@
-//! The reference app's `/api/v1` over real TCP, on SQLite and (when the test command starts
-//! one) PostgreSQL: users, authentication, posts with optimistic locking.
+//! The reference app's `/api/v1`, in-process through `arbor::test::TestClient`, on SQLite and
+//! (when the test command starts one) PostgreSQL: users, authentication, posts with optimistic
+//! locking.
 
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
-use common::{on_every_backend, Backend, Server, ADMIN_EMAIL, ADMIN_PASSWORD};
+use common::{on_every_backend, App, Backend, ADMIN_EMAIL, ADMIN_PASSWORD};
 use reqwest::Method;
 use serde_json::json;
 
@@ -19,7 +20,7 @@ async fn users_crud_with_the_guides_rules() {
 }
 
 async fn users_scenario(backend: Backend) {
-    let server = Server::start(backend).await;
+    let server = App::start(backend).await;
     let client = server.client();
     let admin = client.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
 
@@ -190,7 +191,7 @@ async fn sessions_cookies_csrf_and_generic_login_errors() {
 }
 
 async fn auth_scenario(backend: Backend) {
-    let server = Server::start(backend).await;
+    let server = App::start(backend).await;
     let client = server.client();
     let email = unique_email();
     let registered = client
@@ -312,7 +313,7 @@ async fn auth_scenario(backend: Backend) {
 
 #[tokio::test]
 async fn a_new_session_id_on_every_login_and_logout_everywhere() {
-    let server = Server::start(Backend::Sqlite).await;
+    let server = App::start(Backend::Sqlite).await;
     let client = server.client();
     let email = unique_email();
     let registered = client
@@ -374,7 +375,7 @@ async fn a_new_session_id_on_every_login_and_logout_everywhere() {
 
 #[tokio::test]
 async fn login_is_limited_to_five_attempts_per_minute() {
-    let server = Server::start(Backend::Sqlite).await;
+    let server = App::start(Backend::Sqlite).await;
     let client = server.client();
     let attempt = || {
         client.json(
@@ -406,7 +407,7 @@ async fn posts_with_optimistic_locking() {
 }
 
 async fn posts_scenario(backend: Backend) {
-    let server = Server::start(backend).await;
+    let server = App::start(backend).await;
     let client = server.client();
     let (_, owner) = client.register(&unique_email()).await;
     let (_, stranger) = client.register(&unique_email()).await;

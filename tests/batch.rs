@@ -1,12 +1,12 @@
-//! `/api/batch` over real TCP, on SQLite and (when the test command starts one) PostgreSQL:
-//! results in order, the caller's authentication and every route's middleware and validation
-//! applied per operation, and the refusals.
+//! `/api/batch`, in-process through `arbor::test::TestClient`, on SQLite and (when the test
+//! command starts one) PostgreSQL: results in order, the caller's authentication and every
+//! route's middleware and validation applied per operation, and the refusals.
 
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
-use common::{on_every_backend, Backend, Client, Reply, Server, ADMIN_EMAIL, ADMIN_PASSWORD};
+use common::{on_every_backend, App, Backend, Client, Reply, ADMIN_EMAIL, ADMIN_PASSWORD};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -47,7 +47,7 @@ async fn mixed_results_come_back_in_request_order() {
 }
 
 async fn mixed_scenario(backend: Backend) {
-    let server = Server::start(backend).await;
+    let server = App::start(backend).await;
     let client = server.client();
     let admin = client.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
 
@@ -132,7 +132,7 @@ async fn the_callers_authentication_applies_to_each_operation() {
 }
 
 async fn auth_scenario(backend: Backend) {
-    let server = Server::start(backend).await;
+    let server = App::start(backend).await;
     let client = server.client();
     let admin = client.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
     let (user_id, user) = client
@@ -221,7 +221,7 @@ async fn route_middleware_runs_per_operation_on_the_same_router() {
 }
 
 async fn rate_limit_scenario(backend: Backend) {
-    let server = Server::start(backend).await;
+    let server = App::start(backend).await;
     let client = server.client();
     // Login allows 5 attempts a minute per client: the sixth operation is limited, and the
     // limiter is the one HTTP requests use (the same router), so a plain login is limited too.
@@ -250,7 +250,7 @@ async fn rate_limit_scenario(backend: Backend) {
 
 #[tokio::test]
 async fn bad_batches_and_refused_operations() {
-    let server = Server::start(Backend::Sqlite).await;
+    let server = App::start(Backend::Sqlite).await;
     let client = server.client();
     let hello = json!({ "method": "GET", "path": "/api/hello" });
 

@@ -1,12 +1,12 @@
-//! `/api/graphql` over real TCP: the offline GraphiQL page, `user`/`users` under the REST
-//! API's rules on SQLite and (when the test command starts one) PostgreSQL, depth and
-//! complexity limits, and errors in GraphQL's own format.
+//! `/api/graphql`, in-process through `arbor::test::TestClient`: the offline GraphiQL page,
+//! `user`/`users` under the REST API's rules on SQLite and (when the test command starts one)
+//! PostgreSQL, depth and complexity limits, and errors in GraphQL's own format.
 
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
-use common::{on_every_backend, Backend, Client, Reply, Server, ADMIN_EMAIL, ADMIN_PASSWORD};
+use common::{on_every_backend, App, Backend, Client, Reply, ADMIN_EMAIL, ADMIN_PASSWORD};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -66,7 +66,7 @@ fn assert_graphql_error(reply: &Reply, status: u16, code: &str) {
 
 #[tokio::test]
 async fn graphiql_is_served_with_no_external_urls() {
-    let server = Server::start(Backend::Sqlite).await;
+    let server = App::start(Backend::Sqlite).await;
     let client = server.client();
     let page = client.get("/api/graphql", None).await;
     assert_eq!(page.status, 200);
@@ -131,7 +131,7 @@ async fn user_and_users_follow_the_rest_rules() {
 }
 
 async fn rules_scenario(backend: Backend) {
-    let server = Server::start(backend).await;
+    let server = App::start(backend).await;
     let client = server.client();
     let admin = client.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
     let admin_id = client.get("/api/v1/whoami", Some(&admin)).await.body["id"]
@@ -345,7 +345,7 @@ async fn too_deep_and_too_complex_queries_are_refused() {
 }
 
 async fn limits_scenario(backend: Backend) {
-    let server = Server::start(backend).await;
+    let server = App::start(backend).await;
     let client = server.client();
     let admin = client.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
     let admin_id = client.get("/api/v1/whoami", Some(&admin)).await.body["id"].clone();
@@ -465,7 +465,7 @@ async fn limits_scenario(backend: Backend) {
 
 #[tokio::test]
 async fn malformed_requests_answer_in_graphql_format() {
-    let server = Server::start(Backend::Sqlite).await;
+    let server = App::start(Backend::Sqlite).await;
     let client = server.client();
     let post = |body: &'static str, content_type: &'static str| {
         client.send(

@@ -60,14 +60,18 @@ fn route_table_lists_every_handler_with_its_chain() {
     // Folder (outer first), then file, then fn level.
     assert_eq!(
         find("GET", "/api/v1/whoami").middleware,
-        ["arbor::csrf()", "server_timing", "require_auth(Sessions)"]
+        [
+            "arbor::csrf()",
+            "server_timing",
+            "require_auth_with_state::<Sessions>"
+        ]
     );
     assert_eq!(
         find("GET", "/api/v1/session").middleware,
         [
             "arbor::csrf()",
             "crate::middleware::no_store",
-            "require_auth(Sessions)"
+            "require_auth_with_state::<Sessions>"
         ]
     );
     assert_eq!(
@@ -80,7 +84,7 @@ fn route_table_lists_every_handler_with_its_chain() {
     );
     assert_eq!(
         find("PATCH", "/api/v1/users/[id]").middleware,
-        ["arbor::csrf()", "require_auth(Sessions)"]
+        ["arbor::csrf()", "require_auth_with_state::<Sessions>"]
     );
     assert_eq!(
         find("GET", "/api/v1/session").file,
@@ -93,7 +97,7 @@ fn route_table_lists_every_handler_with_its_chain() {
     assert!(table.starts_with("METHOD"), "{table}");
     assert_eq!(table.lines().count(), routes.len() + 1);
     assert!(
-        table.contains("server_timing > require_auth(Sessions)"),
+        table.contains("server_timing > require_auth_with_state::<Sessions>"),
         "{table}"
     );
 }

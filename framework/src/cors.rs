@@ -15,6 +15,10 @@
 //! let error = Cors::new().allow_any_origin().allow_credentials(true).build().unwrap_err();
 //! assert!(error.to_string().contains("credentials"));
 //! ```
+//!
+//! The origins of a policy with credentials are trusted by [`crate::csrf()`] too: a
+//! cross-origin request the policy admits with cookies would otherwise be refused as
+//! cross-site, so a front end on another host needs its origin listed once, here.
 
 use std::fmt;
 use std::sync::Arc;
@@ -184,8 +188,18 @@ impl Cors {
         if let Some(seconds) = self.max_age {
             layer = layer.max_age(Duration::from_secs(seconds));
         }
+        // Lowercase, as browsers send them, for `csrf()` to compare.
+        let credentialed = self.credentials.then(|| {
+            CredentialedOrigins(
+                self.origins
+                    .iter()
+                    .map(|o| o.to_ascii_lowercase())
+                    .collect(),
+            )
+        });
         Ok(CorsPolicyLayer {
             cors: Arc::new(layer),
+            credentialed: credentialed.map(Arc::new),
         })
     }
 }
@@ -198,6 +212,7 @@ impl Cors {
 #[derive(Debug, Clone)]
 pub struct CorsPolicyLayer {
     cors: Arc<CorsLayer>,
+    credentialed: Option<Arc<CredentialedOrigins>>,
 }
 
 impl<S> Layer<S> for CorsPolicyLayer {
@@ -206,10 +221,16 @@ impl<S> Layer<S> for CorsPolicyLayer {
     fn layer(&self, inner: S) -> Self::Service {
         CorsPolicy {
             cors: Arc::clone(&self.cors),
+            credentialed: self.credentialed.clone(),
             inner,
         }
     }
 }
+
+/// The origins a CORS policy with credentials admits, lowercase, in the extensions of every
+/// cross-origin request it sees: [`crate::csrf()`] trusts them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialedOrigins(pub Vec<String>);
 
 /// See [`CorsPolicyLayer`].
 // The policy sits behind an `Arc`: routers clone their services for every request, and a
@@ -217,6 +238,7 @@ impl<S> Layer<S> for CorsPolicyLayer {
 #[derive(Debug, Clone)]
 pub struct CorsPolicy<S> {
     cors: Arc<CorsLayer>,
+    credentialed: Option<Arc<CredentialedOrigins>>,
     inner: S,
 }
 
@@ -236,7 +258,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request) -> Self::Future {
+    fn call(&mut self, mut request: Request) -> Self::Future {
         use futures_util::FutureExt;
         let preflight = request.method() == Method::OPTIONS
             && request
@@ -250,6 +272,9 @@ where
             let vary: VaryOrigin<B, S::Error> = vary_origin;
             Either::Right(Either::Right(self.inner.call(request).map(vary)))
         } else {
+            if let Some(origins) = &self.credentialed {
+                request.extensions_mut().insert(Arc::clone(origins));
+            }
             let ready = take_ready(&mut self.inner);
             Either::Left(CorsLayer::clone(&self.cors).layer(ready).call(request))
         }

@@ -31,8 +31,10 @@
 //! 1. with the token option, an `X-CSRF-Token` header equal to the `arbor_csrf` cookie (a
 //!    value another site can neither read nor set through the browser) passes;
 //! 2. `Origin`, sent by browsers on every cross-origin request and on same-origin unsafe
-//!    ones: its host must be the request's `Host`, or the origin one of the trusted ones
-//!    (`Origin: null` never passes);
+//!    ones: its host must be the request's `Host`, or the origin one of the trusted ones,
+//!    or one that the app's CORS policy admits with credentials
+//!    ([`CredentialedOrigins`](crate::cors::CredentialedOrigins)); `Origin: null` never
+//!    passes;
 //! 3. `Sec-Fetch-Site` (browsers that send it also send `Origin`; kept for proxies that drop
 //!    `Origin`): `same-origin` and `none` (typed by the user) pass;
 //! 4. `Referer`, whose origin is checked like `Origin`;
@@ -58,6 +60,7 @@ use tower::{Layer, Service};
 
 use crate::auth::bearer_token;
 use crate::cookies::{Cookie, CookieConfig, Cookies, SameSite};
+use crate::cors::CredentialedOrigins;
 use crate::service::take_ready;
 use crate::ApiError;
 
@@ -246,14 +249,15 @@ fn allowed(config: &Config, request: &Request, cookie_token: Option<&str>) -> bo
     }
     let host = request_host(request);
     if let Some(origin) = header_str(headers, &header::ORIGIN) {
-        return origin_allowed(config, origin, host.as_deref());
+        let cors = request.extensions().get::<Arc<CredentialedOrigins>>();
+        return origin_allowed(config, cors.map(AsRef::as_ref), origin, host.as_deref());
     }
     if let Some(site) = header_str(headers, &HeaderName::from_static("sec-fetch-site")) {
         return matches!(site.trim(), "same-origin" | "none");
     }
     if let Some(referer) = header_str(headers, &header::REFERER) {
         return referer_origin(referer)
-            .is_some_and(|origin| origin_allowed(config, &origin, host.as_deref()));
+            .is_some_and(|origin| origin_allowed(config, None, &origin, host.as_deref()));
     }
     false
 }
@@ -296,11 +300,23 @@ fn referer_origin(referer: &str) -> Option<String> {
     normalize_origin(&format!("{scheme}://{authority}"))
 }
 
-fn origin_allowed(config: &Config, origin: &str, host: Option<&str>) -> bool {
+fn origin_allowed(
+    config: &Config,
+    cors: Option<&CredentialedOrigins>,
+    origin: &str,
+    host: Option<&str>,
+) -> bool {
     let Some(origin) = normalize_origin(origin) else {
         return false;
     };
     if config.trusted_origins.contains(&origin) {
+        return true;
+    }
+    if cors.is_some_and(|cors| {
+        cors.0
+            .iter()
+            .any(|admitted| normalize_origin(admitted).as_ref() == Some(&origin))
+    }) {
         return true;
     }
     let authority = origin.split_once("://").map(|(_, a)| a);
@@ -424,6 +440,42 @@ mod tests {
             .send()
             .await;
         assert_eq!(response.status(), 200);
+    }
+
+    #[tokio::test]
+    async fn origins_the_cors_policy_admits_with_credentials_pass() {
+        let router = |credentials: bool| {
+            let cors = crate::cors::Cors::new()
+                .allow_origins(["https://App.example.com"])
+                .allow_credentials(credentials)
+                .build()
+                .unwrap();
+            Router::new()
+                .route("/posts", post(|| async { "created" }))
+                .layer(csrf())
+                .layer(cors)
+        };
+        let send = |router: Router, origin: &'static str| async move {
+            TestClient::new(router)
+                .post("/posts")
+                .header("host", "api.example.com")
+                .header("cookie", SESSION)
+                .header("origin", origin)
+                .send()
+                .await
+                .status()
+        };
+        assert_eq!(send(router(true), "https://app.example.com").await, 200);
+        assert_eq!(
+            send(router(true), "https://evil.example").await,
+            403,
+            "an origin the policy does not list"
+        );
+        assert_eq!(
+            send(router(false), "https://app.example.com").await,
+            403,
+            "a policy without credentials sends no cookies cross-origin: nothing to trust"
+        );
     }
 
     #[tokio::test]

@@ -351,3 +351,30 @@ async fn sql_store_contract_on_sqlite_and_postgres() {
         store_contract(&store).await;
     }
 }
+
+#[tokio::test]
+async fn the_periodic_deletion_removes_expired_sessions_and_keeps_live_ones() {
+    let store = sqlite_store().await;
+    let ttl = Duration::from_secs(60);
+    let far_future = i64::MAX / 2;
+    store
+        .save(record("expired", None, 5_000), ttl)
+        .await
+        .unwrap();
+    store
+        .save(record("live", None, far_future), ttl)
+        .await
+        .unwrap();
+    // The first deletion runs at once; the second would come an hour later.
+    let task = store.spawn_expired_deletion(Duration::from_secs(3600));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while store.load("expired".into()).await.unwrap().is_some() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the expired session is still there after 10 seconds"
+        );
+        tokio::task::yield_now().await;
+    }
+    assert!(store.load("live".into()).await.unwrap().is_some());
+    task.abort();
+}

@@ -1,22 +1,28 @@
-//! The one HTTP client of the app's tests: reqwest, with the helpers the tests need. Every test
-//! that talks to a server over TCP goes through it, whether the server is the reference app
-//! ([`super::Server`]) or a binary built from a user crate (`tests/user_crate`).
+//! The one HTTP client of the app's tests, with the helpers the tests need. Requests are
+//! written with reqwest's builder and go either over TCP (a [`super::Server`], or a binary built
+//! from a user crate in `tests/user_crate`) or in-process through `arbor::test::TestClient`
+//! ([`super::App`]), so one test body serves both and a test uses TCP only where TCP is what it
+//! checks.
 //!
 //! The client follows no redirects and keeps no cookies, so a test sees every answer exactly as
-//! the server gave it.
+//! the app gave it.
 
 use std::time::Duration;
 
+use arbor::test::{TestClient, TestRequest};
 use futures_util::StreamExt;
-use reqwest::header::HeaderMap;
-use reqwest::{Method, RequestBuilder};
+use reqwest::header::{HeaderMap, HOST};
+use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::Value;
 
-/// A client for one server, `base` being `http://host:port`.
+/// A client for one server, `base` being `http://host:port`, or for a router in-process.
 #[derive(Clone)]
 pub struct Client {
     pub base: String,
+    /// Builds the requests (and sends them, over TCP).
     pub http: reqwest::Client,
+    /// Set for an app in-process: requests are handed to its router instead of sent.
+    in_process: Option<TestClient>,
 }
 
 /// A whole answer: status, headers and body, read to the end.
@@ -41,6 +47,16 @@ impl Client {
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap(),
+            in_process: None,
+        }
+    }
+
+    /// A client that runs every request through `router` in-process (no socket), as if sent to
+    /// `http://app.test` from 127.0.0.1.
+    pub fn in_process(router: arbor::Router) -> Self {
+        Self {
+            in_process: Some(TestClient::new(router)),
+            ..Self::new("http://app.test")
         }
     }
 
@@ -55,13 +71,24 @@ impl Client {
 
     /// Sends `request` and reads the whole answer.
     pub async fn send(&self, request: RequestBuilder) -> Reply {
-        let (what, response) = execute(request).await;
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let bytes = response
-            .bytes()
-            .await
-            .unwrap_or_else(|e| panic!("{what}: reading the body: {e}"));
+        let (what, status, headers, bytes) = match &self.in_process {
+            Some(app) => {
+                let (what, request) = to_test_request(app, request);
+                let response = request.send().await;
+                let (status, headers) = (response.status(), response.headers().clone());
+                (what, status, headers, response.bytes().clone())
+            }
+            None => {
+                let (what, response) = execute(request).await;
+                let (status, headers) = (response.status(), response.headers().clone());
+                let bytes = response
+                    .bytes()
+                    .await
+                    .unwrap_or_else(|e| panic!("{what}: reading the body: {e}"));
+                (what, status, headers, bytes)
+            }
+        };
+        let status = status.as_u16();
         let text = String::from_utf8_lossy(&bytes).into_owned();
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         Reply {
@@ -129,15 +156,64 @@ impl Client {
     /// Sends `request` and expects the start of a `text/event-stream` answer (status 200 and
     /// the headers every event stream carries), which is then read one event at a time.
     pub async fn events(&self, request: RequestBuilder) -> EventStream {
-        let (what, response) = execute(request).await;
-        assert_eq!(response.status(), 200, "{what}");
-        assert_event_stream_headers(&what, response.headers());
+        let (what, status, headers, body): (_, _, _, ByteStream) = match &self.in_process {
+            Some(app) => {
+                let (what, request) = to_test_request(app, request);
+                // `EventStream::next` applies its own deadline.
+                let stream = request.stream().await.timeout(Duration::from_secs(3600));
+                let (status, headers) = (stream.status(), stream.headers().clone());
+                let chunks = futures_util::stream::unfold(stream, |mut stream| async move {
+                    let chunk = stream.next_chunk().await?;
+                    Some((Ok(chunk), stream))
+                });
+                (what, status, headers, Box::pin(chunks))
+            }
+            None => {
+                let (what, response) = execute(request).await;
+                let (status, headers) = (response.status(), response.headers().clone());
+                let chunks = response
+                    .bytes_stream()
+                    .map(|chunk| chunk.map_err(|e| e.to_string()));
+                (what, status, headers, Box::pin(chunks))
+            }
+        };
+        assert_eq!(status, StatusCode::OK, "{what}");
+        assert_event_stream_headers(&what, &headers);
         EventStream {
             what,
-            body: Box::pin(response.bytes_stream()),
+            body,
             buffer: String::new(),
         }
     }
+}
+
+/// `request` as the in-process client sends it: its method, path, headers and whole body,
+/// plus the `Host` header an HTTP client adds on the wire.
+fn to_test_request(app: &TestClient, request: RequestBuilder) -> (String, TestRequest) {
+    let request = request.build().unwrap();
+    let what = describe(&request);
+    let url = request.url();
+    let target = match url.query() {
+        Some(query) => format!("{}?{query}", url.path()),
+        None => url.path().to_owned(),
+    };
+    let mut test = app.request(request.method().clone(), &target);
+    if !request.headers().contains_key(HOST) {
+        test = test.header("host", url.host_str().unwrap());
+    }
+    for (name, value) in request.headers() {
+        let value = value
+            .to_str()
+            .unwrap_or_else(|_| panic!("{what}: a header that is not text: {name}"));
+        test = test.header(name.as_str(), value);
+    }
+    if let Some(body) = request.body() {
+        let body = body
+            .as_bytes()
+            .unwrap_or_else(|| panic!("{what}: in-process requests need a whole body"));
+        test = test.body(body.to_vec());
+    }
+    (what, test)
 }
 
 /// Sends `request`; its description (for failure messages) and the response head.
@@ -299,7 +375,7 @@ fn assert_event_stream_headers(what: &str, headers: &HeaderMap) {
 }
 
 type ByteStream =
-    std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>;
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<bytes::Bytes, String>> + Send>>;
 
 /// An event stream being read as it arrives; dropping it closes the connection.
 pub struct EventStream {

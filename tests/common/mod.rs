@@ -1,5 +1,6 @@
-//! Shared by the app's integration tests: an `AppState` on a fresh database, a real TCP
-//! server around it, and the one HTTP client every test talks to it with ([`http`]).
+//! Shared by the app's integration tests: an `AppState` on a fresh database, the app around it
+//! in-process ([`App`]) or as a real TCP server ([`Server`]), and the one HTTP client every test
+//! talks to either with ([`http`]).
 
 #![allow(dead_code, unused_imports, unreachable_pub, clippy::unwrap_used)]
 
@@ -71,6 +72,35 @@ pub async fn fresh_postgres_database() -> String {
         .rsplit_once('/')
         .map_or(server.as_str(), |(base, _)| base);
     format!("{base}/{name}")
+}
+
+/// The app in-process: requests go straight into its router through
+/// `arbor::test::TestClient`, which is how a test checks anything but the transport.
+pub struct App {
+    pub state: AppState,
+    router: arbor::Router,
+    _dir: tempfile::TempDir,
+}
+
+impl App {
+    pub async fn start(backend: Backend) -> Self {
+        Self::start_with(backend, |_| {}).await
+    }
+
+    /// Like [`App::start`], with `configure` applied to the config first.
+    pub async fn start_with(backend: Backend, configure: impl FnOnce(&mut Config)) -> Self {
+        let (state, dir) = state_with(backend, configure).await;
+        Self {
+            router: arbor_app::app(state.clone()),
+            state,
+            _dir: dir,
+        }
+    }
+
+    /// The shared HTTP client ([`http::Client`]) for this app, in-process.
+    pub fn client(&self) -> Client {
+        Client::in_process(self.router.clone())
+    }
 }
 
 /// The app served over real TCP on an ephemeral port.

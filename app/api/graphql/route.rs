@@ -2,7 +2,7 @@
 //! files from this same URL (`?asset=NAME`); `POST` runs a query. The schema, its limits and
 //! its rules are in `app/graphql.rs`.
 
-use arbor::auth::{optional_auth, Auth};
+use arbor::auth::{optional_auth_with_state, Auth};
 use arbor::http::{HeaderMap, StatusCode};
 use arbor::{Query, Response, State};
 use axum::body::Bytes;
@@ -28,7 +28,7 @@ pub async fn GET(Query(page): Query<Page>) -> Response {
 
 /// Runs `{"query", "variables"?, "operationName"?}` as the session's user, if any. A
 /// cookie-authenticated request must come from this site, as for `/api/v1`.
-#[arbor::handler(arbor::csrf(), optional_auth(Sessions))]
+#[arbor::handler(arbor::csrf(), optional_auth_with_state::<Sessions>)]
 pub async fn POST(
     State(state): State<AppState>,
     viewer: Option<Auth<CurrentUser>>,

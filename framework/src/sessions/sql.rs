@@ -1,6 +1,6 @@
 //! [`SqlStore`]: sessions in SQLite or PostgreSQL, through `sqlx::AnyPool`.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::{AnyPool, Row};
 
@@ -27,7 +27,7 @@ use crate::store::{BoxFuture, StoreError};
 /// ```
 ///
 /// Expired rows are never served (the layer checks expiry); [`SqlStore::delete_expired`]
-/// removes them, from a periodic task.
+/// removes them, and [`SqlStore::spawn_expired_deletion`] does so periodically.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -141,6 +141,33 @@ impl SqlStore {
             .await
             .map_err(store_error)?;
         Ok(done.rows_affected())
+    }
+
+    /// Deletes the expired sessions now and then every `period`, on a task of its own, until
+    /// the returned handle is aborted or the runtime stops. A failure (the database down) is
+    /// logged and the next tick tries again. Every instance of an app may run one: the
+    /// deletion is one idempotent statement.
+    pub fn spawn_expired_deletion(&self, period: Duration) -> tokio::task::JoinHandle<()> {
+        let store = self.clone();
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(period);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+                match store.delete_expired(now).await {
+                    Ok(0) => {}
+                    Ok(deleted) => {
+                        tracing::debug!(table = %store.table, deleted, "expired sessions deleted");
+                    }
+                    Err(error) => {
+                        tracing::warn!(table = %store.table, %error, "deleting expired sessions failed");
+                    }
+                }
+            }
+        })
     }
 }
 

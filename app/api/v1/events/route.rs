@@ -3,7 +3,7 @@
 //! resume with `Last-Event-ID`, and cleanup when the client goes away (guide Step 4).
 
 use crate::topics::user_topic;
-use arbor::auth::{require_auth, Auth};
+use arbor::auth::{require_auth_with_state, Auth};
 use arbor::sse::Sse;
 use arbor::{ApiError, Response, State};
 use serde_json::json;
@@ -11,7 +11,7 @@ use serde_json::json;
 use crate::auth::{CurrentUser, Sessions};
 use crate::AppState;
 
-#[arbor::handler(require_auth(Sessions))]
+#[arbor::handler(require_auth_with_state::<Sessions>)]
 pub async fn GET(
     State(state): State<AppState>,
     Auth(current): Auth<CurrentUser>,

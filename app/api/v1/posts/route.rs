@@ -1,6 +1,6 @@
 //! `/api/v1/posts`: list (public) and create (signed in, idempotent with `Idempotency-Key`).
 
-use arbor::auth::{require_auth, Auth};
+use arbor::auth::{require_auth_with_state, Auth};
 use arbor::conditional::{EntityTag, Validators};
 use arbor::http::{header, HeaderValue, StatusCode};
 use arbor::{ApiError, Json, Query, State, Valid};
@@ -31,7 +31,7 @@ pub async fn GET(
 
 /// Safe to retry: send an `Idempotency-Key` and a retried request replays the first answer
 /// instead of creating a second post.
-#[arbor::handler(require_auth(Sessions), idempotency_per_user, arbor::idempotency())]
+#[arbor::handler(require_auth_with_state::<Sessions>, idempotency_per_user, arbor::idempotency())]
 pub async fn POST(
     State(state): State<AppState>,
     Auth(current): Auth<CurrentUser>,

@@ -2,7 +2,7 @@
 //! never the whole file in memory — with progress events, then `complete` with the URL that
 //! serves it back. `400` without a file, `413` over the limit, `415` for a type not allowed.
 
-use arbor::auth::{require_auth, Auth};
+use arbor::auth::{require_auth_with_state, Auth};
 use arbor::upload::{Upload, UploadLimits};
 use arbor::{ApiError, Request, Response, State};
 use serde_json::json;
@@ -21,7 +21,7 @@ const ALLOWED: [&str; 7] = [
     "application/octet-stream",
 ];
 
-#[arbor::handler(require_auth(Sessions))]
+#[arbor::handler(require_auth_with_state::<Sessions>)]
 pub async fn POST(
     State(state): State<AppState>,
     Auth(_current): Auth<CurrentUser>,

@@ -1,6 +1,6 @@
 //! `/api/v1/users`: list (paginated) and create. Administrators only.
 
-use arbor::auth::{require_auth, Auth};
+use arbor::auth::{require_auth_with_state, Auth};
 use arbor::http::StatusCode;
 use arbor::{ApiError, Json, Query, State, Valid};
 
@@ -9,7 +9,7 @@ use crate::services::users::{NewUser, Page, User};
 use crate::validation::{CreateUser, PageQuery};
 use crate::AppState;
 
-#[arbor::handler(require_auth(Sessions))]
+#[arbor::handler(require_auth_with_state::<Sessions>)]
 pub async fn GET(
     State(state): State<AppState>,
     Auth(current): Auth<CurrentUser>,
@@ -19,7 +19,7 @@ pub async fn GET(
     Ok(Json(state.users.list(query.page, query.limit).await?))
 }
 
-#[arbor::handler(require_auth(Sessions))]
+#[arbor::handler(require_auth_with_state::<Sessions>)]
 pub async fn POST(
     State(state): State<AppState>,
     Auth(current): Auth<CurrentUser>,

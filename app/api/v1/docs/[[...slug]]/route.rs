@@ -1,7 +1,7 @@
 //! `/api/v1/docs` and `/api/v1/docs/a/b`: an optional catch-all is absent when nothing matched,
 //! which is not the same as an empty list.
 
-use arbor::auth::{require_auth, Auth};
+use arbor::auth::{require_auth_with_state, Auth};
 use arbor::cache::{CacheTags, Invalidator, Revalidate};
 use arbor::http::StatusCode;
 use arbor::{ApiError, Json, Path, ResultExt};
@@ -34,7 +34,7 @@ pub async fn GET(Path(params): Path<Params>) -> (CacheTags, Json<Value>) {
 
 /// Drops cached answers on every instance; admins only. On a page, that page (Next.js's
 /// `revalidatePath`); on `/api/v1/docs` itself, every page (`revalidateTag`).
-#[arbor::handler(require_auth(Sessions))]
+#[arbor::handler(require_auth_with_state::<Sessions>)]
 pub async fn DELETE(
     Auth(current): Auth<CurrentUser>,
     Path(params): Path<Params>,

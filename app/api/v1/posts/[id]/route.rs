@@ -2,7 +2,7 @@
 //! matching `If-None-Match`); `PUT`/`PATCH` require `If-Match` (`428` without it) and answer
 //! `409` with `currentVersion` when someone else wrote first.
 
-use arbor::auth::{require_auth, Auth};
+use arbor::auth::{require_auth_with_state, Auth};
 use arbor::conditional::{version_conflict, EntityTag, Preconditions, Validators};
 use arbor::http::StatusCode;
 use arbor::{ApiError, IntoResponse, Json, Path, Response, State, Valid};
@@ -47,7 +47,7 @@ pub async fn GET(
     Ok((validators, Json(post)).into_response())
 }
 
-#[arbor::handler(require_auth(Sessions))]
+#[arbor::handler(require_auth_with_state::<Sessions>)]
 pub async fn PUT(
     State(state): State<AppState>,
     Auth(current): Auth<CurrentUser>,
@@ -62,7 +62,7 @@ pub async fn PUT(
     update(&state, &current, &params.id, &preconditions, changes).await
 }
 
-#[arbor::handler(require_auth(Sessions))]
+#[arbor::handler(require_auth_with_state::<Sessions>)]
 pub async fn PATCH(
     State(state): State<AppState>,
     Auth(current): Auth<CurrentUser>,
@@ -77,7 +77,7 @@ pub async fn PATCH(
     update(&state, &current, &params.id, &preconditions, changes).await
 }
 
-#[arbor::handler(require_auth(Sessions))]
+#[arbor::handler(require_auth_with_state::<Sessions>)]
 pub async fn DELETE(
     State(state): State<AppState>,
     Auth(current): Auth<CurrentUser>,

@@ -2,7 +2,7 @@
 //! (`started` → `processing` … → `complete` with the report), as in the guide's Step 1 — but
 //! typed, with safe error messages, and cancelled if the client goes away.
 
-use arbor::auth::{require_auth, Auth};
+use arbor::auth::{require_auth_with_state, Auth};
 use arbor::{ApiError, Json, Response, State, Valid};
 use serde::Deserialize;
 use serde_json::json;
@@ -52,7 +52,7 @@ fn ordered_range(range: &DateRange) -> Result<(), ValidationError> {
     }
 }
 
-#[arbor::handler(require_auth(Sessions))]
+#[arbor::handler(require_auth_with_state::<Sessions>)]
 pub async fn POST(
     State(state): State<AppState>,
     Auth(current): Auth<CurrentUser>,

@@ -1,7 +1,7 @@
 //! `/api/v1/users/{id}`: read, update and delete one user. Users reach themselves;
 //! administrators reach everyone.
 
-use arbor::auth::{require_auth, Auth};
+use arbor::auth::{require_auth_with_state, Auth};
 use arbor::http::StatusCode;
 use arbor::{ApiError, Json, Path, State, Valid};
 use serde::Deserialize;
@@ -11,7 +11,7 @@ use crate::services::users::{User, UserChanges};
 use crate::validation::UpdateUser;
 use crate::AppState;
 
-arbor::middleware!(require_auth(Sessions));
+arbor::middleware!(require_auth_with_state::<Sessions>);
 
 #[derive(Deserialize)]
 pub struct Params {
