@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use crate::db::DbSettings;
+use crate::services::passwords::{Passwords, DEFAULT_QUEUE_WAIT};
 
 /// The reference app's settings.
 #[derive(Debug, Clone)]
@@ -26,6 +27,10 @@ pub struct Config {
     /// `ARBOR_SESSION_IDLE_SECS`: a session ends this long after its last request. Default 1
     /// day.
     pub session_idle_secs: i64,
+    /// `ARBOR_PASSWORD_HASHING_CONCURRENCY`: how many password hashes (login, registration)
+    /// run at once, each holding about 19 MB; past it, a request waits up to a second, then is
+    /// answered `503 BUSY`. Default: one per core.
+    pub passwords: Passwords,
     /// `ARBOR_ADMIN_EMAIL` and `ARBOR_ADMIN_PASSWORD`: an administrator created at start-up if
     /// no user has that email.
     pub admin: Option<(String, String)>,
@@ -52,6 +57,7 @@ impl Default for Config {
             secure_cookies: false,
             session_ttl_secs: 7 * 24 * 3600,
             session_idle_secs: 24 * 3600,
+            passwords: Passwords::default(),
             admin: None,
             upload_dir: PathBuf::from("data/uploads"),
             upload_max_bytes: 200 * 1024 * 1024,
@@ -90,6 +96,14 @@ impl Config {
                 .ok()
                 .filter(|idle| *idle > 0)
                 .ok_or("ARBOR_SESSION_IDLE_SECS must be a positive number of seconds")?;
+        }
+        if let Some(concurrency) = var("ARBOR_PASSWORD_HASHING_CONCURRENCY") {
+            let concurrency = concurrency
+                .parse()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or("ARBOR_PASSWORD_HASHING_CONCURRENCY must be a positive number")?;
+            config.passwords = Passwords::new(concurrency, DEFAULT_QUEUE_WAIT);
         }
         config.admin = match (var("ARBOR_ADMIN_EMAIL"), var("ARBOR_ADMIN_PASSWORD")) {
             (Some(email), Some(password)) => Some((email, password)),

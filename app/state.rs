@@ -96,7 +96,7 @@ impl AppState {
             ),
         };
         let state = Services {
-            users: Users::new(db.clone(), read_db.clone()),
+            users: Users::new(db.clone(), read_db.clone(), config.passwords.clone()),
             sessions: sessions(&db, &config),
             posts: Posts::new(db.clone(), read_db.clone()),
             webhooks: crate::webhooks::Webhooks::start(db.clone(), &config, events.clone()).await?,

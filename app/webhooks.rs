@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use crate::config::Config;
 use crate::db::Db;
+use crate::services::passwords::Passwords;
 use crate::services::users::Users;
 use crate::AppState;
 
@@ -221,7 +222,7 @@ impl LinkUsers {
     /// A processor over `db`.
     pub fn new(db: Db) -> Self {
         Self {
-            users: Users::new(db.clone(), db),
+            users: Users::new(db.clone(), db, Passwords::default()),
         }
     }
 }

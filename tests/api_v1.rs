@@ -402,6 +402,45 @@ async fn login_is_limited_to_five_attempts_per_minute() {
 }
 
 #[tokio::test]
+async fn password_hashing_is_bounded_and_a_flood_gets_503_busy() {
+    // One hash at a time and no queue: registrations that overlap find the hasher busy.
+    let server = App::start_with(Backend::Sqlite, |config| {
+        config.passwords =
+            arbor_app::services::passwords::Passwords::new(1, std::time::Duration::ZERO);
+    })
+    .await;
+    let client = server.client();
+    let register = |n: usize| {
+        client.json(
+            Method::POST,
+            "/api/v1/register",
+            None,
+            json!({ "email": format!("flood-{n}-{}", unique_email()), "name": "Flood", "password": "Str0ngPassword" }),
+        )
+    };
+    let replies = futures_util::future::join_all((0..6).map(register)).await;
+    let mut created = 0;
+    let mut busy = 0;
+    for reply in &replies {
+        match reply.status {
+            201 => created += 1,
+            _ => {
+                reply.error(503, "BUSY");
+                reply.expect_header("retry-after", "1");
+                busy += 1;
+            }
+        }
+    }
+    assert!(created >= 1, "the first registration hashes");
+    assert!(
+        busy >= 1,
+        "six at once with one permit: some are turned away"
+    );
+    // Once the flood is over, the hasher serves again.
+    register(99).await.expect_status(201);
+}
+
+#[tokio::test]
 async fn posts_with_optimistic_locking() {
     on_every_backend(posts_scenario).await;
 }

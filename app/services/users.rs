@@ -1,13 +1,10 @@
-//! Users: registration, lookup, updates. Passwords are hashed with argon2 and never leave this
-//! module.
+//! Users: registration, lookup, updates. Passwords are hashed with argon2 (through the
+//! bounded [`Passwords`]) and never leave this module.
 
 use arbor::ApiError;
-use argon2::password_hash::{
-    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
-};
-use argon2::Argon2;
 use serde::{Deserialize, Serialize};
 
+use super::passwords::Passwords;
 use crate::db::{is_unique_violation, new_id, now_ms, Db, DbResultExt};
 
 /// A user as every API shows it: no password hash, ever.
@@ -113,13 +110,18 @@ pub struct Users {
     db: Db,
     /// The read replica, or `db` again: lists and lookups that decide no write.
     read: Db,
+    passwords: Passwords,
 }
 
 impl Users {
     /// A service writing to `db` and reading lists and lookups from `read` (a replica, or
-    /// `db` again).
-    pub fn new(db: Db, read: Db) -> Self {
-        Self { db, read }
+    /// `db` again), hashing passwords through `passwords`.
+    pub fn new(db: Db, read: Db, passwords: Passwords) -> Self {
+        Self {
+            db,
+            read,
+            passwords,
+        }
     }
 
     /// Creates a user; `409 CONFLICT` if the email is taken.
@@ -127,7 +129,7 @@ impl Users {
     /// # Errors
     /// `409` for a duplicate email, `500` for database failures.
     pub async fn create(&self, new: NewUser) -> Result<User, ApiError> {
-        let hash = hash_password(new.password).await?;
+        let hash = self.passwords.hash(new.password).await?;
         let now = now_ms();
         let user = User {
             id: new_id(),
@@ -242,9 +244,9 @@ impl Users {
                 .or_db()?;
         let (id, hash) = match row {
             Some(row) => (Some(row.0), row.1),
-            None => (None, dummy_hash().await?),
+            None => (None, self.dummy_hash().await?),
         };
-        let matches = verify_password(password.to_owned(), hash).await?;
+        let matches = self.passwords.verify(password.to_owned(), hash).await?;
         match (id, matches) {
             (Some(id), true) => self.find(&id).await,
             _ => Ok(None),
@@ -260,7 +262,7 @@ impl Users {
             return Ok(None);
         };
         let hash = match changes.password {
-            Some(password) => Some(hash_password(password).await?),
+            Some(password) => Some(self.passwords.hash(password).await?),
             None => None,
         };
         let name = changes.name.map_or(current.name, |n| n.trim().to_owned());
@@ -356,39 +358,14 @@ fn email_taken() -> ApiError {
         .with_details(serde_json::json!({ "field": "email" }))
 }
 
-/// A hash of a random password with the same parameters as real ones, verified when the email
-/// is unknown so that unknown and known emails cost the same.
-async fn dummy_hash() -> Result<String, ApiError> {
-    static DUMMY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
-    DUMMY
-        .get_or_try_init(|| hash_password(crate::db::new_id()))
-        .await
-        .cloned()
-}
-
-/// Hashes on the blocking pool: argon2 is deliberately slow.
-async fn hash_password(password: String) -> Result<String, ApiError> {
-    tokio::task::spawn_blocking(move || {
-        let salt = SaltString::generate(&mut OsRng);
-        Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|hash| hash.to_string())
-            .map_err(|e| ApiError::internal_with(anyhow_error(e)))
-    })
-    .await?
-}
-
-async fn verify_password(password: String, hash: String) -> Result<bool, ApiError> {
-    tokio::task::spawn_blocking(move || {
-        let parsed =
-            PasswordHash::new(&hash).map_err(|e| ApiError::internal_with(anyhow_error(e)))?;
-        Ok(Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok())
-    })
-    .await?
-}
-
-fn anyhow_error(error: argon2::password_hash::Error) -> std::io::Error {
-    std::io::Error::other(error.to_string())
+impl Users {
+    /// A hash of a random password with the same parameters as real ones, verified when the
+    /// email is unknown so that unknown and known emails cost the same.
+    async fn dummy_hash(&self) -> Result<String, ApiError> {
+        static DUMMY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+        DUMMY
+            .get_or_try_init(|| self.passwords.hash(crate::db::new_id()))
+            .await
+            .cloned()
+    }
 }

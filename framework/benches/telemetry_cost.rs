@@ -12,6 +12,13 @@
 //!    (the batch processor's thread does the export; what the request pays is the span).
 //!
 //! 15 rounds of 20,000 requests each; the costs are medians of the per-round differences.
+//!
+//! For a profiler, `-- --only stack|metrics|traces [--requests N]` runs one of the three once
+//! (instruction counts under callgrind are steady where wall-clock times on two cores are not):
+//!
+//! ```text
+//! valgrind --tool=callgrind target/release/deps/telemetry_cost-* --only metrics --requests 20000
+//! ```
 
 #![allow(clippy::unwrap_used)]
 
@@ -96,6 +103,19 @@ fn main() {
         .trace_requests(true)
         .into_router()
         .with_state(());
+    let args: Vec<String> = std::env::args().collect();
+    if let Some((name, requests)) = only(&args) {
+        let (router, dispatch) = match name.as_str() {
+            "stack" => (&mut stack, &logged),
+            "metrics" => (&mut with_metrics, &logged),
+            "traces" => (&mut with_traces, &traced),
+            other => panic!("--only stack|metrics|traces, not {other}"),
+        };
+        let took =
+            tracing::dispatcher::with_default(dispatch, || runtime.block_on(run(router, requests)));
+        println!("{name}: {} ns/request", took.as_nanos());
+        return;
+    }
     let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds {
         tracing::dispatcher::with_default(&logged, || {
@@ -119,6 +139,30 @@ fn main() {
         .map(|(b, c)| nanos(*c) - nanos(*b))
         .collect();
     let (a, b, c) = (median(a), median(b), median(c));
+    print_costs(a, b, c, metrics_cost, spans_cost);
+    drop(export);
+}
+
+/// `--only NAME [--requests N]`: the variant to run once, for a profiler.
+fn only(args: &[String]) -> Option<(String, u32)> {
+    let name = args
+        .iter()
+        .position(|a| a == "--only")
+        .map(|i| args[i + 1].clone())?;
+    let requests = args
+        .iter()
+        .position(|a| a == "--requests")
+        .map_or(20_000, |i| args[i + 1].parse().unwrap());
+    Some((name, requests))
+}
+
+fn print_costs(
+    a: Duration,
+    b: Duration,
+    c: Duration,
+    metrics_cost: Vec<i128>,
+    spans_cost: Vec<i128>,
+) {
     println!(
         "stack (JSON logs to a sink)      {:>7} ns/request",
         a.as_nanos()
@@ -139,5 +183,4 @@ fn main() {
         "span cost (median of rounds)     {:>7} ns/request",
         median(spans_cost)
     );
-    drop(export);
 }

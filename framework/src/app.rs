@@ -1,6 +1,8 @@
 //! `App`: the app-wide stack around a generated router — request ids, structured logs, panic
 //! safety, client addresses behind trusted proxies, the default timeout, body limit and CORS.
 
+#[cfg(feature = "metrics")]
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
@@ -197,7 +199,7 @@ impl App {
                 metrics
                     .served_at()
                     .is_some()
-                    .then(|| ServeMetricsLayer(metrics.clone())),
+                    .then(|| ServeMetricsLayer(Arc::new(metrics.clone()))),
                 Some(RecordMetricsLayer::new()),
             ),
             None => (None, None),

@@ -135,7 +135,9 @@ pub fn body_limit(bytes: usize) -> axum::extract::DefaultBodyLimit {
     axum::extract::DefaultBodyLimit::max(bytes)
 }
 pub use serve::serve;
-pub use serve::{serve_with, ServeOptions, Shutdown, DEFAULT_SHUTDOWN_GRACE};
+pub use serve::{
+    serve_with, ServeOptions, Shutdown, DEFAULT_MAX_HEADER_BYTES, DEFAULT_SHUTDOWN_GRACE,
+};
 
 /// Pulls in the router that `arbor-build` generated, as `pub mod routes` (or a module named
 /// by the caller: `arbor::routes!(pub(crate) mod api);`).

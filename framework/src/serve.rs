@@ -37,6 +37,14 @@ use tower::ServiceExt;
 /// How long in-flight requests get to finish after a shutdown signal, by default.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 
+/// The largest request head (request line and headers) served by default: 16 KiB, as Node.js
+/// allows; nginx allows 8 KiB a line. A larger one is answered `431 Request Header Fields Too
+/// Large` and its connection closed.
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// hyper's smallest read buffer for HTTP/1, which bounds the head.
+const MIN_HTTP1_HEAD_BYTES: usize = 8 * 1024;
+
 /// A shutdown signal shared by the server and its requests.
 ///
 /// [`serve_with`] puts a clone into every request's extensions; handlers take it as an
@@ -116,6 +124,11 @@ pub struct ServeOptions {
     /// Sets `TCP_NODELAY` on accepted connections, so small writes (SSE events) leave at once
     /// (default `true`).
     pub tcp_nodelay: bool,
+    /// The largest request head, in bytes (default [`DEFAULT_MAX_HEADER_BYTES`]): the request
+    /// line and headers over HTTP/1 (at least 8 KiB, hyper's smallest buffer), the decoded
+    /// header list over HTTP/2. A larger one is answered `431`, so that a client cannot make
+    /// every request hold hundreds of kilobytes of headers.
+    pub max_header_bytes: usize,
     /// The handle that starts the shutdown.
     pub shutdown: Shutdown,
 }
@@ -127,6 +140,7 @@ impl Default for ServeOptions {
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             signals: true,
             tcp_nodelay: true,
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
             shutdown: Shutdown::new(),
         }
     }
@@ -158,6 +172,13 @@ impl ServeOptions {
     #[must_use]
     pub fn tcp_nodelay(mut self, nodelay: bool) -> Self {
         self.tcp_nodelay = nodelay;
+        self
+    }
+
+    /// See [`ServeOptions::max_header_bytes`].
+    #[must_use]
+    pub fn max_header_bytes(mut self, bytes: usize) -> Self {
+        self.max_header_bytes = bytes;
         self
     }
 
@@ -206,7 +227,8 @@ pub async fn serve(listener: TcpListener, router: Router) -> std::io::Result<()>
 ///    returns.
 ///
 /// Each request carries `ConnectInfo<SocketAddr>` and the [`Shutdown`] handle in its
-/// extensions. Request headers must arrive within 30 seconds.
+/// extensions. Request headers must arrive within 30 seconds, and fit in
+/// [`ServeOptions::max_header_bytes`].
 ///
 /// # Errors
 /// Never at the moment; `io::Result` leaves room for listener errors.
@@ -217,7 +239,13 @@ pub async fn serve_with(
 ) -> std::io::Result<()> {
     let shutdown = options.shutdown.clone();
     let mut builder = Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .max_buf_size(options.max_header_bytes.max(MIN_HTTP1_HEAD_BYTES));
+    builder
+        .http2()
+        .max_header_list_size(u32::try_from(options.max_header_bytes).unwrap_or(u32::MAX));
     let graceful = GracefulShutdown::new();
     let mut connections = JoinSet::new();
     // Installed before the first accept, so a signal can never find the default action (exit).

@@ -1,6 +1,7 @@
 //! The metrics endpoint on the main port: answered ahead of the routes and of the request
 //! metrics, so that scrapes neither need a route nor count as requests.
 
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::extract::Request;
@@ -24,8 +25,9 @@ pub(super) fn exposition(metrics: &Metrics) -> Response {
 }
 
 /// Answers `GET`/`HEAD` on [`Metrics::served_at`] (installed by [`crate::App::metrics`]).
+// Behind an `Arc`: the app's stack is cloned for every request, and `Metrics` holds a list.
 #[derive(Debug, Clone)]
-pub(crate) struct ServeMetricsLayer(pub(crate) Metrics);
+pub(crate) struct ServeMetricsLayer(pub(crate) Arc<Metrics>);
 
 impl<S> Layer<S> for ServeMetricsLayer {
     type Service = ServeMetrics<S>;
@@ -33,7 +35,7 @@ impl<S> Layer<S> for ServeMetricsLayer {
     fn layer(&self, inner: S) -> Self::Service {
         ServeMetrics {
             inner,
-            metrics: self.0.clone(),
+            metrics: Arc::clone(&self.0),
         }
     }
 }
@@ -41,7 +43,7 @@ impl<S> Layer<S> for ServeMetricsLayer {
 #[derive(Debug, Clone)]
 pub(crate) struct ServeMetrics<S> {
     inner: S,
-    metrics: Metrics,
+    metrics: Arc<Metrics>,
 }
 
 impl<S> Service<Request> for ServeMetrics<S>
