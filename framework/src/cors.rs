@@ -188,18 +188,12 @@ impl Cors {
         if let Some(seconds) = self.max_age {
             layer = layer.max_age(Duration::from_secs(seconds));
         }
-        // Lowercase, as browsers send them, for `csrf()` to compare.
-        let credentialed = self.credentials.then(|| {
-            CredentialedOrigins(
-                self.origins
-                    .iter()
-                    .map(|o| o.to_ascii_lowercase())
-                    .collect(),
-            )
-        });
+        let credentialed = self
+            .credentials
+            .then(|| Arc::new(CredentialedOrigins(self.origins.clone())));
         Ok(CorsPolicyLayer {
             cors: Arc::new(layer),
-            credentialed: credentialed.map(Arc::new),
+            credentialed,
         })
     }
 }
@@ -227,8 +221,9 @@ impl<S> Layer<S> for CorsPolicyLayer {
     }
 }
 
-/// The origins a CORS policy with credentials admits, lowercase, in the extensions of every
-/// cross-origin request it sees: [`crate::csrf()`] trusts them.
+/// The origins a CORS policy with credentials admits, as listed, in the extensions of every
+/// cross-origin request it sees: [`crate::csrf()`] trusts them (compared case-insensitively,
+/// default ports aside).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CredentialedOrigins(pub Vec<String>);
 
