@@ -207,7 +207,7 @@ impl App {
         #[cfg(feature = "otel")]
         let trace_requests = self.trace_requests.then(TraceRequestsLayer::new);
         let router = if self.needs_matched_route() && self.router.has_routes() {
-            // The route's pattern travels out on the response, for the metrics and the spans.
+            // Fills in the request's `MatchedRoute`, for the metrics and the spans.
             self.router.route_layer(MatchedRouteLayer)
         } else {
             self.router

@@ -125,6 +125,45 @@ async fn requests_are_labelled_by_route_pattern_method_and_status_class() {
     );
 }
 
+async fn panics() -> &'static str {
+    panic!("a handler bug")
+}
+
+#[tokio::test]
+async fn a_panic_and_a_timeout_keep_their_route() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let routes = arbor::Router::new()
+        .route("/failing/panics", get(panics))
+        .route(
+            "/failing/slow",
+            get(|| async {
+                tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+                "late"
+            }),
+        );
+    let app = App::new(routes)
+        .metrics(metrics())
+        .timeout(Some(std::time::Duration::from_millis(50)));
+    let client = TestClient::new(app.into_router());
+    let panicked = client.get("/failing/panics").send().await;
+    assert_eq!(panicked.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let timed_out = client.get("/failing/slow").send().await;
+    assert_eq!(timed_out.status(), StatusCode::GATEWAY_TIMEOUT);
+
+    let exposition = scrape(&client).await;
+    let count = "http_server_request_duration_seconds_count";
+    for (route, status) in [
+        (r#"route="/failing/panics""#, r#"status="5xx""#),
+        (r#"route="/failing/slow""#, r#"status="5xx""#),
+    ] {
+        assert_eq!(
+            value(&exposition, count, &[route, status]),
+            Some(1.0),
+            "{route}: {exposition}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_scan_of_ten_thousand_random_urls_adds_no_series() {
     let _alone = ONE_AT_A_TIME.lock().await;

@@ -1,28 +1,28 @@
 //! [`RecordMetricsLayer`]: the request duration histogram and the active-requests gauge.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock, PoisonError, RwLock};
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
 use axum::extract::Request;
 use axum::response::Response;
 use http::Method;
-use metrics::{Gauge, Histogram, SharedString};
+use metrics::{Gauge, SharedString};
 use tower::{Layer, Service};
 
-use super::{MatchedRoute, ACTIVE_REQUESTS, REQUEST_DURATION};
+use super::matched_route::Route;
+use super::{MatchedRoute, ACTIVE_REQUESTS};
 
 /// The `route` label of requests that no route matched.
 pub const UNMATCHED: &str = "unmatched";
 
 /// Records [`REQUEST_DURATION`] and [`ACTIVE_REQUESTS`] (installed by [`crate::App::metrics`]).
 ///
-/// The route label comes from the [`MatchedRoute`] that [`super::MatchedRouteLayer`] puts on
-/// responses. Histogram handles are kept per route, method and status class, so a request
-/// costs a read lock and a map lookup, not a registry lookup with freshly built labels.
+/// The route label comes from the request's [`MatchedRoute`], which [`super::MatchedRouteLayer`]
+/// fills in with the route's histogram handles (kept per route, method and status class): a
+/// request costs no lookup and builds no labels.
 #[derive(Debug, Clone)]
 pub struct RecordMetricsLayer {
     handles: Arc<Handles>,
@@ -39,8 +39,7 @@ impl RecordMetricsLayer {
     pub fn new() -> Self {
         Self {
             handles: Arc::new(Handles {
-                routes: RwLock::default(),
-                unmatched: RouteHandles::new(SharedString::const_str(UNMATCHED)),
+                unmatched: Route::new(SharedString::const_str(UNMATCHED)),
                 active: metrics::gauge!(ACTIVE_REQUESTS),
             }),
         }
@@ -77,12 +76,14 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request) -> Self::Future {
+    fn call(&mut self, mut request: Request) -> Self::Future {
         let method = method_index(request.method());
+        let route = MatchedRoute::of(&mut request);
         self.handles.active.increment(1.0);
         ResponseFuture {
             inner: self.inner.call(request),
             active: ActiveRequest(self.handles.clone()),
+            route,
             method,
             started: Instant::now(),
         }
@@ -95,6 +96,7 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: F,
         active: ActiveRequest,
+        route: MatchedRoute,
         method: usize,
         started: Instant,
     }
@@ -111,14 +113,8 @@ where
         let response = ready!(this.inner.poll(cx))?;
         let elapsed = this.started.elapsed().as_secs_f64();
         let class = usize::from(response.status().as_u16() / 100).clamp(1, 5) - 1;
-        let handles = &this.active.0;
-        match response.extensions().get::<MatchedRoute>() {
-            Some(route) => handles.record(route.as_str(), *this.method, class, elapsed),
-            None => handles
-                .unmatched
-                .duration(*this.method, class)
-                .record(elapsed),
-        }
+        let route = this.route.route().unwrap_or(&this.active.0.unmatched);
+        route.duration(*this.method, class).record(elapsed);
         Poll::Ready(Ok(response))
     }
 }
@@ -134,12 +130,7 @@ impl Drop for ActiveRequest {
     }
 }
 
-const METHODS: [&str; 10] = [
-    "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE", "_OTHER",
-];
-const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
-
-/// The method's index in [`METHODS`]: an extension method counts as `_OTHER` (OpenTelemetry's
+/// The method's index in [`super::matched_route::METHODS`]: an extension method counts as `_OTHER` (OpenTelemetry's
 /// name), so that a client cannot add series by inventing methods.
 fn method_index(method: &Method) -> usize {
     match *method {
@@ -158,57 +149,6 @@ fn method_index(method: &Method) -> usize {
 
 #[derive(Debug)]
 struct Handles {
-    routes: RwLock<HashMap<Box<str>, RouteHandles>>,
-    unmatched: RouteHandles,
+    unmatched: Route,
     active: Gauge,
-}
-
-impl Handles {
-    /// Records a duration under `route`, whose handles are made on its first request. Route
-    /// patterns are a closed set (the router's), so the map stays as small as the route table.
-    fn record(&self, route: &str, method: usize, class: usize, seconds: f64) {
-        if let Some(found) = self
-            .routes
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(route)
-        {
-            found.duration(method, class).record(seconds);
-            return;
-        }
-        self.routes
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(route.into())
-            .or_insert_with(|| RouteHandles::new(route.to_owned().into()))
-            .duration(method, class)
-            .record(seconds);
-    }
-}
-
-/// One route's histograms, by method and status class, registered on first use.
-#[derive(Debug)]
-struct RouteHandles {
-    route: SharedString,
-    durations: [[OnceLock<Histogram>; 5]; 10],
-}
-
-impl RouteHandles {
-    fn new(route: SharedString) -> Self {
-        Self {
-            route,
-            durations: Default::default(),
-        }
-    }
-
-    fn duration(&self, method: usize, class: usize) -> &Histogram {
-        self.durations[method][class].get_or_init(|| {
-            metrics::histogram!(
-                REQUEST_DURATION,
-                "route" => self.route.clone(),
-                "method" => METHODS[method],
-                "status" => STATUS_CLASSES[class]
-            )
-        })
-    }
 }

@@ -113,6 +113,7 @@ where
         }
         let context = parent.with_span(span);
         let method = request.method().clone();
+        let route = MatchedRoute::of(&mut request);
         let inner = {
             let _current = context.clone().attach();
             self.inner.call(request)
@@ -121,6 +122,7 @@ where
             inner,
             context,
             method,
+            route,
         }
     }
 }
@@ -176,6 +178,7 @@ pin_project_lite::pin_project! {
         inner: F,
         context: OtelContext,
         method: http::Method,
+        route: MatchedRoute,
     }
 }
 
@@ -199,10 +202,10 @@ where
                     "http.response.status_code",
                     i64::from(status.as_u16()),
                 ));
-                if let Some(route) = response.extensions().get::<MatchedRoute>() {
-                    span.set_attribute(KeyValue::new("http.route", route.as_str().to_owned()));
+                if let Some(route) = this.route.as_str() {
+                    span.set_attribute(KeyValue::new("http.route", route.to_owned()));
                     // Low-cardinality, like the metrics' labels.
-                    span.update_name(format!("{} {}", method_name(this.method), route.as_str()));
+                    span.update_name(format!("{} {}", method_name(this.method), route));
                 }
                 if status.is_server_error() {
                     span.set_status(Status::error(""));
