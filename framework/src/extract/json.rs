@@ -1,7 +1,9 @@
 //! `Json<T>`: request bodies with rejections in the standard shape, and JSON responses.
 
+use axum::body::HttpBody as _;
 use axum::extract::{FromRequest, Request};
 use axum::response::{IntoResponse, Response};
+use axum::RequestExt;
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, StatusCode};
 use serde::de::DeserializeOwned;
@@ -132,19 +134,42 @@ pub(crate) fn unsupported_media_type(expected: &str) -> ApiError {
 /// # Errors
 /// As above.
 pub async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, ApiError> {
+    // A `Content-Length` over the limit is refused on the head: waiting for a body that will be
+    // refused anyway would let a client that claims much and sends little hold the request
+    // open until its timeout.
+    let request = request.with_limited_body();
+    if claims_more_than_the_limit(&request) {
+        return Err(payload_too_large());
+    }
     Bytes::from_request(request, state)
         .await
         .map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "PAYLOAD_TOO_LARGE",
-                    "The request body is too large",
-                )
+                payload_too_large()
             } else {
                 ApiError::bad_request("The request body could not be read")
             }
         })
+}
+
+/// Whether the request's `Content-Length` exceeds what its limited body (see
+/// [`RequestExt::with_limited_body`]) will let through: the limit caps the body's size hint.
+fn claims_more_than_the_limit(request: &Request) -> bool {
+    let claimed = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let allowed = request.body().size_hint().upper();
+    matches!((claimed, allowed), (Some(claimed), Some(allowed)) if claimed > allowed)
+}
+
+fn payload_too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "PAYLOAD_TOO_LARGE",
+        "The request body is too large",
+    )
 }
 
 impl<T: Serialize> IntoResponse for Json<T> {
