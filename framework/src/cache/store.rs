@@ -100,14 +100,18 @@ impl<T: CacheStore + ?Sized> CacheStore for Arc<T> {
 const RESPONSE_TAG: u8 = 1;
 const VARY_TAG: u8 = 2;
 /// A response with tags: as [`RESPONSE_TAG`], with the tags between the headers and the body
-/// (a separate kind, so that untagged entries keep the format older instances read).
+/// (a separate kind, so that untagged entries keep the format older instances read), and its
+/// time in microseconds, as the tag markers': an entry made within the millisecond after an
+/// invalidation must not compare as made before it.
 const TAGGED_RESPONSE_TAG: u8 = 3;
+/// A tag's invalidation time, in microseconds.
 const TAG_INVALIDATED_TAG: u8 = 4;
 
 impl CacheItem {
-    /// The item as bytes: a kind, then a response (status, `public`, stored-at milliseconds,
+    /// The item as bytes: a kind, then a response (status, `public`, stored-at time,
     /// headers, tags if any, body), a vary list (generation, names) or a tag's invalidation
-    /// time (milliseconds). Lengths are big-endian prefixes.
+    /// time. Times are Unix milliseconds, microseconds for tagged responses and tag markers;
+    /// lengths are big-endian prefixes.
     pub fn encode(&self) -> Bytes {
         let mut out = BytesMut::new();
         match self {
@@ -120,7 +124,11 @@ impl CacheItem {
                 });
                 out.put_u16(response.status.as_u16());
                 out.put_u8(u8::from(response.public));
-                out.put_u64(millis(response.stored_at));
+                out.put_u64(if tagged {
+                    micros(response.stored_at)
+                } else {
+                    millis(response.stored_at)
+                });
                 out.put_u32(u32::try_from(response.headers.len()).unwrap_or(u32::MAX));
                 for (name, value) in &response.headers {
                     put_chunk(&mut out, name.as_str().as_bytes());
@@ -144,7 +152,7 @@ impl CacheItem {
             }
             Self::TagInvalidated(at) => {
                 out.put_u8(TAG_INVALIDATED_TAG);
-                out.put_u64(millis(*at));
+                out.put_u64(micros(*at));
             }
         }
         out.freeze()
@@ -169,7 +177,12 @@ impl CacheItem {
                 need(&bytes, 2 + 1 + 8 + 4)?;
                 let status = StatusCode::from_u16(bytes.get_u16()).map_err(|_| corrupt())?;
                 let public = bytes.get_u8() == 1;
-                let stored_at = UNIX_EPOCH + Duration::from_millis(bytes.get_u64());
+                let stored_at = UNIX_EPOCH
+                    + if kind == TAGGED_RESPONSE_TAG {
+                        Duration::from_micros(bytes.get_u64())
+                    } else {
+                        Duration::from_millis(bytes.get_u64())
+                    };
                 let count = bytes.get_u32() as usize;
                 let mut headers = HeaderMap::with_capacity(count.min(64));
                 for _ in 0..count {
@@ -202,7 +215,7 @@ impl CacheItem {
             TAG_INVALIDATED_TAG => {
                 need(&bytes, 8)?;
                 Ok(Self::TagInvalidated(
-                    UNIX_EPOCH + Duration::from_millis(bytes.get_u64()),
+                    UNIX_EPOCH + Duration::from_micros(bytes.get_u64()),
                 ))
             }
             VARY_TAG => {
@@ -227,6 +240,12 @@ impl CacheItem {
 fn millis(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH).map_or(0, |since| {
         u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+    })
+}
+
+fn micros(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH).map_or(0, |since| {
+        u64::try_from(since.as_micros()).unwrap_or(u64::MAX)
     })
 }
 
@@ -347,8 +366,11 @@ mod tests {
         let CacheItem::Response(untagged) = &response else {
             unreachable!()
         };
+        // Tagged responses and tag markers keep microseconds: an entry made in the
+        // millisecond after an invalidation still compares as made after it.
         let tagged = CacheItem::Response(Arc::new(CachedResponse {
             tags: vec!["posts".into(), "post:7".into()],
+            stored_at: UNIX_EPOCH + Duration::from_micros(1_700_000_000_123_457),
             ..CachedResponse::clone(untagged)
         }));
         // Untagged responses keep the format older instances read; tagged ones say so.
@@ -356,7 +378,7 @@ mod tests {
         assert_eq!(tagged.encode()[0], TAGGED_RESPONSE_TAG);
         assert_eq!(CacheItem::decode(tagged.encode()).unwrap(), tagged);
         let invalidated =
-            CacheItem::TagInvalidated(UNIX_EPOCH + Duration::from_millis(1_700_000_000_456));
+            CacheItem::TagInvalidated(UNIX_EPOCH + Duration::from_micros(1_700_000_000_123_456));
         assert_eq!(
             CacheItem::decode(invalidated.encode()).unwrap(),
             invalidated
