@@ -543,7 +543,8 @@ impl Upload {
     ///
     /// # Errors
     /// `413 PAYLOAD_TOO_LARGE` past the maximum, `400` if the upload is interrupted or
-    /// malformed, `500` if the storage fails. In every case nothing is kept.
+    /// malformed, `507 STORE_FULL` if the storage is full, `503` if it is out of reach, `500`
+    /// if it fails otherwise. In every case nothing is kept.
     pub async fn save<S, P>(self, storage: &S, mut on_progress: P) -> Result<StoredFile, ApiError>
     where
         S: Storage + ?Sized,
@@ -597,7 +598,8 @@ impl Upload {
                 });
                 Ok(stored)
             }
-            (Err(error), None) => Err(ApiError::internal_with(error)),
+            // A full disk is `507`, a backend out of reach `503`, anything else `500`.
+            (Err(error), None) => Err(ApiError::from(error)),
         }
     }
 }

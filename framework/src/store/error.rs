@@ -78,9 +78,11 @@ impl From<std::io::Error> for StoreError {
     /// I/O errors of file-backed stores; a full disk is [`StoreErrorKind::Full`].
     fn from(error: std::io::Error) -> Self {
         let kind = match error.kind() {
-            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
-                StoreErrorKind::Full
-            }
+            // `FileTooLarge`: a file-size limit (`RLIMIT_FSIZE`, a filesystem's maximum) is
+            // as full as a full disk for the file being written.
+            std::io::ErrorKind::StorageFull
+            | std::io::ErrorKind::QuotaExceeded
+            | std::io::ErrorKind::FileTooLarge => StoreErrorKind::Full,
             std::io::ErrorKind::TimedOut
             | std::io::ErrorKind::ConnectionRefused
             | std::io::ErrorKind::ConnectionReset
