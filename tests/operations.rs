@@ -419,22 +419,46 @@ async fn readiness_follows_the_database_cut_off_and_back_and_liveness_stays_up()
     let mut proxy = Proxy::start(server).await;
     let dir = tempfile::tempdir().unwrap();
     let app = AppProcess::start(
-        &[(
-            "DATABASE_URL",
-            format!("{scheme_user}@127.0.0.1:{}/{name}", proxy.port),
-        )],
+        &[
+            (
+                "DATABASE_URL",
+                format!("{scheme_user}@127.0.0.1:{}/{name}", proxy.port),
+            ),
+            // Requests that need the database give up on a connection after a second.
+            ("ARBOR_DB_ACQUIRE_TIMEOUT_MS", "1000".to_owned()),
+        ],
         dir.path(),
     )
     .await;
     let client = app.client();
     poll_until(&client, "/readyz", Duration::from_secs(15), |s| s == 200).await;
+    client
+        .get("/api/v1/posts?limit=1", None)
+        .await
+        .expect_status(200);
 
     proxy.stop().await;
     assert_not_ready_because_of(&client, "database", &[]).await;
+    // A route that needs the database fails fast, in the standard shape, while liveness holds.
+    let started = Instant::now();
+    let down = client.get("/api/v1/posts?limit=1", None).await;
+    down.error(503, "DATABASE_UNAVAILABLE");
+    down.expect_header("retry-after", "1");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    client.get("/livez", None).await.expect_status(200);
 
     proxy.restart().await;
     let ready = poll_until(&client, "/readyz", Duration::from_secs(15), |s| s == 200).await;
     assert_eq!(ready.json()["checks"]["database"]["status"], "ok");
+    // And the same route recovers without a restart.
+    client
+        .get("/api/v1/posts?limit=1", None)
+        .await
+        .expect_status(200);
     app.terminate();
     assert_eq!(app.exit_status().await.code(), Some(0));
 }

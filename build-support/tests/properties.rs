@@ -13,8 +13,18 @@ use axum::routing::get;
 use proptest::prelude::*;
 use tower::ServiceExt;
 
+/// `default` cases per property, or `PROPTEST_CASES` of them for a long run:
+/// `PROPTEST_CASES=100000 cargo test --release -p <crate> --test properties`.
+fn cases(default: u32) -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(default);
+    ProptestConfig::with_cases(cases)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
+    #![proptest_config(cases(512))]
 
     #[test]
     fn folder_names_are_classified_or_refused(name in ".{0,16}") {
@@ -82,7 +92,7 @@ fn concrete_urls(pattern: &str) -> Vec<String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(96))]
+    #![proptest_config(cases(96))]
 
     #[test]
     fn trees_that_validate_route_as_the_model_says(routes in tree()) {

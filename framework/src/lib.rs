@@ -136,7 +136,8 @@ pub fn body_limit(bytes: usize) -> axum::extract::DefaultBodyLimit {
 }
 pub use serve::serve;
 pub use serve::{
-    serve_with, ServeOptions, Shutdown, DEFAULT_MAX_HEADER_BYTES, DEFAULT_SHUTDOWN_GRACE,
+    serve_with, ServeOptions, Shutdown, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_HEADER_BYTES,
+    DEFAULT_SHUTDOWN_GRACE,
 };
 
 /// Pulls in the router that `arbor-build` generated, as `pub mod routes` (or a module named

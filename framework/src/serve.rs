@@ -42,6 +42,9 @@ pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 /// Large` and its connection closed.
 pub const DEFAULT_MAX_HEADER_BYTES: usize = 16 * 1024;
 
+/// How long a client has to send a request head, by default (hyper's own default).
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// hyper's smallest read buffer for HTTP/1, which bounds the head.
 const MIN_HTTP1_HEAD_BYTES: usize = 8 * 1024;
 
@@ -129,6 +132,11 @@ pub struct ServeOptions {
     /// header list over HTTP/2. A larger one is answered `431`, so that a client cannot make
     /// every request hold hundreds of kilobytes of headers.
     pub max_header_bytes: usize,
+    /// How long an HTTP/1 client has to send a request's head, from its first byte (default
+    /// [`DEFAULT_HEADER_READ_TIMEOUT`], 30 s); past it the connection is closed. This bounds
+    /// slow-header (slowloris) clients, and closes idle keep-alive connections; a slow body is
+    /// bounded by the route's timeout.
+    pub header_read_timeout: Duration,
     /// The handle that starts the shutdown.
     pub shutdown: Shutdown,
 }
@@ -141,6 +149,7 @@ impl Default for ServeOptions {
             signals: true,
             tcp_nodelay: true,
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             shutdown: Shutdown::new(),
         }
     }
@@ -179,6 +188,13 @@ impl ServeOptions {
     #[must_use]
     pub fn max_header_bytes(mut self, bytes: usize) -> Self {
         self.max_header_bytes = bytes;
+        self
+    }
+
+    /// See [`ServeOptions::header_read_timeout`].
+    #[must_use]
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.header_read_timeout = timeout;
         self
     }
 
@@ -227,8 +243,8 @@ pub async fn serve(listener: TcpListener, router: Router) -> std::io::Result<()>
 ///    returns.
 ///
 /// Each request carries `ConnectInfo<SocketAddr>` and the [`Shutdown`] handle in its
-/// extensions. Request headers must arrive within 30 seconds, and fit in
-/// [`ServeOptions::max_header_bytes`].
+/// extensions. Request heads must arrive within [`ServeOptions::header_read_timeout`] (30 s)
+/// and fit in [`ServeOptions::max_header_bytes`] (16 KiB).
 ///
 /// # Errors
 /// Never at the moment; `io::Result` leaves room for listener errors.
@@ -242,6 +258,7 @@ pub async fn serve_with(
     builder
         .http1()
         .timer(TokioTimer::new())
+        .header_read_timeout(options.header_read_timeout)
         .max_buf_size(options.max_header_bytes.max(MIN_HTTP1_HEAD_BYTES));
     builder
         .http2()

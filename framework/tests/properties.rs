@@ -3,8 +3,9 @@
 //! in the test command; its failures are shrunk and kept in `proptest-regressions/`.
 //!
 //! Covered: entity tags and `If-Match`/`If-None-Match` lists, the three webhook signature
-//! schemes, the SSE encoder, the path, query, JSON and form extractors through the app stack,
-//! and multipart uploads (whatever the body, a file is stored whole or not at all).
+//! schemes, the SSE and progress-stream encoders, the path, query, JSON and form extractors
+//! through the app stack, and multipart uploads (whatever the body, a file is stored whole or
+//! not at all).
 
 #![allow(clippy::unwrap_used)]
 
@@ -12,7 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use arbor::conditional::{EntityTag, TagList};
 use arbor::sse::SseEvent;
-use arbor::test::TestClient;
+use arbor::test::{ProgressEvent, TestClient};
 use arbor::upload::{LocalStorage, Upload, UploadLimits};
 use arbor::webhooks::{GitHub, StandardWebhooks, Stripe, WebhookVerifier};
 use arbor::{App, Form, Json, Path, Query};
@@ -23,6 +24,16 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use proptest::prelude::*;
 use serde::Deserialize;
 use sha2::Sha256;
+
+/// `default` cases per property, or `PROPTEST_CASES` of them for a long run:
+/// `PROPTEST_CASES=100000 cargo test --release -p <crate> --test properties`.
+fn cases(default: u32) -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(default);
+    ProptestConfig::with_cases(cases)
+}
 
 fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
     let mut mac = Hmac::<Sha256>::new_from_slice(key).unwrap();
@@ -53,7 +64,7 @@ fn tampered(body: &[u8], index: prop::sample::Index) -> Vec<u8> {
 const STANDARD_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(cases(256))]
 
     #[test]
     fn entity_tags_parse_or_refuse_and_round_trip(text in ".{0,40}") {
@@ -242,7 +253,7 @@ fn percent_encode(bytes: &[u8]) -> String {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(128))]
+    #![proptest_config(cases(128))]
 
     #[test]
     fn path_query_json_and_form_extractors_answer_every_input(
@@ -311,7 +322,7 @@ fn multipart_body() -> impl Strategy<Value = Vec<u8>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(128))]
+    #![proptest_config(cases(128))]
 
     #[test]
     fn an_upload_is_stored_whole_or_not_at_all(body in multipart_body()) {
@@ -351,5 +362,60 @@ proptest! {
             }
             None => prop_assert!(files.is_empty(), "a {status} left {files:?} behind"),
         }
+    }
+}
+
+proptest! {
+    #![proptest_config(cases(64))]
+
+    #[test]
+    fn progress_streams_carry_every_step_and_the_result_intact(
+        steps in prop::collection::vec((0u8..=100, prop::option::of(".{0,30}")), 0..6),
+        result in ".{0,40}",
+        fails: bool,
+    ) {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let (work_steps, work_result) = (steps.clone(), result.clone());
+            let routes = arbor::Router::new().route(
+                "/work",
+                post(move || {
+                    let (steps, result) = (work_steps.clone(), work_result.clone());
+                    async move {
+                        arbor::progress::stream(move |progress| async move {
+                            for (percent, message) in steps {
+                                match message {
+                                    Some(message) => progress.step(percent, message).await,
+                                    None => progress.processing(percent).await,
+                                };
+                            }
+                            if fails {
+                                return Err(arbor::ApiError::bad_request(result));
+                            }
+                            Ok(result)
+                        })
+                    }
+                }),
+            );
+            let client = TestClient::new(App::new(routes).into_router());
+            let mut stream = client.post("/work").stream().await;
+            assert_eq!(stream.next_progress().await, Some(ProgressEvent::Started));
+            for (percent, message) in &steps {
+                assert_eq!(
+                    stream.next_progress().await,
+                    Some(ProgressEvent::Processing { progress: *percent, message: message.clone() })
+                );
+            }
+            let last = stream.next_progress().await;
+            if fails {
+                let Some(ProgressEvent::Failed { error, message, .. }) = last else {
+                    panic!("{last:?}")
+                };
+                assert_eq!((error.as_str(), message.as_str()), ("BAD_REQUEST", result.as_str()));
+            } else {
+                assert_eq!(last, Some(ProgressEvent::Complete { result: serde_json::json!(result) }));
+            }
+            assert_eq!(stream.next_progress().await, None);
+        });
     }
 }

@@ -1,13 +1,15 @@
-//! `arbor::serve` bounds what a client can make it hold: request heads over
-//! `ServeOptions::max_header_bytes` are answered `431` over real TCP, and the server keeps
-//! serving.
+//! `arbor::serve` bounds what a client can make it hold, over real TCP: request heads over
+//! `ServeOptions::max_header_bytes` are answered `431`, a head that trickles in is cut off at
+//! `ServeOptions::header_read_timeout`, a body that trickles in at the route's timeout (`504`),
+//! and the server keeps serving.
 
 #![allow(clippy::unwrap_used)]
 
 use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
-use arbor::ServeOptions;
-use axum::routing::get;
+use arbor::{App, Json, ServeOptions};
+use axum::routing::{get, post};
 use axum::Router;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -57,4 +59,63 @@ async fn the_limit_is_a_setting() {
     let address = start(ServeOptions::default().max_header_bytes(64 * 1024)).await;
     assert_eq!(status_with_header_of(address, 40 * 1024).await, "200");
     assert_eq!(status_with_header_of(address, 80 * 1024).await, "431");
+}
+
+#[tokio::test]
+async fn a_head_that_trickles_in_is_cut_off() {
+    let address =
+        start(ServeOptions::default().header_read_timeout(Duration::from_millis(300))).await;
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    // Half a head, then nothing: a slowloris client holding the connection.
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nhost: test\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer))
+        .await
+        .expect("the server closes the connection")
+        .unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        status_with_header_of(address, 10).await,
+        "200",
+        "still serving"
+    );
+}
+
+#[tokio::test]
+async fn a_body_that_trickles_in_is_cut_off_at_the_route_timeout() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let routes = Router::new().route(
+        "/echo",
+        post(|Json(value): Json<serde_json::Value>| async move { Json(value) }),
+    );
+    let router = App::new(routes)
+        .timeout(Some(Duration::from_millis(300)))
+        .into_router();
+    tokio::spawn(arbor::serve_with(
+        listener,
+        router,
+        ServeOptions::default().signals(false),
+    ));
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    stream
+        .write_all(b"POST /echo HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\ncontent-length: 100\r\nconnection: close\r\n\r\n{\"a\":")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer))
+        .await
+        .expect("the server answers")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 504 "), "{answer}");
+    assert!(answer.contains(r#""error":"TIMEOUT""#), "{answer}");
 }
