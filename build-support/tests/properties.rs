@@ -5,23 +5,17 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[path = "../../framework/tests/property_support/mod.rs"]
+mod property_support;
+
 use std::path::Path;
 
 use arbor_build::{Builder, Error, RouteTable, Segment};
 use axum::body::Body;
 use axum::routing::get;
+use property_support::cases;
 use proptest::prelude::*;
 use tower::ServiceExt;
-
-/// `default` cases per property, or `PROPTEST_CASES` of them for a long run:
-/// `PROPTEST_CASES=100000 cargo test --release -p <crate> --test properties`.
-fn cases(default: u32) -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(default);
-    ProptestConfig::with_cases(cases)
-}
 
 proptest! {
     #![proptest_config(cases(512))]

@@ -132,10 +132,11 @@ pub struct ServeOptions {
     /// header list over HTTP/2. A larger one is answered `431`, so that a client cannot make
     /// every request hold hundreds of kilobytes of headers.
     pub max_header_bytes: usize,
-    /// How long an HTTP/1 client has to send a request's head, from its first byte (default
-    /// [`DEFAULT_HEADER_READ_TIMEOUT`], 30 s); past it the connection is closed. This bounds
-    /// slow-header (slowloris) clients, and closes idle keep-alive connections; a slow body is
-    /// bounded by the route's timeout.
+    /// How long an HTTP/1 client has to send a request's head, counted from when the server
+    /// starts waiting for it (default [`DEFAULT_HEADER_READ_TIMEOUT`], 30 s); past it the
+    /// connection is closed. This bounds slow-header (slowloris) clients, and also closes
+    /// keep-alive connections left idle that long; a slow body is bounded by the route's
+    /// timeout.
     pub header_read_timeout: Duration,
     /// The handle that starts the shutdown.
     pub shutdown: Shutdown,

@@ -9,6 +9,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod property_support;
+
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use arbor::conditional::{EntityTag, TagList};
@@ -21,19 +23,10 @@ use axum::routing::{get, post};
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use http::{HeaderMap, HeaderName, HeaderValue};
+use property_support::cases;
 use proptest::prelude::*;
 use serde::Deserialize;
 use sha2::Sha256;
-
-/// `default` cases per property, or `PROPTEST_CASES` of them for a long run:
-/// `PROPTEST_CASES=100000 cargo test --release -p <crate> --test properties`.
-fn cases(default: u32) -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(default);
-    ProptestConfig::with_cases(cases)
-}
 
 fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
     let mut mac = Hmac::<Sha256>::new_from_slice(key).unwrap();
