@@ -4,7 +4,7 @@ use proptest::test_runner::Config;
 
 /// `default` cases per property, or `PROPTEST_CASES` of them for a long run:
 /// `PROPTEST_CASES=100000 cargo test --release -p <crate> --test properties`.
-pub fn cases(default: u32) -> Config {
+pub(crate) fn cases(default: u32) -> Config {
     let cases = std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|n| n.parse().ok())
