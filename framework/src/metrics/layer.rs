@@ -9,7 +9,7 @@ use std::time::Instant;
 use axum::extract::Request;
 use axum::response::Response;
 use http::Method;
-use metrics::{Gauge, SharedString};
+use metrics::Gauge;
 use tower::{Layer, Service};
 
 use super::matched_route::Route;
@@ -39,7 +39,7 @@ impl RecordMetricsLayer {
     pub fn new() -> Self {
         Self {
             handles: Arc::new(Handles {
-                unmatched: Route::new(SharedString::const_str(UNMATCHED)),
+                unmatched: Route::new(Arc::from(UNMATCHED)),
                 active: metrics::gauge!(ACTIVE_REQUESTS),
             }),
         }

@@ -35,7 +35,13 @@ impl MatchedRoute {
 
     /// The pattern of the route, in axum's syntax (`/api/users/{id}`), once one matched.
     pub fn as_str(&self) -> Option<&str> {
-        self.route().map(|route| route.pattern.as_ref())
+        self.route().map(|route| &*route.pattern)
+    }
+
+    /// The pattern as a shared string, for attributes that keep it (no copy per request).
+    #[cfg(feature = "otel")]
+    pub(crate) fn shared_pattern(&self) -> Option<Arc<str>> {
+        self.route().map(|route| Arc::clone(&route.pattern))
     }
 
     pub(super) fn route(&self) -> Option<&Route> {
@@ -46,7 +52,7 @@ impl MatchedRoute {
 /// One route pattern, made once per process: its pattern and its request-duration histograms.
 #[derive(Debug)]
 pub(super) struct Route {
-    pattern: SharedString,
+    pattern: Arc<str>,
     /// By method ([`METHODS`]) and status class, registered on first use.
     durations: [[OnceLock<Histogram>; 5]; 10],
 }
@@ -58,7 +64,7 @@ pub(super) const METHODS: [&str; 10] = [
 const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
 impl Route {
-    pub(super) fn new(pattern: SharedString) -> Self {
+    pub(super) fn new(pattern: Arc<str>) -> Self {
         Self {
             pattern,
             durations: Default::default(),
@@ -70,7 +76,7 @@ impl Route {
         self.durations[method][class].get_or_init(|| {
             metrics::histogram!(
                 REQUEST_DURATION,
-                "route" => self.pattern.clone(),
+                "route" => SharedString::from_shared(Arc::clone(&self.pattern)),
                 "method" => METHODS[method],
                 "status" => STATUS_CLASSES[class]
             )
@@ -92,7 +98,7 @@ impl Route {
         let mut routes = ROUTES.write().unwrap_or_else(PoisonError::into_inner);
         let route = routes
             .entry(pattern.into())
-            .or_insert_with(|| Arc::new(Self::new(pattern.to_owned().into())));
+            .or_insert_with(|| Arc::new(Self::new(Arc::from(pattern))));
         Arc::clone(route)
     }
 }
@@ -141,7 +147,7 @@ where
             extensions.get::<MatchedPath>(),
         ) {
             let route = match self.route.get() {
-                Some(route) if route.pattern.as_ref() == path.as_str() => Arc::clone(route),
+                Some(route) if *route.pattern == *path.as_str() => Arc::clone(route),
                 // The first request, or (a service mounted under several patterns) another
                 // pattern: the process-wide lookup.
                 _ => {
