@@ -14,7 +14,7 @@ use std::time::Duration;
 use arbor::http::{header, HeaderValue, StatusCode};
 use arbor::ApiError;
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, Salt, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -58,16 +58,12 @@ impl Passwords {
         self.run(move |blocks| {
             let salt = SaltString::generate(&mut OsRng);
             let argon2 = Argon2::default();
-            let mut salt_bytes = [0u8; 64];
-            let salt_bytes = salt.as_salt().decode_b64(&mut salt_bytes)?;
-            let output = Output::init_with(Params::DEFAULT_OUTPUT_LEN, |out| {
-                Ok(argon2.hash_password_into_with_memory(
-                    password.as_bytes(),
-                    salt_bytes,
-                    out,
-                    blocks.for_params(argon2.params()),
-                )?)
-            })?;
+            let output = blocks.hash(
+                &argon2,
+                password.as_bytes(),
+                salt.as_salt(),
+                Params::DEFAULT_OUTPUT_LEN,
+            )?;
             let hash = PasswordHash {
                 algorithm: Algorithm::default().ident(),
                 version: Some(Version::default().into()),
@@ -99,16 +95,7 @@ impl Passwords {
                 version,
                 Params::try_from(&parsed)?,
             );
-            let mut salt_bytes = [0u8; 64];
-            let salt_bytes = salt.decode_b64(&mut salt_bytes)?;
-            let actual = Output::init_with(expected.len(), |out| {
-                Ok(argon2.hash_password_into_with_memory(
-                    password.as_bytes(),
-                    salt_bytes,
-                    out,
-                    blocks.for_params(argon2.params()),
-                )?)
-            })?;
+            let actual = blocks.hash(&argon2, password.as_bytes(), salt, expected.len())?;
             // `Output`'s comparison is constant-time.
             Ok(actual == expected)
         })
@@ -165,6 +152,22 @@ struct WorkBuffer {
 }
 
 impl WorkBuffer {
+    /// `argon2`'s hash of `password` with `salt`, `len` bytes long, worked out in this buffer.
+    fn hash(
+        &mut self,
+        argon2: &Argon2<'_>,
+        password: &[u8],
+        salt: Salt<'_>,
+        len: usize,
+    ) -> Result<Output, argon2::password_hash::Error> {
+        let mut salt_bytes = [0u8; 64];
+        let salt = salt.decode_b64(&mut salt_bytes)?;
+        let blocks = self.for_params(argon2.params());
+        Output::init_with(len, |out| {
+            Ok(argon2.hash_password_into_with_memory(password, salt, out, &mut *blocks)?)
+        })
+    }
+
     fn for_params(&mut self, params: &Params) -> &mut [Block] {
         let needed = params.block_count();
         if needed <= self.blocks.len() {
