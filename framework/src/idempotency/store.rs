@@ -1,10 +1,9 @@
 //! What an idempotency store keeps, the [`IdempotencyStore`] trait, and the in-process
 //! [`MemoryStore`].
 
-use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::response::Response;
@@ -13,6 +12,7 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 
 use super::IDEMPOTENT_REPLAYED;
 use crate::clock::{Clock, SystemClock};
+use crate::store::expiring::ExpiringMap;
 use crate::store::{BoxFuture, StoreError};
 
 /// A response kept for replay.
@@ -150,37 +150,7 @@ struct MemoryInner {
     state: Mutex<MemoryState>,
 }
 
-#[derive(Default)]
-struct MemoryState {
-    records: HashMap<String, (Record, Instant)>,
-    /// `(expires_at, key)` for every record, soonest first.
-    expiry: BTreeSet<(Instant, String)>,
-}
-
-impl MemoryState {
-    fn purge(&mut self, now: Instant) {
-        while let Some((expires_at, _)) = self.expiry.first() {
-            if *expires_at > now {
-                break;
-            }
-            if let Some((_, key)) = self.expiry.pop_first() {
-                self.records.remove(&key);
-            }
-        }
-    }
-
-    fn set(&mut self, key: String, record: Record, expires_at: Instant) {
-        self.remove(&key);
-        self.expiry.insert((expires_at, key.clone()));
-        self.records.insert(key, (record, expires_at));
-    }
-
-    fn remove(&mut self, key: &str) {
-        if let Some((_, expires_at)) = self.records.remove(key) {
-            self.expiry.remove(&(expires_at, key.to_owned()));
-        }
-    }
-}
+type MemoryState = ExpiringMap<Record>;
 
 impl MemoryStore {
     /// A store of at most `max_entries` live records.
@@ -210,7 +180,7 @@ impl MemoryStore {
         let now = self.inner.clock.now();
         let mut state = self.lock();
         state.purge(now);
-        state.records.len()
+        state.len()
     }
 
     /// Whether no record is live.
@@ -235,10 +205,10 @@ impl MemoryStore {
         let now = self.inner.clock.now();
         let mut state = self.lock();
         state.purge(now);
-        if let Some((record, _)) = state.records.get(&key) {
+        if let Some(record) = state.get(&key) {
             return Ok(Claim::Existing(record.clone()));
         }
-        if state.records.len() >= self.inner.max_entries {
+        if state.len() >= self.inner.max_entries {
             return Err(StoreError::full(format!(
                 "the in-memory store holds its maximum of {} live keys",
                 self.inner.max_entries
@@ -248,7 +218,7 @@ impl MemoryStore {
             fingerprint,
             state: RecordState::InFlight,
         };
-        state.set(key, record, now + ttl);
+        state.insert(key, record, now + ttl);
         Ok(Claim::Acquired)
     }
 }
@@ -291,21 +261,18 @@ impl IdempotencyStore for MemoryStore {
             fingerprint,
             state: RecordState::Completed(response),
         };
-        self.lock().set(key, record, now + ttl);
+        self.lock().insert(key, record, now + ttl);
         Box::pin(std::future::ready(Ok(())))
     }
 
     fn release(&self, key: String) -> BoxFuture<'_, Result<(), StoreError>> {
         let mut state = self.lock();
         if matches!(
-            state.records.get(&key),
-            Some((
-                Record {
-                    state: RecordState::InFlight,
-                    ..
-                },
-                _
-            ))
+            state.get(&key),
+            Some(Record {
+                state: RecordState::InFlight,
+                ..
+            })
         ) {
             state.remove(&key);
         }
@@ -316,7 +283,7 @@ impl IdempotencyStore for MemoryStore {
         let now = self.inner.clock.now();
         let mut state = self.lock();
         state.purge(now);
-        let record = state.records.get(&key).map(|(record, _)| record.clone());
+        let record = state.get(&key).cloned();
         Box::pin(std::future::ready(Ok(record)))
     }
 }
@@ -396,6 +363,6 @@ mod tests {
             Ok(Claim::Acquired)
         ));
         let state = store.lock();
-        assert_eq!(state.records.len(), state.expiry.len());
+        assert!(state.is_consistent());
     }
 }

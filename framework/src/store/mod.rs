@@ -37,6 +37,8 @@
 //! ```
 
 mod error;
+#[cfg(any(feature = "idempotency", feature = "webhooks"))]
+pub(crate) mod expiring;
 mod registry;
 
 pub use error::{StoreError, StoreErrorKind};

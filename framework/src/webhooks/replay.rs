@@ -1,12 +1,12 @@
 //! Replay protection by event id: the [`ReplayStore`] trait and the in-process
 //! [`MemoryReplayStore`].
 
-use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::clock::{Clock, SystemClock};
+use crate::store::expiring::ExpiringMap;
 use crate::store::{BoxFuture, StoreError};
 
 /// Where the ids of events already received are kept, for
@@ -54,25 +54,8 @@ struct Inner {
     state: Mutex<State>,
 }
 
-#[derive(Default)]
-struct State {
-    expires: HashMap<String, Instant>,
-    /// `(expires_at, key)` for every id, soonest first.
-    expiry: BTreeSet<(Instant, String)>,
-}
-
-impl State {
-    fn purge(&mut self, now: Instant) {
-        while let Some((expires_at, _)) = self.expiry.first() {
-            if *expires_at > now {
-                break;
-            }
-            if let Some((_, key)) = self.expiry.pop_first() {
-                self.expires.remove(&key);
-            }
-        }
-    }
-}
+/// Live ids; the value carries nothing.
+type State = ExpiringMap<()>;
 
 impl MemoryReplayStore {
     /// A store of at most `max_entries` live ids.
@@ -102,7 +85,7 @@ impl MemoryReplayStore {
         let now = self.inner.clock.now();
         let mut state = self.lock();
         state.purge(now);
-        state.expires.len()
+        state.len()
     }
 
     /// Whether no id is live.
@@ -122,18 +105,16 @@ impl MemoryReplayStore {
         let now = self.inner.clock.now();
         let mut state = self.lock();
         state.purge(now);
-        if state.expires.contains_key(&key) {
+        if state.get(&key).is_some() {
             return Ok(false);
         }
-        if state.expires.len() >= self.inner.max_entries {
+        if state.len() >= self.inner.max_entries {
             return Err(StoreError::full(format!(
                 "the in-memory replay store holds its maximum of {} live event ids",
                 self.inner.max_entries
             )));
         }
-        let expires_at = now + ttl;
-        state.expiry.insert((expires_at, key.clone()));
-        state.expires.insert(key, expires_at);
+        state.insert(key, (), now + ttl);
         Ok(true)
     }
 }
@@ -159,10 +140,7 @@ impl ReplayStore for MemoryReplayStore {
     }
 
     fn forget(&self, key: String) -> BoxFuture<'_, Result<(), StoreError>> {
-        let mut state = self.lock();
-        if let Some(expires_at) = state.expires.remove(&key) {
-            state.expiry.remove(&(expires_at, key));
-        }
+        self.lock().remove(&key);
         Box::pin(std::future::ready(Ok(())))
     }
 }
@@ -202,6 +180,6 @@ mod tests {
         clock.advance(ttl);
         assert!(store.first_seen("b".into(), ttl).await.unwrap());
         let state = store.lock();
-        assert_eq!(state.expires.len(), state.expiry.len());
+        assert!(state.is_consistent());
     }
 }
