@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::RequestExt;
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, StatusCode};
+use http_body_util::BodyExt as _;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -133,23 +134,25 @@ pub(crate) fn unsupported_media_type(expected: &str) -> ApiError {
 ///
 /// # Errors
 /// As above.
-pub async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, ApiError> {
-    // A `Content-Length` over the limit is refused on the head: waiting for a body that will be
-    // refused anyway would let a client that claims much and sends little hold the request
-    // open until its timeout.
+pub async fn read_body<S: Send + Sync>(request: Request, _state: &S) -> Result<Bytes, ApiError> {
+    // The body is limited once, here, and read as it is: a `Content-Length` over the limit is
+    // refused on the head, since waiting for a body that will be refused anyway would let a
+    // client that claims much and sends little hold the request open until its timeout.
     let request = request.with_limited_body();
     if claims_more_than_the_limit(&request) {
         return Err(payload_too_large());
     }
-    Bytes::from_request(request, state)
-        .await
-        .map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                payload_too_large()
-            } else {
-                ApiError::bad_request("The request body could not be read")
-            }
-        })
+    match request.into_body().collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        // What the limit answers when a body without a length (chunked) runs past it.
+        Err(error)
+            if std::error::Error::source(&error)
+                .is_some_and(|source| source.is::<http_body_util::LengthLimitError>()) =>
+        {
+            Err(payload_too_large())
+        }
+        Err(_) => Err(ApiError::bad_request("The request body could not be read")),
+    }
 }
 
 /// Whether the request's `Content-Length` exceeds what its limited body (see
