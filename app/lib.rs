@@ -27,6 +27,7 @@ pub fn app(state: AppState) -> arbor::Router {
     let stores = state.stores.clone();
     let probes = health::probes(&state);
     arbor::App::new(router(state))
+        .route_patterns(routes::PATTERNS)
         .stores(stores)
         .probes(probes)
         .into_router()
@@ -74,6 +75,7 @@ pub fn app_from_env(state: AppState) -> Result<arbor::Router, String> {
     };
     let probes = health::probes_from_env(&state)?;
     let mut app = arbor::App::new(router(state))
+        .route_patterns(routes::PATTERNS)
         .stores(stores)
         .probes(probes)
         .trace_requests(arbor::otel::endpoint_configured());

@@ -83,6 +83,11 @@ pub(crate) fn generate(table: &RouteTable, options: &Options<'_>) -> TokenStream
                 }),
         );
 
+    let patterns = table
+        .routes
+        .iter()
+        .flat_map(|route| route.axum_patterns(options.url_prefix));
+
     let route_infos = table.routes.iter().flat_map(|route| {
         let url = route.display_url(options.url_prefix);
         let file = display_path(&route.file);
@@ -215,6 +220,9 @@ pub(crate) fn generate(table: &RouteTable, options: &Options<'_>) -> TokenStream
         /// Every exported handler: method, URL (folder notation), source file and middleware
         /// chain (outermost first), in match-priority order.
         pub static ROUTES: &[::arbor::RouteInfo] = &[#(#route_infos),*];
+
+        /// The router's URL patterns in axum's syntax, for `arbor::App::route_patterns`.
+        pub const PATTERNS: &[&str] = &[#(#patterns),*];
 
         #(#[doc = #router_doc])*
         pub fn router(#parameter) -> ::arbor::__private::axum::Router {

@@ -7,13 +7,16 @@
 //! ```
 //!
 //! 1. the stack;
-//! 2. the stack with [`arbor::metrics`] (the request histogram and the active-requests gauge);
+//! 2. the stack with [`arbor::metrics`] (the request histogram and the active-requests gauge),
+//!    given the router's patterns as generated apps give them ([`arbor::App::route_patterns`]);
 //! 3. (2) with a server span per request exported over OTLP/HTTP to a receiver in this process
-//!    (the batch processor's thread does the export; what the request pays is the span).
+//!    (the batch processor's thread does the export; what the request pays is the span);
+//! 4. (2) without the patterns, as for a hand-written router: the route comes from a layer on
+//!    the route.
 //!
 //! 15 rounds of 20,000 requests each; the costs are medians of the per-round differences.
 //!
-//! For a profiler, `-- --only stack|metrics|traces [--requests N]` runs one of the three once
+//! For a profiler, `-- --only stack|metrics|traces|metrics-slot [--requests N]` runs one once
 //! (instruction counts under callgrind are steady where wall-clock times on two cores are not):
 //!
 //! ```text
@@ -33,6 +36,8 @@ use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::Layer as _;
 
 use support::{hello, median, run};
+
+const PATTERNS: &[&str] = &["/api/hello"];
 
 fn app() -> arbor::App {
     let routes = Router::new()
@@ -98,19 +103,26 @@ fn main() {
     );
 
     let mut stack = app().into_router().with_state(());
-    let mut with_metrics = app().metrics(metrics.clone()).into_router().with_state(());
+    let mut with_metrics = app()
+        .route_patterns(PATTERNS)
+        .metrics(metrics.clone())
+        .into_router()
+        .with_state(());
     let mut with_traces = app()
-        .metrics(metrics)
+        .route_patterns(PATTERNS)
+        .metrics(metrics.clone())
         .trace_requests(true)
         .into_router()
         .with_state(());
+    let mut with_metrics_slot = app().metrics(metrics).into_router().with_state(());
     let args: Vec<String> = std::env::args().collect();
     if let Some((name, requests)) = only(&args) {
         let (router, dispatch) = match name.as_str() {
             "stack" => (&mut stack, &logged),
             "metrics" => (&mut with_metrics, &logged),
             "traces" => (&mut with_traces, &traced),
-            other => panic!("--only stack|metrics|traces, not {other}"),
+            "metrics-slot" => (&mut with_metrics_slot, &logged),
+            other => panic!("--only stack|metrics|traces|metrics-slot, not {other}"),
         };
         let took = tracing::dispatcher::with_default(dispatch, || {
             // Lazy set-up (the clock calibration of the metrics' histograms, which loops for a
@@ -122,30 +134,31 @@ fn main() {
         println!("{name}: {} ns/request", took.as_nanos());
         return;
     }
-    let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut a, mut b, mut c, mut d) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds {
         tracing::dispatcher::with_default(&logged, || {
             a.push(runtime.block_on(run(&mut stack, requests)));
             b.push(runtime.block_on(run(&mut with_metrics, requests)));
+            d.push(runtime.block_on(run(&mut with_metrics_slot, requests)));
         });
         tracing::dispatcher::with_default(&traced, || {
             c.push(runtime.block_on(run(&mut with_traces, requests)));
         });
     }
-    // Medians of the per-round differences: the three run back to back in each round, so a
-    // slow round (the machine has two cores) weighs on all three alike.
-    let metrics_cost: Vec<i128> = a
-        .iter()
-        .zip(&b)
-        .map(|(a, b)| nanos(*b) - nanos(*a))
-        .collect();
-    let spans_cost: Vec<i128> = b
-        .iter()
-        .zip(&c)
-        .map(|(b, c)| nanos(*c) - nanos(*b))
-        .collect();
-    let (a, b, c) = (median(a), median(b), median(c));
-    print_costs(a, b, c, metrics_cost, spans_cost);
+    // Medians of the per-round differences: the four run back to back in each round, so a
+    // slow round (the machine has two cores) weighs on all alike.
+    let differences = |from: &[Duration], to: &[Duration]| -> Vec<i128> {
+        from.iter()
+            .zip(to)
+            .map(|(from, to)| nanos(*to) - nanos(*from))
+            .collect()
+    };
+    let costs = Costs {
+        metrics: median(differences(&a, &b)),
+        spans: median(differences(&b, &c)),
+        metrics_slot: median(differences(&a, &d)),
+    };
+    print_costs([median(a), median(b), median(c), median(d)], &costs);
     drop(export);
 }
 
@@ -168,31 +181,33 @@ fn only(args: &[String]) -> Option<(String, u32)> {
     Some((name, requests))
 }
 
-fn print_costs(
-    a: Duration,
-    b: Duration,
-    c: Duration,
-    metrics_cost: Vec<i128>,
-    spans_cost: Vec<i128>,
-) {
+/// Medians of the per-round differences, in ns per request.
+struct Costs {
+    metrics: i128,
+    spans: i128,
+    metrics_slot: i128,
+}
+
+fn print_costs(times: [Duration; 4], costs: &Costs) {
+    let names = [
+        "stack (JSON logs to a sink)",
+        "+ metrics",
+        "+ metrics + exported spans",
+        "+ metrics, route from a layer",
+    ];
+    for (name, time) in names.iter().zip(times) {
+        println!("{name:<40} {:>7} ns/request", time.as_nanos());
+    }
     println!(
-        "stack (JSON logs to a sink)      {:>7} ns/request",
-        a.as_nanos()
+        "{:<40} {:>7} ns/request",
+        "metrics cost (median of rounds)", costs.metrics
     );
     println!(
-        "+ metrics                        {:>7} ns/request",
-        b.as_nanos()
+        "{:<40} {:>7} ns/request",
+        "span cost (median of rounds)", costs.spans
     );
     println!(
-        "+ metrics + exported spans       {:>7} ns/request",
-        c.as_nanos()
-    );
-    println!(
-        "metrics cost (median of rounds)  {:>7} ns/request",
-        median(metrics_cost)
-    );
-    println!(
-        "span cost (median of rounds)     {:>7} ns/request",
-        median(spans_cost)
+        "{:<40} {:>7} ns/request",
+        "metrics cost, route from a layer", costs.metrics_slot
     );
 }

@@ -56,35 +56,54 @@ async fn scrape(client: &TestClient) -> String {
     response.text()
 }
 
+/// The app around `routes`, finding routes by `patterns` when there are some, else from the layer
+/// `App` puts on every route: the tests below check both ways.
+fn app(routes: arbor::Router, patterns: Option<&[&str]>) -> App {
+    let app = App::new(routes).metrics(metrics());
+    match patterns {
+        Some(patterns) => app.route_patterns(patterns),
+        None => app,
+    }
+}
+
 #[tokio::test]
 async fn requests_are_labelled_by_route_pattern_method_and_status_class() {
     let _alone = ONE_AT_A_TIME.lock().await;
+    labelled_by_route("/labels", false).await;
+    labelled_by_route("/patterns", true).await;
+}
+
+/// Routes under `prefix` (series of their own in the shared recorder).
+async fn labelled_by_route(prefix: &str, with_patterns: bool) {
+    let users = format!("{prefix}/users/{{id}}");
+    let hello = format!("{prefix}/hello");
     let routes = arbor::Router::new()
         .route(
-            "/labels/users/{id}",
+            &users,
             get(|Path(id): Path<u32>| async move { id.to_string() }),
         )
-        .route("/labels/hello", post(|| async { "hi" }));
-    let client = TestClient::new(App::new(routes).metrics(metrics()).into_router());
+        .route(&hello, post(|| async { "hi" }));
+    let patterns = [users.as_str(), hello.as_str()];
+    let client = TestClient::new(app(routes, with_patterns.then_some(&patterns[..])).into_router());
 
     for id in [1, 2, 3] {
-        let response = client.get(&format!("/labels/users/{id}")).send().await;
+        let response = client.get(&format!("{prefix}/users/{id}")).send().await;
         assert_eq!(response.status(), StatusCode::OK);
     }
     // A path parameter of the wrong type: still the route's pattern, as a 4xx.
-    client.get("/labels/users/x").send().await;
+    client.get(&format!("{prefix}/users/x")).send().await;
     // The wrong method on a known path: the route's pattern, 405.
-    let refused = client.get("/labels/hello").send().await;
+    let refused = client.get(&hello).send().await;
     assert_eq!(refused.status(), StatusCode::METHOD_NOT_ALLOWED);
 
     let exposition = scrape(&client).await;
     let count = "http_server_request_duration_seconds_count";
-    let users = r#"route="/labels/users/{id}""#;
+    let users = format!(r#"route="{users}""#);
     assert_eq!(
         value(
             &exposition,
             count,
-            &[users, r#"method="GET""#, r#"status="2xx""#]
+            &[&users, r#"method="GET""#, r#"status="2xx""#]
         ),
         Some(3.0),
         "{exposition}"
@@ -93,7 +112,7 @@ async fn requests_are_labelled_by_route_pattern_method_and_status_class() {
         value(
             &exposition,
             count,
-            &[users, r#"method="GET""#, r#"status="4xx""#]
+            &[&users, r#"method="GET""#, r#"status="4xx""#]
         ),
         Some(1.0)
     );
@@ -102,7 +121,7 @@ async fn requests_are_labelled_by_route_pattern_method_and_status_class() {
             &exposition,
             count,
             &[
-                r#"route="/labels/hello""#,
+                &format!(r#"route="{hello}""#),
                 r#"method="GET""#,
                 r#"status="4xx""#
             ]
@@ -116,7 +135,7 @@ async fn requests_are_labelled_by_route_pattern_method_and_status_class() {
     );
     assert!(!samples(&exposition, "http_server_request_duration_seconds_bucket").is_empty());
     // No raw path became a label, and the scrape itself is not a request.
-    assert!(!exposition.contains("/labels/users/1"));
+    assert!(!exposition.contains(&format!("{prefix}/users/1")));
     assert!(!exposition.contains(r#"route="/metrics""#));
     // Every request has finished.
     assert_eq!(
@@ -132,35 +151,89 @@ async fn panics() -> &'static str {
 #[tokio::test]
 async fn a_panic_and_a_timeout_keep_their_route() {
     let _alone = ONE_AT_A_TIME.lock().await;
-    let routes = arbor::Router::new()
-        .route("/failing/panics", get(panics))
-        .route(
-            "/failing/slow",
+    for (prefix, with_patterns) in [("/failing", false), ("/failing-patterns", true)] {
+        let (panicking, slow) = (format!("{prefix}/panics"), format!("{prefix}/slow"));
+        let routes = arbor::Router::new().route(&panicking, get(panics)).route(
+            &slow,
             get(|| async {
                 tokio::time::sleep(std::time::Duration::from_secs(30)).await;
                 "late"
             }),
         );
-    let app = App::new(routes)
-        .metrics(metrics())
-        .timeout(Some(std::time::Duration::from_millis(50)));
-    let client = TestClient::new(app.into_router());
-    let panicked = client.get("/failing/panics").send().await;
-    assert_eq!(panicked.status(), StatusCode::INTERNAL_SERVER_ERROR);
-    let timed_out = client.get("/failing/slow").send().await;
-    assert_eq!(timed_out.status(), StatusCode::GATEWAY_TIMEOUT);
+        let patterns = [panicking.as_str(), slow.as_str()];
+        let app = app(routes, with_patterns.then_some(&patterns[..]))
+            .timeout(Some(std::time::Duration::from_millis(50)));
+        let client = TestClient::new(app.into_router());
+        let panicked = client.get(&panicking).send().await;
+        assert_eq!(panicked.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let timed_out = client.get(&slow).send().await;
+        assert_eq!(timed_out.status(), StatusCode::GATEWAY_TIMEOUT);
+
+        let exposition = scrape(&client).await;
+        let count = "http_server_request_duration_seconds_count";
+        for route in patterns {
+            let label = format!(r#"route="{route}""#);
+            assert_eq!(
+                value(&exposition, count, &[&label, r#"status="5xx""#]),
+                Some(1.0),
+                "{route}: {exposition}"
+            );
+        }
+    }
+}
+
+/// A writer for a test's log lines.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_route_missing_from_the_patterns_is_reported_in_debug_builds() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _logging = tracing::subscriber::set_default(subscriber);
+    let routes = arbor::Router::new()
+        .route("/partly/listed", get(|| async { "ok" }))
+        .route("/partly/forgotten", get(|| async { "ok" }));
+    let client = TestClient::new(app(routes, Some(&["/partly/listed"])).into_router());
+    for path in ["/partly/listed", "/partly/forgotten", "/partly/forgotten"] {
+        assert_eq!(client.get(path).send().await.status(), StatusCode::OK);
+    }
 
     let exposition = scrape(&client).await;
     let count = "http_server_request_duration_seconds_count";
-    for (route, status) in [
-        (r#"route="/failing/panics""#, r#"status="5xx""#),
-        (r#"route="/failing/slow""#, r#"status="5xx""#),
-    ] {
-        assert_eq!(
-            value(&exposition, count, &[route, status]),
-            Some(1.0),
-            "{route}: {exposition}"
-        );
+    assert_eq!(
+        value(&exposition, count, &[r#"route="/partly/listed""#]),
+        Some(1.0)
+    );
+    // Not a series of its own: the patterns are the closed set of labels.
+    assert!(!exposition.contains("/partly/forgotten"), "{exposition}");
+    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let reports: Vec<&str> = logs
+        .lines()
+        .filter(|line| line.contains("route missing from `App::route_patterns`"))
+        .collect();
+    if cfg!(debug_assertions) {
+        assert_eq!(reports.len(), 1, "once per route: {logs}");
+        assert!(reports[0].contains("/partly/forgotten"), "{logs}");
+        assert!(reports[0].contains("counted_as=\"unmatched\""), "{logs}");
+    } else {
+        assert!(reports.is_empty(), "{logs}");
     }
 }
 

@@ -12,20 +12,21 @@ use http::Method;
 use metrics::Gauge;
 use tower::{Layer, Service};
 
-use super::matched_route::Route;
-use super::{MatchedRoute, ACTIVE_REQUESTS};
+use super::matched_route::{FoundRoute, Route, RouteFinder};
+use super::ACTIVE_REQUESTS;
 
 /// The `route` label of requests that no route matched.
 pub const UNMATCHED: &str = "unmatched";
 
 /// Records [`REQUEST_DURATION`] and [`ACTIVE_REQUESTS`] (installed by [`crate::App::metrics`]).
 ///
-/// The route label comes from the request's [`MatchedRoute`], which [`super::MatchedRouteLayer`]
-/// fills in with the route's histogram handles (kept per route, method and status class): a
-/// request costs no lookup and builds no labels.
+/// The route label comes from the router's patterns or from the request's
+/// [`super::MatchedRoute`] (see [`crate::App::route_patterns`]), either way with the route's
+/// histogram handles (kept per route, method and status class): a request builds no labels.
 #[derive(Debug, Clone)]
 pub struct RecordMetricsLayer {
     handles: Arc<Handles>,
+    routes: RouteFinder,
 }
 
 impl Default for RecordMetricsLayer {
@@ -35,14 +36,20 @@ impl Default for RecordMetricsLayer {
 }
 
 impl RecordMetricsLayer {
-    /// A layer recording into the process's `metrics` recorder.
+    /// A layer recording into the process's `metrics` recorder, with routes from the
+    /// request's [`super::MatchedRoute`].
     pub fn new() -> Self {
         Self {
             handles: Arc::new(Handles {
-                unmatched: Route::new(Arc::from(UNMATCHED)),
+                unmatched: Route::named(UNMATCHED),
                 active: metrics::gauge!(ACTIVE_REQUESTS),
             }),
+            routes: RouteFinder::Slot,
         }
+    }
+
+    pub(crate) fn finding_routes(self, routes: RouteFinder) -> Self {
+        Self { routes, ..self }
     }
 }
 
@@ -53,6 +60,7 @@ impl<S> Layer<S> for RecordMetricsLayer {
         RecordMetrics {
             inner,
             handles: self.handles.clone(),
+            routes: self.routes.clone(),
         }
     }
 }
@@ -62,6 +70,7 @@ impl<S> Layer<S> for RecordMetricsLayer {
 pub struct RecordMetrics<S> {
     inner: S,
     handles: Arc<Handles>,
+    routes: RouteFinder,
 }
 
 impl<S> Service<Request> for RecordMetrics<S>
@@ -78,7 +87,7 @@ where
 
     fn call(&mut self, mut request: Request) -> Self::Future {
         let method = method_index(request.method());
-        let route = MatchedRoute::of(&mut request);
+        let route = self.routes.find(&mut request);
         self.handles.active.increment(1.0);
         ResponseFuture {
             inner: self.inner.call(request),
@@ -96,7 +105,7 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: F,
         active: ActiveRequest,
-        route: MatchedRoute,
+        route: FoundRoute,
         method: usize,
         started: Instant,
     }
@@ -113,7 +122,7 @@ where
         let response = ready!(this.inner.poll(cx))?;
         let elapsed = this.started.elapsed().as_secs_f64();
         let class = usize::from(response.status().as_u16() / 100).clamp(1, 5) - 1;
-        let route = this.route.route().unwrap_or(&this.active.0.unmatched);
+        let route = this.route.route().unwrap_or(this.active.0.unmatched);
         route.duration(*this.method, class).record(elapsed);
         Poll::Ready(Ok(response))
     }
@@ -149,6 +158,6 @@ fn method_index(method: &Method) -> usize {
 
 #[derive(Debug)]
 struct Handles {
-    unmatched: Route,
+    unmatched: &'static Route,
     active: Gauge,
 }

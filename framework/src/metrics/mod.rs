@@ -32,7 +32,7 @@
 #[cfg(feature = "metrics")]
 mod endpoint;
 mod layer;
-mod matched_route;
+pub(crate) mod matched_route;
 #[cfg(feature = "metrics")]
 mod prometheus;
 

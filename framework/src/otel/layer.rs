@@ -22,7 +22,7 @@ use opentelemetry_http::HeaderExtractor;
 use tower::{Layer, Service};
 
 use crate::logging::TraceId;
-use crate::metrics::MatchedRoute;
+use crate::metrics::matched_route::{FoundRoute, RouteFinder};
 
 /// Opens a server span per request (installed by [`crate::App::trace_requests`]), following
 /// the HTTP semantic conventions: named `{method} {route}` (the method alone when no route
@@ -33,6 +33,7 @@ use crate::metrics::MatchedRoute;
 #[derive(Clone)]
 pub struct TraceRequestsLayer {
     tracer: Arc<BoxedTracer>,
+    routes: RouteFinder,
 }
 
 impl fmt::Debug for TraceRequestsLayer {
@@ -52,7 +53,12 @@ impl TraceRequestsLayer {
     pub fn new() -> Self {
         Self {
             tracer: Arc::new(opentelemetry::global::tracer("arbor")),
+            routes: RouteFinder::Slot,
         }
+    }
+
+    pub(crate) fn finding_routes(self, routes: RouteFinder) -> Self {
+        Self { routes, ..self }
     }
 }
 
@@ -63,6 +69,7 @@ impl<S> Layer<S> for TraceRequestsLayer {
         TraceRequests {
             inner,
             tracer: self.tracer.clone(),
+            routes: self.routes.clone(),
         }
     }
 }
@@ -72,6 +79,7 @@ impl<S> Layer<S> for TraceRequestsLayer {
 pub struct TraceRequests<S> {
     inner: S,
     tracer: Arc<BoxedTracer>,
+    routes: RouteFinder,
 }
 
 impl<S: fmt::Debug> fmt::Debug for TraceRequests<S> {
@@ -113,7 +121,7 @@ where
         }
         let context = parent.with_span(span);
         let method = request.method().clone();
-        let route = MatchedRoute::of(&mut request);
+        let route = self.routes.find(&mut request);
         let inner = {
             let _current = context.clone().attach();
             self.inner.call(request)
@@ -194,7 +202,7 @@ pin_project_lite::pin_project! {
         inner: F,
         context: OtelContext,
         method: http::Method,
-        route: MatchedRoute,
+        route: FoundRoute,
     }
 }
 
