@@ -355,25 +355,40 @@ async fn a_forged_forwarded_for_does_not_escape_the_login_limit() {
 }
 
 #[tokio::test]
-async fn a_request_with_both_lengths_cannot_smuggle_a_second_one() {
+async fn a_request_with_both_lengths_is_refused_and_cannot_smuggle_a_second_one() {
     let server = Server::start(Backend::Sqlite).await;
     let address: SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
     // A front proxy reading `Content-Length: 4` would see the chunked body and the smuggled
-    // `DELETE` as the next request; Arbor (hyper) reads by `Transfer-Encoding`, as RFC 9112
-    // §6.3 says, and closes the connection after answering (the request is not refused with
-    // `400`: hyper drops the `Content-Length` before the app sees it).
-    let smuggling = b"POST /api/hello HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\ncontent-length: 4\r\ntransfer-encoding: chunked\r\n\r\ne\r\n{\"name\": \"ab\"}\r\n0\r\n\r\nDELETE /api/v1/items/1 HTTP/1.1\r\nhost: test\r\n\r\n";
+    // `DELETE` as the next request. Arbor refuses the request with both lengths (RFC 9112
+    // §6.3), without running the route, and closes the connection after answering. First a
+    // plain request on the same connection, to show that the refusal finds the right one.
+    let smuggling = b"GET /api/hello HTTP/1.1\r\nhost: test\r\n\r\nPOST /api/hello HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\ncontent-length: 4\r\ntransfer-encoding: chunked\r\n\r\ne\r\n{\"name\": \"ab\"}\r\n0\r\n\r\nDELETE /api/v1/items/1 HTTP/1.1\r\nhost: test\r\n\r\n";
     let mut stream = TcpStream::connect(address).await.unwrap();
     stream.write_all(smuggling).await.unwrap();
     let mut bytes = Vec::new();
-    // The connection ends after one answer, with no second request served on it.
+    // The connection ends after the refusal, with no further request served on it.
     tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut bytes))
         .await
         .expect("the server closes the connection")
         .unwrap();
     let text = String::from_utf8_lossy(&bytes);
-    assert!(text.starts_with("HTTP/1.1 200 "), "{text}");
-    assert!(text.contains(r#"{"message":"hello, ab"}"#), "{text}");
-    assert_eq!(text.matches("HTTP/1.1 ").count(), 1, "{text}");
+    let answers: Vec<&str> = text.split("HTTP/1.1 ").skip(1).collect();
+    assert_eq!(answers.len(), 2, "{text}");
+    assert!(answers[0].starts_with("200 "), "{text}");
+    assert!(answers[1].starts_with("400 "), "{text}");
+    assert!(
+        answers[1]
+            .to_ascii_lowercase()
+            .contains("connection: close"),
+        "{text}"
+    );
+    let body: Value = serde_json::from_str(answers[1].split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(body["error"], "BAD_REQUEST", "{text}");
+    assert!(body["message"]
+        .as_str()
+        .unwrap()
+        .contains("Transfer-Encoding"));
+    // The route did not run (it would have said hello to `ab`), nor did the smuggled request.
+    assert!(!text.contains("hello, ab"), "{text}");
     assert!(!text.contains("deleted"), "{text}");
 }

@@ -1,7 +1,9 @@
 //! `arbor::serve` bounds what a client can make it hold, over real TCP: request heads over
 //! `ServeOptions::max_header_bytes` are answered `431`, a head that trickles in is cut off at
 //! `ServeOptions::header_read_timeout`, a body that trickles in at the route's timeout (`504`),
-//! and the server keeps serving.
+//! a request with both `Content-Length` and `Transfer-Encoding` is refused (or, with
+//! `ServeOptions::refuse_ambiguous_lengths` off, read by its chunks), and the server keeps
+//! serving.
 
 #![allow(clippy::unwrap_used)]
 
@@ -118,4 +120,61 @@ async fn a_body_that_trickles_in_is_cut_off_at_the_route_timeout() {
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 504 "), "{answer}");
     assert!(answer.contains(r#""error":"TIMEOUT""#), "{answer}");
+}
+
+/// Two requests on one connection, the second with both lengths; everything the server sent
+/// back until it closed the connection.
+async fn answers_to_both_lengths(options: ServeOptions) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let router = Router::new().route("/echo", post(|body: String| async move { body }));
+    tokio::spawn(arbor::serve_with(listener, router, options.signals(false)));
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    stream
+        .write_all(
+            b"POST /echo HTTP/1.1\r\nhost: test\r\ncontent-length: 5\r\n\r\nfirst\
+              POST /echo HTTP/1.1\r\nhost: test\r\ntransfer-encoding: chunked\r\ncontent-length: 3\r\n\r\n\
+              6\r\nsecond\r\n0\r\n\r\nPOST /echo HTTP/1.1\r\nhost: test\r\ncontent-length: 5\r\n\r\nthird",
+        )
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer))
+        .await
+        .expect("the server closes the connection")
+        .unwrap();
+    String::from_utf8(answer).unwrap()
+}
+
+#[tokio::test]
+async fn a_request_with_both_lengths_is_refused_and_ends_its_connection() {
+    let answers = answers_to_both_lengths(ServeOptions::default()).await;
+    let statuses: Vec<&str> = answers
+        .split("HTTP/1.1 ")
+        .skip(1)
+        .map(|answer| &answer[..3])
+        .collect();
+    assert_eq!(statuses, ["200", "400"], "{answers}");
+    assert!(answers.contains("\r\n\r\nfirst"), "{answers}");
+    assert!(answers.contains(r#""error":"BAD_REQUEST""#), "{answers}");
+    // The route did not run for it, and nothing behind it was read.
+    assert!(
+        !answers.contains("second") && !answers.contains("third"),
+        "{answers}"
+    );
+}
+
+#[tokio::test]
+async fn with_the_refusal_off_the_body_is_read_by_its_chunks() {
+    let answers =
+        answers_to_both_lengths(ServeOptions::default().refuse_ambiguous_lengths(false)).await;
+    let statuses: Vec<&str> = answers
+        .split("HTTP/1.1 ")
+        .skip(1)
+        .map(|answer| &answer[..3])
+        .collect();
+    // hyper's own handling: the chunks win, and the connection still ends after the answer.
+    assert_eq!(statuses, ["200", "200"], "{answers}");
+    assert!(answers.ends_with("second"), "{answers}");
+    assert!(!answers.contains("third"), "{answers}");
 }

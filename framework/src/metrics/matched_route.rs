@@ -16,8 +16,8 @@
 //! Either way the route is known once a panic or a timeout ended the request: a 500 or a 504
 //! keeps its route.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, LazyLock, Mutex, OnceLock, PoisonError, RwLock};
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, OnceLock, PoisonError, RwLock};
 use std::task::{Context, Poll};
 
 use axum::extract::{MatchedPath, Request};
@@ -238,9 +238,11 @@ where
 /// Debug builds only, beside [`RoutePatterns`]: reports (once per route) a route whose pattern
 /// the app's patterns do not match the way axum did, which would count its requests under
 /// another route or as unmatched. Installed by [`crate::App`] as a route layer.
+#[cfg(debug_assertions)]
 #[derive(Debug, Clone)]
 pub(crate) struct CheckRoutePatternsLayer(pub(crate) RoutePatterns);
 
+#[cfg(debug_assertions)]
 impl<S> Layer<S> for CheckRoutePatternsLayer {
     type Service = CheckRoutePatterns<S>;
 
@@ -253,12 +255,14 @@ impl<S> Layer<S> for CheckRoutePatternsLayer {
 }
 
 /// See [`CheckRoutePatternsLayer`].
+#[cfg(debug_assertions)]
 #[derive(Debug, Clone)]
 pub(crate) struct CheckRoutePatterns<S> {
     inner: S,
     patterns: RoutePatterns,
 }
 
+#[cfg(debug_assertions)]
 impl<S> Service<Request> for CheckRoutePatterns<S>
 where
     S: Service<Request>,
@@ -275,7 +279,8 @@ where
         if let Some(matched) = request.extensions().get::<MatchedPath>() {
             let found = self.patterns.at(request.uri().path());
             if found.map(|route| &*route.pattern) != Some(matched.as_str()) {
-                static REPORTED: LazyLock<Mutex<HashSet<String>>> = LazyLock::new(Mutex::default);
+                static REPORTED: LazyLock<std::sync::Mutex<std::collections::HashSet<String>>> =
+                    LazyLock::new(Default::default);
                 let first = REPORTED
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
