@@ -392,3 +392,151 @@ async fn a_request_with_both_lengths_is_refused_and_cannot_smuggle_a_second_one(
     assert!(!text.contains("hello, ab"), "{text}");
     assert!(!text.contains("deleted"), "{text}");
 }
+
+/// `request` over HTTP/2 (cleartext, prior knowledge), as an [`Answer`].
+async fn send_h2(client: &reqwest::Client, case: &str, request: reqwest::RequestBuilder) -> Answer {
+    let response = client
+        .execute(request.build().unwrap())
+        .await
+        .unwrap_or_else(|e| panic!("{case}: {e}"));
+    assert_eq!(response.version(), reqwest::Version::HTTP_2, "{case}");
+    let head = response
+        .headers()
+        .iter()
+        .map(|(name, value)| format!("{name}: {}", value.to_str().unwrap_or("?")))
+        .collect::<Vec<_>>()
+        .join("\r\n");
+    Answer {
+        case: case.to_owned(),
+        status: response.status().as_u16(),
+        head,
+        body: response.bytes().await.unwrap().to_vec(),
+    }
+}
+
+#[tokio::test]
+async fn over_http2_bad_input_gets_the_same_answers() {
+    let server = Server::start(Backend::Sqlite).await;
+    let base = &server.base;
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let hello = format!("{base}/api/hello");
+    let json = |body: &'static [u8]| {
+        client
+            .post(&hello)
+            .header("content-type", "application/json")
+            .body(body)
+    };
+    let over_the_limit = vec![b'a'; arbor::DEFAULT_BODY_LIMIT + 1];
+    // The same body in DATA frames with no `content-length`: counted as it arrives.
+    let streamed = futures_util::stream::iter(
+        over_the_limit
+            .chunks(64 * 1024)
+            .map(|chunk| Ok::<_, std::io::Error>(chunk.to_vec()))
+            .collect::<Vec<_>>(),
+    );
+    let cases: Vec<(&str, reqwest::RequestBuilder, u16, Option<&str>)> = vec![
+        (
+            "malformed JSON",
+            json(b"{\"name\": "),
+            400,
+            Some("INVALID_JSON"),
+        ),
+        (
+            "a validation failure",
+            json(b"{\"name\": \"\"}"),
+            400,
+            Some("VALIDATION_ERROR"),
+        ),
+        (
+            "the wrong content type",
+            client
+                .post(&hello)
+                .header("content-type", "text/plain")
+                .body("x"),
+            415,
+            Some("UNSUPPORTED_MEDIA_TYPE"),
+        ),
+        (
+            "a body over the limit",
+            client
+                .post(&hello)
+                .header("content-type", "application/json")
+                .body(over_the_limit.clone()),
+            413,
+            Some("PAYLOAD_TOO_LARGE"),
+        ),
+        (
+            "a streamed body over the limit",
+            client
+                .post(&hello)
+                .header("content-type", "application/json")
+                .body(reqwest::Body::wrap_stream(streamed)),
+            413,
+            Some("PAYLOAD_TOO_LARGE"),
+        ),
+        (
+            "an unknown method",
+            client.request(reqwest::Method::from_bytes(b"BREW").unwrap(), &hello),
+            405,
+            Some("METHOD_NOT_ALLOWED"),
+        ),
+        (
+            "a null byte in a numeric path segment",
+            client.get(format!("{base}/api/v1/items/%00")),
+            400,
+            Some("INVALID_PATH_PARAMS"),
+        ),
+        (
+            "a forged session cookie",
+            client
+                .get(format!("{base}/api/v1/session"))
+                .header("cookie", "session=forged"),
+            401,
+            Some("UNAUTHORIZED"),
+        ),
+    ];
+    for (case, request, status, code) in cases {
+        send_h2(&client, case, request).await.expect(status, code);
+        let after = send_h2(&client, case, client.get(&hello)).await;
+        assert_eq!(after.status, 200, "the server stopped serving after {case}");
+    }
+    let allow = send_h2(
+        &client,
+        "an unknown method",
+        client.request(reqwest::Method::from_bytes(b"BREW").unwrap(), &hello),
+    )
+    .await;
+    assert!(
+        allow.header("allow").is_some_and(|a| a.contains("POST")),
+        "{}",
+        allow.head
+    );
+
+    // Headers over the limit: HTTP/2 decodes them into a list, bounded by the same setting
+    // (16 KiB). Just over it, the request is answered `431` (by hyper, with no body).
+    let over = client
+        .get(&hello)
+        .header("x-padding", "a".repeat(17 * 1024))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(over.status(), 431);
+    // Far over it (200 KB in many CONTINUATION frames), the server's HTTP/2 layer ends the
+    // whole connection with `ENHANCE_YOUR_CALM`, its defence against header floods.
+    let flood = client
+        .get(&hello)
+        .header("x-padding", "a".repeat(200 * 1024))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{flood:?}").contains("ENHANCE_YOUR_CALM"),
+        "{flood:?}"
+    );
+    // Either way the server keeps serving, on a new connection for the latter.
+    let after = send_h2(&client, "headers over the limit", client.get(&hello)).await;
+    assert_eq!(after.status, 200, "the server stopped serving");
+}

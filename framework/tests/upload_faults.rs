@@ -1,5 +1,5 @@
-//! Uploads when things go wrong, over real TCP. A client that hangs up halfway leaves nothing
-//! behind. A write the filesystem refuses (here a file-size limit, which fails the write as a
+//! Uploads when things go wrong, over real TCP. A client that hangs up halfway, or resets its
+//! HTTP/2 stream halfway, leaves nothing behind. A write the filesystem refuses (here a file-size limit, which fails the write as a
 //! full disk would) is answered `507 STORE_FULL`, and nothing half-written is kept.
 //!
 //! The size limit (`RLIMIT_FSIZE`) is per process, so these tests have a binary of their own.
@@ -55,10 +55,13 @@ async fn serve(dir: &Path) -> (SocketAddr, mpsc::UnboundedReceiver<()>) {
     (address, handlers_done)
 }
 
+/// The multipart body up to the file's bytes, and after them.
+const MULTIPART_START: &[u8] = b"--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n";
+const MULTIPART_END: &[u8] = b"\r\n--B--\r\n";
+
 /// The head and the start of a multipart upload whose file is `size` bytes.
 fn upload_head(size: usize) -> (Vec<u8>, Vec<u8>) {
-    let start = b"--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n";
-    let end = b"\r\n--B--\r\n";
+    let (start, end) = (MULTIPART_START, MULTIPART_END);
     let length = start.len() + size + end.len();
     let head = format!(
         "POST /upload HTTP/1.1\r\nhost: test\r\nconnection: close\r\ncontent-type: multipart/form-data; boundary=B\r\ncontent-length: {length}\r\n\r\n"
@@ -85,23 +88,73 @@ async fn a_client_that_hangs_up_mid_upload_leaves_nothing_behind() {
     stream.write_all(&vec![7u8; 64 * 1024]).await.unwrap();
     stream.flush().await.unwrap();
     // Wait until the part file exists, so the hang-up lands in the middle of the write.
-    let part_written = async {
-        while !files_in(dir.path())
-            .iter()
-            .any(|file| file.extension().is_some_and(|e| e == "part"))
-        {
-            tokio::task::yield_now().await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(10), part_written)
-        .await
-        .expect("the upload started writing");
+    part_file_written(dir.path()).await;
     drop(stream);
     tokio::time::timeout(Duration::from_secs(10), handlers_done.recv())
         .await
         .expect("the server noticed the hang-up")
         .unwrap();
     assert_eq!(files_in(dir.path()), Vec::<PathBuf>::new());
+}
+
+/// Resolves once the upload has started writing its part file.
+async fn part_file_written(dir: &Path) {
+    let written = async {
+        while !files_in(dir)
+            .iter()
+            .any(|file| file.extension().is_some_and(|e| e == "part"))
+        {
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), written)
+        .await
+        .expect("the upload started writing");
+}
+
+#[tokio::test]
+async fn an_http2_stream_reset_mid_upload_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let (address, mut handlers_done) = serve(dir.path()).await;
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    // The body comes from this channel: the start of the file, then a failure, on which the
+    // client resets the stream (`RST_STREAM`) while the connection stays open.
+    let (body, chunks) = mpsc::unbounded_channel::<Result<Vec<u8>, std::io::Error>>();
+    let stream = futures_util::stream::unfold(chunks, |mut chunks| async move {
+        chunks.recv().await.map(|chunk| (chunk, chunks))
+    });
+    let upload = tokio::spawn(
+        client
+            .post(format!("http://{address}/upload"))
+            .header("content-type", "multipart/form-data; boundary=B")
+            .body(reqwest::Body::wrap_stream(stream))
+            .send(),
+    );
+    let mut start = MULTIPART_START.to_vec();
+    start.extend_from_slice(&vec![7u8; 64 * 1024]);
+    body.send(Ok(start)).unwrap();
+    part_file_written(dir.path()).await;
+    body.send(Err(std::io::Error::other("the client gives up")))
+        .unwrap();
+    assert!(upload.await.unwrap().is_err(), "the request was reset");
+    tokio::time::timeout(Duration::from_secs(10), handlers_done.recv())
+        .await
+        .expect("the server noticed the reset")
+        .unwrap();
+    assert_eq!(files_in(dir.path()), Vec::<PathBuf>::new());
+    // The connection survives a reset stream: the next request on it is served.
+    let served = client
+        .post(format!("http://{address}/upload"))
+        .header("content-type", "multipart/form-data; boundary=B")
+        .body([MULTIPART_START, b"small", MULTIPART_END].concat())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(served.version(), reqwest::Version::HTTP_2);
+    assert_eq!(served.text().await.unwrap(), "5");
 }
 
 #[tokio::test]
