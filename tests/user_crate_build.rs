@@ -2,8 +2,9 @@
 //! user's crate is built (`arbor` and `arbor-build` as path dependencies, a one-line
 //! `build.rs`, route files under `app/api`). Routing mistakes must fail the build naming every
 //! file, a quickstart crate must serve every segment kind over TCP, incremental builds must
-//! follow route changes without `cargo clean`, and errors inside route files must point at the
-//! file, line and column.
+//! follow route changes without `cargo clean`, errors inside route files must point at the
+//! file, line and column, and a sample of random route trees that validate must compile and
+//! route as the model says.
 //!
 //! The harness (writing crates, the shared target directory `target/throwaway`, running cargo
 //! and the built binaries) is `tests/user_crate/mod.rs`. Run with
@@ -566,5 +567,123 @@ fn revalidate_without_the_cache_feature_names_the_file() {
         .request("GET", "/api/news")
         .expect_header("x-cache", "HIT");
     drop(server);
+    step("scenario 6: passed");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenario 6: random route trees that validate compile, and route as the model says.
+// ---------------------------------------------------------------------------------------------
+
+/// Folder names of every kind, repeated across trees so that routes collide and nest.
+const FOLDERS: &[&str] = &[
+    "a",
+    "b",
+    "users",
+    "%5Fx",
+    "(g)",
+    "(h)",
+    "[id]",
+    "[slug]",
+    "[...rest]",
+    "[[...opt]]",
+];
+
+/// Random trees (a deterministic generator: a failure replays) of 3 to 8 routes each, until
+/// `count` of them validate; each as its route files' folder paths.
+fn valid_random_trees(count: usize) -> Vec<Vec<String>> {
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut random = move |below: u64| {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        state.wrapping_mul(0x2545_f491_4f6c_dd1d) % below
+    };
+    let mut trees = Vec::new();
+    for _ in 0..10_000 {
+        let routes: Vec<String> = (0..3 + random(6))
+            .map(|_| {
+                let depth = random(4);
+                let folders: Vec<&str> = (0..depth)
+                    .map(|_| FOLDERS[random(FOLDERS.len() as u64) as usize])
+                    .collect();
+                folders.join("/")
+            })
+            .collect();
+        let scratch = tempfile::tempdir().unwrap();
+        for folders in &routes {
+            let dir = scratch.path().join("app/api").join(folders);
+            fs::create_dir_all(&dir).unwrap();
+            fs::write(dir.join("route.rs"), "pub async fn GET() {}\n").unwrap();
+        }
+        let mut builder = arbor_build::Builder::new();
+        builder
+            .manifest_dir(scratch.path())
+            .emit_rerun_if_changed(false);
+        let distinct: std::collections::BTreeSet<&String> = routes.iter().collect();
+        if builder.route_table().is_ok() && distinct.len() >= 3 {
+            trees.push(distinct.into_iter().cloned().collect());
+            if trees.len() == count {
+                return trees;
+            }
+        }
+    }
+    panic!("fewer than {count} valid trees in 10,000");
+}
+
+/// A URL the route's pattern matches, with values that no static folder uses.
+fn concrete_url(pattern: &str) -> String {
+    let url: String = pattern
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|segment| match segment {
+            s if s.starts_with("{*") => "/v1/v2".to_owned(),
+            s if s.starts_with('{') => "/v0".to_owned(),
+            s => format!("/{s}"),
+        })
+        .collect();
+    url
+}
+
+#[test]
+fn random_route_trees_that_validate_compile_and_route_as_the_model_says() {
+    let _cargo = cargo_lock();
+    step("scenario 6: random valid route trees built with cargo and served");
+    let trees = valid_random_trees(2);
+    let krate = Crate::new("throwaway_random_trees", &[]);
+    for (number, tree) in trees.iter().enumerate() {
+        step(&format!("scenario 6: tree {number}: {tree:?}"));
+        let _ = fs::remove_dir_all(krate.path("app"));
+        // Each route answers with its own folder path, so a request shows which route took it.
+        for folders in tree {
+            let file = format!("app/api/{folders}/route.rs").replace("api//", "api/");
+            krate.write(
+                &file,
+                &format!("pub async fn GET() -> &'static str {{\n    {folders:?}\n}}\n"),
+            );
+        }
+        krate.build(false).expect_success();
+        let mut builder = arbor_build::Builder::new();
+        builder
+            .manifest_dir(krate.path(""))
+            .emit_rerun_if_changed(false);
+        let table = builder.route_table().unwrap();
+        let server = krate.serve();
+        for route in &table.routes {
+            let folders = route
+                .file
+                .to_string_lossy()
+                .trim_start_matches("app/api")
+                .trim_start_matches('/')
+                .trim_end_matches("route.rs")
+                .trim_end_matches('/')
+                .to_owned();
+            for pattern in route.axum_patterns("/api") {
+                let url = concrete_url(&pattern);
+                let reply = server.request("GET", &url);
+                reply.expect(200, &folders);
+            }
+        }
+        drop(server);
+    }
     step("scenario 6: passed");
 }
