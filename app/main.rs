@@ -1,4 +1,5 @@
-//! `cargo run` serves the reference app; `cargo run -- routes` prints its route table.
+//! `cargo run` serves the reference app; `cargo run -- routes` prints its route table,
+//! `cargo run -- openapi` its API contract (OpenAPI 3.1).
 
 use std::net::SocketAddr;
 
@@ -9,6 +10,10 @@ async fn main() -> std::process::ExitCode {
             print!("{}", arbor::RouteInfo::table(arbor_app::routes::ROUTES));
             std::process::ExitCode::SUCCESS
         }
+        Some("openapi") => {
+            println!("{}", arbor_app::routes::openapi().json());
+            std::process::ExitCode::SUCCESS
+        }
         None | Some("serve") => match serve().await {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(error) => {
@@ -17,7 +22,7 @@ async fn main() -> std::process::ExitCode {
             }
         },
         Some(other) => {
-            eprintln!("error: unknown command `{other}`\n\nusage: arbor-app [serve | routes]");
+            eprintln!("error: unknown command `{other}`\n\nusage: arbor-app [serve | routes | openapi]");
             std::process::ExitCode::from(2)
         }
     }

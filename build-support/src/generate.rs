@@ -195,6 +195,7 @@ pub(crate) fn generate(table: &RouteTable, options: &Options<'_>) -> TokenStream
             }
         });
 
+    let openapi = crate::openapi::openapi_fn(table, options, &route_modules);
     let state = &options.state;
     // Middleware fns run with the router's state (`from_fn_with_state`), so the routes are
     // built with it in hand, and `router` gives back a router whose state is provided. With
@@ -231,11 +232,17 @@ pub(crate) fn generate(table: &RouteTable, options: &Options<'_>) -> TokenStream
             #(#route_statements)*
             router.fallback(::arbor::__private::not_found).with_state(state)
         }
+
+        #openapi
     }
 }
 
 /// The middleware around a handler, outermost first: folders, then the file, then the fn.
-fn middleware_chain(table: &RouteTable, route: &Route, handler: Option<&[String]>) -> Vec<String> {
+pub(crate) fn middleware_chain(
+    table: &RouteTable,
+    route: &Route,
+    handler: Option<&[String]>,
+) -> Vec<String> {
     let mut chain = Vec::new();
     for &index in &route.folder_middleware {
         let folder = &table.middleware[index];

@@ -38,6 +38,7 @@ mod diagnostic;
 mod discover;
 mod generate;
 mod model;
+mod openapi;
 mod segment;
 mod source;
 mod validate;
@@ -48,7 +49,7 @@ pub use arbor_syntax::Method;
 pub use diagnostic::{Diagnostic, Error, Location};
 pub use model::{FolderMiddleware, Route, RouteTable};
 pub use segment::{Segment, SegmentError};
-pub use source::{FolderMiddlewareSource, Handler, ParamsShape, SegmentConfig};
+pub use source::{FolderMiddlewareSource, Handler, HandlerDoc, ParamsShape, SegmentConfig};
 
 /// The file the generated module is written to, inside `OUT_DIR`; `arbor::routes!()` includes it.
 pub const OUTPUT_FILE: &str = "arbor_routes.rs";

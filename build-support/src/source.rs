@@ -44,6 +44,101 @@ pub struct Handler {
     pub middleware: Option<Vec<String>>,
     /// The shape of its `Path<..>` argument, when it has one.
     pub path_params: Option<ParamsShape>,
+    /// What the API contract says of it (nothing for a re-exported fn).
+    pub doc: HandlerDoc,
+}
+
+/// What a handler's own declaration says for the API contract.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HandlerDoc {
+    /// Its doc comment, lines joined with `\n` and the comment's one leading space removed.
+    pub comment: Option<String>,
+    /// Whether it is `#[deprecated]`.
+    pub deprecated: bool,
+    /// How many arguments it takes, when it is declared in the file.
+    pub arguments: Option<usize>,
+    /// The success statuses its body answers with, as `(StatusCode::CREATED, ..)` tuples name
+    /// them; empty when it names none (a plain `200`).
+    pub success_statuses: Vec<u16>,
+}
+
+impl HandlerDoc {
+    fn of(func: &syn::ItemFn) -> Self {
+        let lines: Vec<String> = func
+            .attrs
+            .iter()
+            .filter(|a| a.path().is_ident("doc"))
+            .filter_map(|a| match &a.meta {
+                syn::Meta::NameValue(syn::MetaNameValue {
+                    value:
+                        syn::Expr::Lit(syn::ExprLit {
+                            lit: syn::Lit::Str(text),
+                            ..
+                        }),
+                    ..
+                }) => Some(text.value()),
+                _ => None,
+            })
+            .map(|line| {
+                line.strip_prefix(' ')
+                    .unwrap_or(&line)
+                    .trim_end()
+                    .to_owned()
+            })
+            .collect();
+        let comment = lines.join("\n").trim().to_owned();
+        let mut statuses = StatusTuples::default();
+        syn::visit::Visit::visit_block(&mut statuses, &func.block);
+        Self {
+            comment: (!comment.is_empty()).then_some(comment),
+            deprecated: func.attrs.iter().any(|a| a.path().is_ident("deprecated")),
+            arguments: Some(func.sig.inputs.len()),
+            success_statuses: statuses.found,
+        }
+    }
+}
+
+/// Finds the `2xx` statuses of `(StatusCode::NAME, ..)` tuples in a fn body.
+#[derive(Default)]
+struct StatusTuples {
+    found: Vec<u16>,
+}
+
+impl<'ast> syn::visit::Visit<'ast> for StatusTuples {
+    fn visit_expr_tuple(&mut self, tuple: &'ast syn::ExprTuple) {
+        if let Some(syn::Expr::Path(first)) = tuple.elems.first() {
+            let segments: Vec<String> = first
+                .path
+                .segments
+                .iter()
+                .map(|s| s.ident.to_string())
+                .collect();
+            if let [.., owner, name] = segments.as_slice() {
+                let status = (owner == "StatusCode")
+                    .then(|| success_status(name))
+                    .flatten();
+                if let Some(status) = status.filter(|s| !self.found.contains(s)) {
+                    self.found.push(status);
+                }
+            }
+        }
+        syn::visit::visit_expr_tuple(self, tuple);
+    }
+}
+
+/// The code of a `2xx` `http::StatusCode` constant.
+fn success_status(name: &str) -> Option<u16> {
+    Some(match name {
+        "OK" => 200,
+        "CREATED" => 201,
+        "ACCEPTED" => 202,
+        "NON_AUTHORITATIVE_INFORMATION" => 203,
+        "NO_CONTENT" => 204,
+        "RESET_CONTENT" => 205,
+        "PARTIAL_CONTENT" => 206,
+        "MULTI_STATUS" => 207,
+        _ => return None,
+    })
 }
 
 /// What a handler's `Path<T>` expects, as far as the file itself tells.
@@ -114,6 +209,7 @@ pub(crate) fn parse_route(path: &Path, contents: &str) -> Result<RouteSource, Ve
                     location,
                     middleware,
                     path_params,
+                    doc: HandlerDoc::of(func),
                 });
             }
             Item::Use(item) if matches!(item.vis, Visibility::Public(_)) => {
@@ -124,6 +220,7 @@ pub(crate) fn parse_route(path: &Path, contents: &str) -> Result<RouteSource, Ve
                             location: Location::at(path, span),
                             middleware: None,
                             path_params: None,
+                            doc: HandlerDoc::default(),
                         });
                     }
                 }

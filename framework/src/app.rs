@@ -73,6 +73,8 @@ pub struct App {
     #[cfg(feature = "otel")]
     trace_requests: bool,
     route_patterns: Option<RoutePatterns>,
+    #[cfg(feature = "openapi")]
+    openapi: Option<crate::openapi::OpenApi>,
 }
 
 impl App {
@@ -94,6 +96,8 @@ impl App {
             #[cfg(feature = "otel")]
             trace_requests: false,
             route_patterns: None,
+            #[cfg(feature = "openapi")]
+            openapi: None,
         }
     }
 
@@ -174,6 +178,16 @@ impl App {
     /// On a pattern that axum would refuse too: a syntax error, or two patterns that conflict.
     pub fn route_patterns<P: AsRef<str>>(mut self, patterns: impl IntoIterator<Item = P>) -> Self {
         self.route_patterns = Some(RoutePatterns::new(patterns));
+        self
+    }
+
+    /// Serves the API contract (the generated `routes::openapi()`) at
+    /// [`OpenApi::served_at`](crate::openapi::OpenApi::served_at), `/api/openapi.json` by
+    /// default, ahead of the routes: no route middleware (rate limits, auth) applies to it, and
+    /// it is not counted in the request metrics. See [`crate::openapi`].
+    #[cfg(feature = "openapi")]
+    pub fn openapi(mut self, document: crate::openapi::OpenApi) -> Self {
+        self.openapi = document.served_at().is_some().then_some(document);
         self
     }
 
@@ -264,6 +278,8 @@ impl App {
             .option_layer(self.probes.is_enabled().then(|| self.probes.into_layer()));
         #[cfg(feature = "metrics")]
         let stack = stack.option_layer(serve_metrics);
+        #[cfg(feature = "openapi")]
+        let stack = stack.option_layer(self.openapi.map(crate::openapi::ServeOpenApiLayer));
         #[cfg(feature = "otel")]
         let stack = stack.option_layer(trace_requests);
         #[cfg(feature = "metrics")]
