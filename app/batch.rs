@@ -79,7 +79,7 @@ impl Dispatcher {
 pub struct InBatch;
 
 /// `POST /api/batch`.
-#[derive(Debug, Deserialize, Validate)]
+#[derive(Debug, Deserialize, Validate, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchRequest {
     /// 1 to 10 operations, run in this order.
@@ -91,7 +91,7 @@ pub struct BatchRequest {
 }
 
 /// One operation: a request to make in-process.
-#[derive(Debug, Serialize, Deserialize, Validate)]
+#[derive(Debug, Serialize, Deserialize, Validate, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Operation {
     /// `GET`, `POST`, `PUT`, `PATCH`, `DELETE`, `HEAD` or `OPTIONS` (any case).
@@ -109,14 +109,14 @@ pub struct Operation {
 }
 
 /// The answer: one result per operation, in request order.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct BatchResponse {
     /// The results.
     pub results: Vec<OperationResult>,
 }
 
 /// What one operation answered.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct OperationResult {
     /// The HTTP status.
     pub status: u16,

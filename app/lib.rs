@@ -28,6 +28,7 @@ pub fn app(state: AppState) -> arbor::Router {
     let probes = health::probes(&state);
     arbor::App::new(router(state))
         .route_patterns(routes::PATTERNS)
+        .openapi(routes::openapi().clone())
         .stores(stores)
         .probes(probes)
         .into_router()
@@ -59,6 +60,7 @@ pub fn router(state: AppState) -> arbor::Router {
 ///   listener of their own (an address, which the caller serves: see `main.rs`), or `off`
 ///   ([`metrics::MetricsSetting`]);
 /// - `ARBOR_COMPRESSION`: response compression, `on` (the default) or `off`;
+/// - `ARBOR_OPENAPI`: the API contract at `/api/openapi.json`, `on` (the default) or `off`;
 /// - `OTEL_EXPORTER_OTLP_ENDPOINT`: a server span per request ([`arbor::otel`]), exported
 ///   there by the layer `main` installs;
 /// - `ARBOR_LIVENESS_PATH`, `ARBOR_READINESS_PATH`, `ARBOR_READINESS_TIMEOUT_MS`: the probes
@@ -81,6 +83,15 @@ pub fn app_from_env(state: AppState) -> Result<arbor::Router, String> {
         .trace_requests(arbor::otel::endpoint_configured());
     if let Some(metrics) = metrics {
         app = app.metrics(metrics);
+    }
+    match std::env::var("ARBOR_OPENAPI").as_deref() {
+        Err(_) | Ok("on") => app = app.openapi(routes::openapi().clone()),
+        Ok("off") => {}
+        Ok(other) => {
+            return Err(format!(
+                "ARBOR_OPENAPI: expected `on` or `off`, not `{other}`"
+            ))
+        }
     }
     match std::env::var("ARBOR_COMPRESSION").as_deref() {
         Err(_) | Ok("on") => {}

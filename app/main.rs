@@ -22,7 +22,9 @@ async fn main() -> std::process::ExitCode {
             }
         },
         Some(other) => {
-            eprintln!("error: unknown command `{other}`\n\nusage: arbor-app [serve | routes | openapi]");
+            eprintln!(
+                "error: unknown command `{other}`\n\nusage: arbor-app [serve | routes | openapi]"
+            );
             std::process::ExitCode::from(2)
         }
     }

@@ -6,7 +6,7 @@ use validator::{Validate, ValidationError};
 use crate::services::users::Role;
 
 /// `POST /api/v1/users` and registration: the guide's rules.
-#[derive(Debug, Deserialize, Validate)]
+#[derive(Debug, Deserialize, Validate, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
     /// A valid email address.
@@ -24,7 +24,7 @@ pub struct CreateUser {
 }
 
 /// `PATCH /api/v1/users/[id]`.
-#[derive(Debug, Deserialize, Validate)]
+#[derive(Debug, Deserialize, Validate, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUser {
     /// A valid email address.
@@ -41,7 +41,7 @@ pub struct UpdateUser {
 }
 
 /// `?page=&limit=` on list endpoints.
-#[derive(Debug, Deserialize, Validate)]
+#[derive(Debug, Deserialize, Validate, schemars::JsonSchema)]
 pub struct PageQuery {
     /// 1-based page, default 1.
     #[validate(range(min = 1, max = 100_000))]

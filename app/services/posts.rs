@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::db::{new_id, now_ms, Db, DbResultExt};
 
 /// A post.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Post {
     /// Opaque id.

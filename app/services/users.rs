@@ -8,7 +8,7 @@ use super::passwords::Passwords;
 use crate::db::{is_unique_violation, new_id, now_ms, Db, DbResultExt};
 
 /// A user as every API shows it: no password hash, ever.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct User {
     /// Opaque id.
@@ -33,7 +33,9 @@ impl User {
 }
 
 /// What a user may do.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Manages their own resources.
@@ -80,7 +82,7 @@ pub struct UserChanges {
 }
 
 /// One page of users.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Page {
     /// The users on this page, oldest first.
     pub users: Vec<User>,
@@ -89,7 +91,7 @@ pub struct Page {
 }
 
 /// Pagination facts.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Pagination {
     /// 1-based page number.

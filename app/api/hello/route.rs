@@ -9,7 +9,7 @@ pub async fn GET() -> Json<Value> {
     Json(json!({ "message": "hello" }))
 }
 
-#[derive(Deserialize, Validate)]
+#[derive(Deserialize, Validate, schemars::JsonSchema)]
 pub struct Greeting {
     #[validate(length(min = 1, max = 50))]
     name: String,

@@ -12,7 +12,7 @@ use crate::services::posts::Post;
 use crate::validation::PageQuery;
 use crate::AppState;
 
-#[derive(Deserialize, Validate)]
+#[derive(Deserialize, Validate, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewPost {
     #[validate(length(min = 1, max = 200))]

@@ -9,7 +9,7 @@ use validator::Validate;
 
 use crate::AppState;
 
-#[derive(Deserialize, Validate)]
+#[derive(Deserialize, Validate, schemars::JsonSchema)]
 pub struct Credentials {
     #[validate(length(min = 1, max = 320))]
     email: String,

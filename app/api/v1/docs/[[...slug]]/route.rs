@@ -19,7 +19,7 @@ pub const MAX_DURATION: u64 = 5;
 /// Every page is tagged, so that one call drops them all.
 const DOCS_TAG: &str = "docs";
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 pub struct Params {
     slug: Option<Vec<String>>,
 }

@@ -4,7 +4,7 @@ use arbor::{Json, Path};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 pub struct Params {
     path: Vec<String>,
 }

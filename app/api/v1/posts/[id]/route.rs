@@ -13,12 +13,12 @@ use crate::auth::{CurrentUser, Sessions};
 use crate::services::posts::{Post, PostChanges, UpdateError};
 use crate::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 pub struct Params {
     id: String,
 }
 
-#[derive(Deserialize, Validate)]
+#[derive(Deserialize, Validate, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReplacePost {
     #[validate(length(min = 1, max = 200))]
@@ -27,7 +27,7 @@ pub struct ReplacePost {
     body: String,
 }
 
-#[derive(Deserialize, Validate)]
+#[derive(Deserialize, Validate, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EditPost {
     #[validate(length(min = 1, max = 200))]

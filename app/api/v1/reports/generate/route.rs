@@ -12,7 +12,7 @@ use crate::auth::{CurrentUser, Sessions};
 use crate::services::reports::{authors_csv, parse_date, whole_days};
 use crate::AppState;
 
-#[derive(Deserialize, Validate)]
+#[derive(Deserialize, Validate, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ReportRequest {
     #[validate(nested)]
@@ -20,7 +20,7 @@ pub struct ReportRequest {
     format: Format,
 }
 
-#[derive(Deserialize, Validate)]
+#[derive(Deserialize, Validate, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[validate(schema(function = "ordered_range"))]
 pub struct DateRange {
@@ -30,7 +30,7 @@ pub struct DateRange {
     to: String,
 }
 
-#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     Json,

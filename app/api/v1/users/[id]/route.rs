@@ -13,7 +13,7 @@ use crate::AppState;
 
 arbor::middleware!(require_auth_with_state::<Sessions>);
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 pub struct Params {
     id: String,
 }

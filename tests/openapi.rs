@@ -1,0 +1,194 @@
+//! The reference app's API contract: the committed snapshot is current, every route is in the
+//! document and nothing else is, and the app serves it.
+//!
+//! After a change to a route, update the snapshot and review the diff with the change:
+//!
+//! ```text
+//! ARBOR_UPDATE_OPENAPI=1 cargo test --test openapi
+//! ```
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::{App, Backend};
+use serde_json::Value;
+
+const SNAPSHOT: &str = "app/openapi.json";
+
+fn document() -> &'static Value {
+    arbor_app::routes::openapi().document()
+}
+
+#[test]
+fn the_committed_snapshot_is_current() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(SNAPSHOT);
+    let current = format!("{}\n", arbor_app::routes::openapi().json());
+    if std::env::var_os("ARBOR_UPDATE_OPENAPI").is_some() {
+        std::fs::write(&path, &current).unwrap();
+        return;
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    if committed != current {
+        let changed = committed
+            .lines()
+            .zip(current.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or_else(|| committed.lines().count().min(current.lines().count()));
+        panic!(
+            "{SNAPSHOT} is stale (first difference at line {}): the routes' contract changed. \
+             Run `ARBOR_UPDATE_OPENAPI=1 cargo test --test openapi` and review the diff.",
+            changed + 1
+        );
+    }
+}
+
+/// `METHOD path` of every operation in the document.
+fn documented() -> BTreeSet<String> {
+    document()["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, methods)| {
+            methods
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(move |method| format!("{} {path}", method.to_uppercase()))
+        })
+        .collect()
+}
+
+/// `METHOD path` of every exported handler, in OpenAPI's path syntax (an optional catch-all is
+/// two paths, as it is two routes).
+fn routed() -> BTreeSet<String> {
+    arbor_app::routes::ROUTES
+        .iter()
+        .flat_map(|route| {
+            let mut path = String::new();
+            let mut optional = None;
+            for segment in route.path.split('/').filter(|s| !s.is_empty()) {
+                if let Some(name) = segment
+                    .strip_prefix("[[...")
+                    .and_then(|s| s.strip_suffix("]]"))
+                {
+                    optional = Some(name.to_owned());
+                } else if let Some(name) = segment
+                    .strip_prefix("[...")
+                    .or_else(|| segment.strip_prefix('['))
+                    .and_then(|s| s.strip_suffix(']'))
+                {
+                    path.push_str(&format!("/{{{name}}}"));
+                } else {
+                    path.push('/');
+                    path.push_str(segment);
+                }
+            }
+            let mut paths = vec![format!("{} {path}", route.method)];
+            if let Some(name) = optional {
+                paths.push(format!("{} {path}/{{{name}}}", route.method));
+            }
+            paths
+        })
+        .collect()
+}
+
+#[test]
+fn every_route_is_documented_and_nothing_else() {
+    let (documented, routed) = (documented(), routed());
+    assert_eq!(
+        documented.difference(&routed).collect::<Vec<_>>(),
+        Vec::<&String>::new(),
+        "documented, not routed"
+    );
+    assert_eq!(
+        routed.difference(&documented).collect::<Vec<_>>(),
+        Vec::<&String>::new(),
+        "routed, not documented"
+    );
+    assert!(routed.len() > 30, "{routed:?}");
+}
+
+#[test]
+fn operations_have_unique_ids_and_error_answers_share_one_schema() {
+    let mut ids = BTreeSet::new();
+    for (path, methods) in document()["paths"].as_object().unwrap() {
+        for (method, operation) in methods.as_object().unwrap() {
+            let id = operation["operationId"].as_str().unwrap();
+            assert!(ids.insert(id.to_owned()), "{id} twice ({method} {path})");
+            for (status, response) in operation["responses"].as_object().unwrap() {
+                if status.starts_with('4') || status.starts_with('5') {
+                    let schema = &response["content"]["application/json"]["schema"];
+                    let reference = schema["allOf"][0]["$ref"]
+                        .as_str()
+                        .or_else(|| schema["$ref"].as_str());
+                    assert_eq!(
+                        reference,
+                        Some("#/components/schemas/Error"),
+                        "{method} {path} {status}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn what_the_routes_types_and_middleware_say_is_in_it() {
+    let operation = |method: &str, path: &str| document()["paths"][path][method].clone();
+    // `Valid<Json<CreateUser>>`: the body's schema, with the validator's rules.
+    let create = operation("post", "/api/v1/users");
+    assert_eq!(
+        create["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/CreateUser"
+    );
+    let schema = &document()["components"]["schemas"]["CreateUser"];
+    assert_eq!(schema["properties"]["email"]["format"], "email");
+    assert_eq!(schema["properties"]["name"]["minLength"], 2);
+    assert_eq!(schema["properties"]["name"]["maxLength"], 100);
+    // `(StatusCode::CREATED, Json<User>)`: 201 with the user, and no 200.
+    assert_eq!(
+        create["responses"]["201"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/User"
+    );
+    assert!(create["responses"]["200"].is_null());
+    // `require_auth`: 401 and 403; reading a body: 400 with both codes, 413, 415.
+    for status in ["401", "403", "413", "415", "500", "504"] {
+        assert!(create["responses"][status].is_object(), "{status}");
+    }
+    let bad_request = create["responses"]["400"]["content"]["application/json"]["schema"]["allOf"]
+        [1]["properties"]["error"]["enum"]
+        .clone();
+    assert!(bad_request
+        .as_array()
+        .unwrap()
+        .contains(&"VALIDATION_ERROR".into()));
+    // `Valid<Query<PageQuery>>`: one parameter per field, with its bounds.
+    let list = operation("get", "/api/v1/users");
+    let limit = list["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "limit")
+        .unwrap();
+    assert_eq!(limit["in"], "query");
+    assert_eq!(limit["schema"]["maximum"], 100);
+    // A catch-all is an array-valued path parameter, and the bare optional path has none.
+    let files = operation("get", "/api/v1/files/{path}");
+    assert_eq!(files["parameters"][0]["name"], "path");
+    assert_eq!(files["parameters"][0]["in"], "path");
+    assert!(operation("get", "/api/v1/docs")["parameters"].is_null());
+    // Tags from groups, summaries from doc comments.
+    assert_eq!(operation("post", "/api/v1/login")["tags"][0], "auth");
+}
+
+#[tokio::test]
+async fn the_app_serves_it() {
+    let app = App::start(Backend::Sqlite).await;
+    let reply = app.client().get("/api/openapi.json", None).await;
+    reply.expect_status(200);
+    reply.expect_header("content-type", "application/json");
+    assert_eq!(reply.json(), document());
+}
