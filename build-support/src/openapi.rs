@@ -9,7 +9,7 @@ use crate::generate::{middleware_chain, Options};
 use crate::model::{Route, RouteTable};
 use crate::segment::Segment;
 
-/// `pub fn openapi()`, behind arbor's `openapi` feature.
+/// `pub fn openapi()` and the fn that describes each operation.
 pub(crate) fn openapi_fn(
     table: &RouteTable,
     options: &Options<'_>,
@@ -30,27 +30,28 @@ pub(crate) fn openapi_fn(
                 })
         });
     quote! {
-        ::arbor::__private::openapi! {
-            /// The API contract of these routes: an OpenAPI 3.1 document, built on first use
-            /// (serve it with `arbor::App::openapi`).
-            pub fn openapi() -> &'static ::arbor::openapi::OpenApi {
-                static DOCUMENT: ::std::sync::LazyLock<::arbor::openapi::OpenApi> =
-                    ::std::sync::LazyLock::new(build_openapi);
-                &DOCUMENT
-            }
+        /// The API contract of these routes: an OpenAPI 3.1 document, built on first use
+        /// (serve it with `arbor::App::openapi`).
+        pub fn openapi() -> &'static ::arbor::openapi::OpenApi {
+            static DOCUMENT: ::std::sync::LazyLock<::arbor::openapi::OpenApi> =
+                ::std::sync::LazyLock::new(|| {
+                    let mut document = ::arbor::openapi::DocumentBuilder::new(
+                        env!("CARGO_PKG_NAME"),
+                        env!("CARGO_PKG_VERSION"),
+                    );
+                    describe_operations(&mut document);
+                    document.finish()
+                });
+            &DOCUMENT
+        }
 
-            #[allow(deprecated)]
-            fn build_openapi() -> ::arbor::openapi::OpenApi {
-                use ::arbor::__private::describe::{
-                    NotDescribed as _, ViaDescribeRequest as _, ViaDescribeResponse as _,
-                };
-                let mut document = ::arbor::openapi::DocumentBuilder::new(
-                    env!("CARGO_PKG_NAME"),
-                    env!("CARGO_PKG_VERSION"),
-                );
-                #(#operations)*
-                document.finish()
-            }
+        /// Each handler's operation: what the route table says, then what its types say.
+        #[allow(deprecated, unused_imports, unused_variables)]
+        fn describe_operations(document: &mut ::arbor::openapi::DocumentBuilder) {
+            use ::arbor::__private::describe::{
+                NotDescribed as _, ViaDescribeRequest as _, ViaDescribeResponse as _,
+            };
+            #(#operations)*
         }
     }
 }
@@ -70,10 +71,10 @@ fn operation(
     let lowercase = method.to_ascii_lowercase();
     let id = operation_id(&lowercase, axum_pattern, url_prefix);
     let tags = tags(route);
-    let mut statements = vec![quote! {
-        document.begin(#path, #lowercase, #id);
-        document.tags(&[#(#tags),*]);
-    }];
+    let mut statements = vec![quote! { document.begin(#path, #lowercase, #id); }];
+    if !tags.is_empty() {
+        statements.push(quote! { document.tags(&[#(#tags),*]); });
+    }
     if let Some(comment) = &handler.doc.comment {
         statements.push(quote! { document.doc_comment(#comment); });
     }
@@ -97,7 +98,7 @@ fn operation(
         let describe_arguments = (0..arity).map(|index| {
             quote! {
                 (&::arbor::__private::describe::nth::<#index, _>(&arguments))
-                    .describe_request(&mut document);
+                    .describe_request(document);
             }
         });
         statements.push(quote! {
@@ -106,7 +107,7 @@ fn operation(
         });
     }
     statements.push(quote! {
-        (&::arbor::__private::describe::output(&#module::#export)).describe_response(&mut document);
+        (&::arbor::__private::describe::output(&#module::#export)).describe_response(document);
     });
     quote! { { #(#statements)* } }
 }

@@ -73,7 +73,6 @@ pub struct App {
     #[cfg(feature = "otel")]
     trace_requests: bool,
     route_patterns: Option<RoutePatterns>,
-    #[cfg(feature = "openapi")]
     openapi: Option<crate::openapi::OpenApi>,
 }
 
@@ -96,7 +95,6 @@ impl App {
             #[cfg(feature = "otel")]
             trace_requests: false,
             route_patterns: None,
-            #[cfg(feature = "openapi")]
             openapi: None,
         }
     }
@@ -185,7 +183,6 @@ impl App {
     /// [`OpenApi::served_at`](crate::openapi::OpenApi::served_at), `/api/openapi.json` by
     /// default, ahead of the routes: no route middleware (rate limits, auth) applies to it, and
     /// it is not counted in the request metrics. See [`crate::openapi`].
-    #[cfg(feature = "openapi")]
     pub fn openapi(mut self, document: crate::openapi::OpenApi) -> Self {
         self.openapi = document.served_at().is_some().then_some(document);
         self
@@ -278,7 +275,6 @@ impl App {
             .option_layer(self.probes.is_enabled().then(|| self.probes.into_layer()));
         #[cfg(feature = "metrics")]
         let stack = stack.option_layer(serve_metrics);
-        #[cfg(feature = "openapi")]
         let stack = stack.option_layer(self.openapi.map(crate::openapi::ServeOpenApiLayer));
         #[cfg(feature = "otel")]
         let stack = stack.option_layer(trace_requests);

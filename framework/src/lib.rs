@@ -59,7 +59,6 @@ pub mod health;
 pub mod idempotency;
 pub mod logging;
 pub mod metrics;
-#[cfg(feature = "openapi")]
 pub mod openapi;
 #[cfg(feature = "otel")]
 pub mod otel;
@@ -203,23 +202,6 @@ pub mod __private {
     }
     pub use crate::__arbor_revalidate as revalidate;
 
-    /// `openapi! { pub fn openapi() .. }`: the generated contract, or nothing without the
-    /// `openapi` feature (generated code cannot test arbor's features itself).
-    #[cfg(feature = "openapi")]
-    #[doc(hidden)]
-    #[macro_export]
-    macro_rules! __arbor_openapi {
-        ($($item:tt)*) => { $($item)* };
-    }
-
-    #[cfg(not(feature = "openapi"))]
-    #[doc(hidden)]
-    #[macro_export]
-    macro_rules! __arbor_openapi {
-        ($($item:tt)*) => {};
-    }
-    pub use crate::__arbor_openapi as openapi;
-    #[cfg(feature = "openapi")]
     pub use crate::openapi::__private as describe;
 
     /// `handlers!(State, "message");` at the top of a route's block defines `handler(..)`
