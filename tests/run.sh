@@ -126,6 +126,19 @@ check_route_files_formatted() {
 }
 check_route_files_formatted
 
+# The OpenAPI document is checked against the OpenAPI 3.1 schema by a well-kept validator
+# (openapi-spec-validator, from PyPI), in a virtual environment of its own under target/.
+install_openapi_validator() {
+  local venv=target/python-tools
+  if [ ! -x "$venv/bin/openapi-spec-validator" ]; then
+    echo "== installing openapi-spec-validator (pip, into $venv)"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q 'openapi-spec-validator==0.9.0'
+  fi
+  export ARBOR_OPENAPI_VALIDATOR="$PWD/$venv/bin/openapi-spec-validator" ARBOR_REQUIRE_OPENAPI_VALIDATOR=1
+}
+install_openapi_validator
+
 if [ -z "${ARBOR_TEST_POSTGRES_URL:-}" ]; then
   start_postgres
 fi
