@@ -1,5 +1,6 @@
 //! `cargo run` serves the reference app; `cargo run -- routes` prints its route table,
-//! `cargo run -- openapi` its API contract (OpenAPI 3.1).
+//! `cargo run -- openapi` its API contract (OpenAPI 3.1), and `cargo run -- openapi --diff
+//! OLD.json` the breaking changes since `OLD.json`.
 
 use std::net::SocketAddr;
 
@@ -11,8 +12,17 @@ async fn main() -> std::process::ExitCode {
             std::process::ExitCode::SUCCESS
         }
         Some("openapi") => {
-            println!("{}", arbor_app::routes::openapi().json());
-            std::process::ExitCode::SUCCESS
+            match std::env::args().nth(2).as_deref() {
+                None => {
+                    println!("{}", arbor_app::routes::openapi().json());
+                    std::process::ExitCode::SUCCESS
+                }
+                Some("--diff") => openapi_diff(std::env::args().nth(3)),
+                Some(other) => {
+                    eprintln!("error: unknown option `{other}`\n\nusage: arbor-app openapi [--diff OLD.json]");
+                    std::process::ExitCode::from(2)
+                }
+            }
         }
         None | Some("serve") => match serve().await {
             Ok(()) => std::process::ExitCode::SUCCESS,
@@ -23,11 +33,42 @@ async fn main() -> std::process::ExitCode {
         },
         Some(other) => {
             eprintln!(
-                "error: unknown command `{other}`\n\nusage: arbor-app [serve | routes | openapi]"
+                "error: unknown command `{other}`\n\nusage: arbor-app [serve | routes | openapi [--diff OLD.json]]"
             );
             std::process::ExitCode::from(2)
         }
     }
+}
+
+/// `openapi --diff OLD.json`: the breaking changes from `OLD.json` to this build's contract;
+/// exit status 1 when there are any, 2 when the old document cannot be read.
+fn openapi_diff(old: Option<String>) -> std::process::ExitCode {
+    let Some(old) = old else {
+        eprintln!(
+            "error: `--diff` needs the old document\n\nusage: arbor-app openapi --diff OLD.json"
+        );
+        return std::process::ExitCode::from(2);
+    };
+    let old: serde_json::Value = match std::fs::read(&old)
+        .map_err(|e| e.to_string())
+        .and_then(|bytes| serde_json::from_slice(&bytes).map_err(|e| e.to_string()))
+    {
+        Ok(old) => old,
+        Err(error) => {
+            eprintln!("error: reading {old}: {error}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let changes = arbor::openapi::breaking_changes(&old, arbor_app::routes::openapi().document());
+    if changes.is_empty() {
+        println!("no breaking changes");
+        return std::process::ExitCode::SUCCESS;
+    }
+    println!("{} breaking change(s):", changes.len());
+    for change in &changes {
+        println!("  {change}");
+    }
+    std::process::ExitCode::FAILURE
 }
 
 async fn serve() -> std::io::Result<()> {

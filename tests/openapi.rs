@@ -236,3 +236,57 @@ fn the_document_validates_against_the_openapi_3_1_schema() {
         .unwrap();
     assert!(!refused.status.success());
 }
+
+/// `arbor-app openapi --diff OLD` against `old`: exit status and output.
+fn diff_against(old: &Value) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.json");
+    std::fs::write(&path, old.to_string()).unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_arbor-app"))
+        .args(["openapi", "--diff"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn the_diff_command_reports_breaking_changes_and_fails_on_them() {
+    let (status, output) = diff_against(document());
+    assert_eq!((status, output.trim()), (Some(0), "no breaking changes"));
+    // Against a document that had one more operation and an optional field that is now
+    // required (in `CreateUser`, which two operations read): all three are listed, and the
+    // exit status says so.
+    let mut old = document().clone();
+    old["paths"]["/api/v1/gone"] = serde_json::json!({ "get": { "responses": {} } });
+    let required = old["components"]["schemas"]["CreateUser"]["required"]
+        .as_array_mut()
+        .unwrap();
+    required.retain(|field| field != "password");
+    let (status, output) = diff_against(&old);
+    assert_eq!(status, Some(1), "{output}");
+    assert!(output.contains("3 breaking change(s)"), "{output}");
+    assert!(
+        output.contains("GET /api/v1/gone: the operation was removed"),
+        "{output}"
+    );
+    assert!(
+        output.contains("POST /api/v1/users: request body (application/json): the field `password` became required"),
+        "{output}"
+    );
+    assert!(
+        output.contains("POST /api/v1/register: request body"),
+        "{output}"
+    );
+    // Not a document: exit status 2.
+    let dir = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_arbor-app"))
+        .args(["openapi", "--diff"])
+        .arg(dir.path().join("missing.json"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+}

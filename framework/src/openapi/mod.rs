@@ -42,6 +42,7 @@
 //! undocumented body: implement [`DescribeRequest`] or [`DescribeResponse`] for it.
 
 mod describe;
+mod diff;
 mod document;
 mod endpoint;
 
@@ -51,6 +52,7 @@ use axum::body::Bytes;
 use serde_json::Value;
 
 pub use describe::{DescribeRequest, DescribeResponse};
+pub use diff::{breaking_changes, BreakingChange};
 pub use document::DocumentBuilder;
 pub(crate) use endpoint::ServeOpenApiLayer;
 pub use schemars;
