@@ -54,6 +54,9 @@ pub mod logging {}
 #[doc = include_str!("../../docs/middleware.md")]
 pub mod middleware {}
 
+#[doc = include_str!("../../docs/openapi.md")]
+pub mod openapi {}
+
 #[doc = include_str!("../../docs/operations.md")]
 pub mod operations {}
 

@@ -9,6 +9,9 @@ use crate::services::users::{NewUser, Page, User};
 use crate::validation::{CreateUser, PageQuery};
 use crate::AppState;
 
+/// List users, a page at a time.
+///
+/// Administrators only.
 #[arbor::handler(require_auth_with_state::<Sessions>)]
 pub async fn GET(
     State(state): State<AppState>,
@@ -19,6 +22,9 @@ pub async fn GET(
     Ok(Json(state.users.list(query.page, query.limit).await?))
 }
 
+/// Create a user.
+///
+/// Administrators only; the email must not be taken.
 #[arbor::handler(require_auth_with_state::<Sessions>)]
 pub async fn POST(
     State(state): State<AppState>,
