@@ -17,6 +17,8 @@ pub struct CreateUser {
     pub name: String,
     /// At least 8 characters with a lower-case letter, an upper-case letter and a digit.
     #[validate(length(min = 8, max = 256), custom(function = "strong_password"))]
+    // `strong_password`'s rule, for the contract (a `custom` rule has no schema of its own).
+    #[schemars(pattern(r"^(?=.*[a-z])(?=.*[A-Z])(?=.*[0-9])"))]
     pub password: String,
     /// `user` (default) or `admin`.
     #[serde(default)]
@@ -35,6 +37,7 @@ pub struct UpdateUser {
     pub name: Option<String>,
     /// As for [`CreateUser::password`].
     #[validate(length(min = 8, max = 256), custom(function = "strong_password"))]
+    #[schemars(pattern(r"^(?=.*[a-z])(?=.*[A-Z])(?=.*[0-9])"))]
     pub password: Option<String>,
     /// Administrators only.
     pub role: Option<Role>,
