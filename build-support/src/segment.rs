@@ -30,6 +30,14 @@ impl Segment {
             })
         };
 
+        // A control character cannot be typed in a URL, and would break the generated
+        // file's comments (a bare carriage return ends a doc comment).
+        if name.chars().any(char::is_control) {
+            return err(
+                "contains a control character (a tab, a line break, ...)",
+                "rename the folder with printable characters only",
+            );
+        }
         if let Some(inner) = name.strip_prefix('(') {
             let Some(group) = inner.strip_suffix(')') else {
                 return err(
@@ -255,6 +263,10 @@ mod tests {
             ("@modal", "parallel-route slot"),
             (":id", "starts with `:` or `*`"),
             ("*rest", "starts with `:` or `*`"),
+            // Found by the `route_tree` fuzz target: the generated file did not parse.
+            ("\r&f", "control character"),
+            ("a\tb", "control character"),
+            ("(g\n)", "control character"),
         ];
         for (name, problem) in cases {
             let error = Segment::parse(name).expect_err(name);
