@@ -180,8 +180,37 @@ fn what_the_routes_types_and_middleware_say_is_in_it() {
     assert_eq!(files["parameters"][0]["name"], "path");
     assert_eq!(files["parameters"][0]["in"], "path");
     assert!(operation("get", "/api/v1/docs")["parameters"].is_null());
+    assert_eq!(files["parameters"][0]["schema"]["type"], "string");
     // Tags from groups, summaries from doc comments.
-    assert_eq!(operation("post", "/api/v1/login")["tags"][0], "auth");
+    let login = operation("post", "/api/v1/login");
+    assert_eq!(login["tags"][0], "auth");
+    assert_eq!(
+        operation("get", "/api/v1/users")["summary"],
+        "List users, a page at a time."
+    );
+    // `arbor::rate_limit(..)` in the folder's list: 429 with its headers.
+    let limited = &login["responses"]["429"];
+    assert!(limited["headers"]["Retry-After"].is_object(), "{limited}");
+    assert!(
+        limited["headers"]["X-RateLimit-Limit"].is_object(),
+        "{limited}"
+    );
+    // A handler returning `ApiError` may answer other errors: the `default` response.
+    assert_eq!(
+        operation("get", "/api/v1/users/{id}")["responses"]["default"]["content"]
+            ["application/json"]["schema"]["$ref"],
+        "#/components/schemas/Error"
+    );
+    // `Preconditions`: its headers and answers.
+    let post = operation("get", "/api/v1/posts/{id}");
+    for status in ["412", "428"] {
+        assert!(post["responses"][status].is_object(), "{status}");
+    }
+    assert!(post["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["name"] == "If-None-Match" && p["in"] == "header"));
 }
 
 #[tokio::test]

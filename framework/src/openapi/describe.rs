@@ -258,6 +258,7 @@ impl DescribeRequest for crate::conditional::Preconditions {
             "If-None-Match",
             "Entity tags: `304 Not Modified` if the resource still has one of them.",
         );
+        document.error(400, "INVALID_PRECONDITION");
         document.error(412, "PRECONDITION_FAILED");
         document.error(428, "PRECONDITION_REQUIRED");
     }
@@ -283,9 +284,11 @@ impl<T: DescribeResponse, E: DescribeResponse> DescribeResponse for Result<T, E>
     }
 }
 
-/// Its answers are the error responses the route's extractors and middleware add.
+/// Any status, in the standard shape: the `default` response.
 impl DescribeResponse for crate::ApiError {
-    fn describe(_document: &mut DocumentBuilder) {}
+    fn describe(document: &mut DocumentBuilder) {
+        document.other_errors();
+    }
 }
 
 impl DescribeResponse for StatusCode {

@@ -41,6 +41,8 @@ struct Draft {
     errors: BTreeMap<u16, ErrorResponse>,
     /// Success statuses the handler's body names (`(StatusCode::CREATED, ..)`).
     success_statuses: Vec<u16>,
+    /// Whether the handler may answer errors the document cannot list (an `ApiError`).
+    other_errors: bool,
 }
 
 #[derive(Default)]
@@ -128,7 +130,11 @@ impl DocumentBuilder {
     /// can give are added to the operation's responses.
     pub fn middleware(&mut self, chain: &[&str]) {
         for layer in chain {
-            let name = layer.split(['(', ':', '<']).next().unwrap_or(layer);
+            // `arbor::rate_limit(limit = 5)`, `require_auth_with_state::<Sessions>`: the fn's
+            // own name.
+            let path = layer.split('(').next().unwrap_or(layer);
+            let path = path.split("::<").next().unwrap_or(path);
+            let name = path.rsplit("::").next().unwrap_or(path);
             match name.trim() {
                 "require_auth" | "require_auth_with_state" => {
                     self.error(401, "UNAUTHORIZED");
@@ -154,9 +160,22 @@ impl DocumentBuilder {
                     );
                 }
                 "csrf" => self.error(403, "CSRF_FAILED"),
+                "verify" | "verify_registered" => {
+                    self.error(400, "INVALID_SIGNATURE");
+                    self.error(400, "INVALID_PAYLOAD");
+                    // `verify_registered` with the provider turned off.
+                    self.error(404, "NOT_FOUND");
+                }
                 _ => {}
             }
         }
+    }
+
+    /// Errors the operation can answer with beyond those it lists: the handler returns an
+    /// [`crate::ApiError`], which may carry any status. Documented as the `default` response,
+    /// in the shared error schema.
+    pub fn other_errors(&mut self) {
+        self.draft().other_errors = true;
     }
 
     /// An error the operation can answer with: `status`, with the error `code`.
@@ -287,15 +306,14 @@ impl DocumentBuilder {
             .as_ref()
             .and_then(|schema| self.resolve(schema));
         for (index, (name, catch_all)) in draft.path_parameters.iter().enumerate() {
-            let schema = path_schema
-                .as_ref()
-                .and_then(|schema| {
+            // OpenAPI has no style for segments joined by `/`: a catch-all is a string.
+            let schema = match catch_all {
+                true => None,
+                false => path_schema.as_ref().and_then(|schema| {
                     parameter_schema(schema, name, index, draft.path_parameters.len())
-                })
-                .unwrap_or_else(|| match catch_all {
-                    true => json!({ "type": "array", "items": { "type": "string" } }),
-                    false => json!({ "type": "string" }),
-                });
+                }),
+            }
+            .unwrap_or_else(|| json!({ "type": "string" }));
             let mut parameter = json!({
                 "name": name,
                 "in": "path",
@@ -303,7 +321,8 @@ impl DocumentBuilder {
                 "schema": schema,
             });
             if *catch_all {
-                parameter["description"] = "The remaining path segments, separated by `/`.".into();
+                parameter["description"] =
+                    "The remaining path segments, separated by `/` (each percent-encoded).".into();
             }
             parameters.push(parameter);
         }
@@ -328,6 +347,17 @@ impl DocumentBuilder {
         errors.entry(500).or_default().codes.push("INTERNAL_ERROR");
         for (status, error) in errors {
             responses.insert(status.to_string(), error_response(status, &error));
+        }
+        if draft.other_errors {
+            responses.insert(
+                "default".into(),
+                json!({
+                    "description": "Another error, in the standard shape.",
+                    "content": { "application/json": { "schema": {
+                        "$ref": format!("#/components/schemas/{ERROR_SCHEMA}"),
+                    } } },
+                }),
+            );
         }
         operation.insert("responses".into(), responses.into());
         self.paths
