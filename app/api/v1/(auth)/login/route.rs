@@ -4,9 +4,9 @@
 use arbor::sessions::Session;
 use arbor::{ApiError, Json, State, Valid};
 use serde::Deserialize;
-use serde_json::{json, Value};
 use validator::Validate;
 
+use crate::auth::SignedIn;
 use crate::AppState;
 
 #[derive(Deserialize, Validate, schemars::JsonSchema)]
@@ -22,7 +22,7 @@ pub async fn POST(
     State(state): State<AppState>,
     session: Session,
     Valid(Json(credentials)): Valid<Json<Credentials>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SignedIn>, ApiError> {
     let Some(user) = state
         .users
         .authenticate(&credentials.email, &credentials.password)
@@ -31,5 +31,5 @@ pub async fn POST(
         return Err(ApiError::unauthorized("Invalid email or password"));
     };
     let token = session.login(&user.id).await?;
-    Ok(Json(json!({ "user": user, "token": token })))
+    Ok(Json(SignedIn { user, token }))
 }

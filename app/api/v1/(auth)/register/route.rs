@@ -3,8 +3,8 @@
 use arbor::http::StatusCode;
 use arbor::sessions::Session;
 use arbor::{Json, State, Valid};
-use serde_json::{json, Value};
 
+use crate::auth::SignedIn;
 use crate::services::users::{NewUser, Role};
 use crate::validation::CreateUser;
 use crate::AppState;
@@ -14,7 +14,7 @@ pub async fn POST(
     State(state): State<AppState>,
     session: Session,
     Valid(Json(input)): Valid<Json<CreateUser>>,
-) -> Result<(StatusCode, Json<Value>), arbor::ApiError> {
+) -> Result<(StatusCode, Json<SignedIn>), arbor::ApiError> {
     // Self-service accounts are always plain users; administrators create administrators.
     let user = state
         .users
@@ -26,8 +26,5 @@ pub async fn POST(
         })
         .await?;
     let token = session.login(&user.id).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ "user": user, "token": token })),
-    ))
+    Ok((StatusCode::CREATED, Json(SignedIn { user, token })))
 }
