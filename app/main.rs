@@ -1,6 +1,7 @@
 //! `cargo run` serves the reference app; `cargo run -- routes` prints its route table,
-//! `cargo run -- openapi` its API contract (OpenAPI 3.1), and `cargo run -- openapi --diff
-//! OLD.json` the breaking changes since `OLD.json`.
+//! `cargo run -- openapi` its API contract (OpenAPI 3.1), `cargo run -- openapi --diff
+//! OLD.json` the breaking changes since `OLD.json`, and `cargo run -- openapi --typescript` a
+//! TypeScript client of it.
 
 use std::net::SocketAddr;
 
@@ -11,19 +12,22 @@ async fn main() -> std::process::ExitCode {
             print!("{}", arbor::RouteInfo::table(arbor_app::routes::ROUTES));
             std::process::ExitCode::SUCCESS
         }
-        Some("openapi") => {
-            match std::env::args().nth(2).as_deref() {
-                None => {
-                    println!("{}", arbor_app::routes::openapi().json());
-                    std::process::ExitCode::SUCCESS
-                }
-                Some("--diff") => openapi_diff(std::env::args().nth(3)),
-                Some(other) => {
-                    eprintln!("error: unknown option `{other}`\n\nusage: arbor-app openapi [--diff OLD.json]");
-                    std::process::ExitCode::from(2)
-                }
+        Some("openapi") => match std::env::args().nth(2).as_deref() {
+            None => {
+                println!("{}", arbor_app::routes::openapi().json());
+                std::process::ExitCode::SUCCESS
             }
-        }
+            Some("--diff") => openapi_diff(std::env::args().nth(3)),
+            Some("--typescript") => {
+                let document = arbor_app::routes::openapi().document();
+                print!("{}", arbor::openapi::typescript_client(document));
+                std::process::ExitCode::SUCCESS
+            }
+            Some(other) => {
+                eprintln!("error: unknown option `{other}`\n\nusage: arbor-app openapi [--diff OLD.json | --typescript]");
+                std::process::ExitCode::from(2)
+            }
+        },
         None | Some("serve") => match serve().await {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(error) => {
@@ -33,7 +37,7 @@ async fn main() -> std::process::ExitCode {
         },
         Some(other) => {
             eprintln!(
-                "error: unknown command `{other}`\n\nusage: arbor-app [serve | routes | openapi [--diff OLD.json]]"
+                "error: unknown command `{other}`\n\nusage: arbor-app [serve | routes | openapi [--diff OLD.json | --typescript]]"
             );
             std::process::ExitCode::from(2)
         }

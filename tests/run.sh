@@ -139,6 +139,19 @@ install_openapi_validator() {
 }
 install_openapi_validator
 
+# The generated TypeScript client is compiled with `tsc --strict` (TypeScript from npm, into
+# target/node-tools) and run with Node.js against the reference app.
+install_typescript() {
+  local prefix=target/node-tools
+  if [ ! -x "$prefix/node_modules/.bin/tsc" ]; then
+    echo "== installing TypeScript (npm, into $prefix)"
+    mkdir -p "$prefix"
+    npm install --prefix "$prefix" --no-audit --no-fund --silent typescript@5.9.3
+  fi
+  export ARBOR_TSC="$PWD/$prefix/node_modules/.bin/tsc" ARBOR_REQUIRE_TSC=1
+}
+install_typescript
+
 if [ -z "${ARBOR_TEST_POSTGRES_URL:-}" ]; then
   start_postgres
 fi

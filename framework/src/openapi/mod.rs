@@ -45,6 +45,7 @@ mod describe;
 mod diff;
 mod document;
 mod endpoint;
+mod typescript;
 
 use std::sync::Arc;
 
@@ -57,6 +58,7 @@ pub use document::DocumentBuilder;
 pub(crate) use endpoint::ServeOpenApiLayer;
 pub use schemars;
 pub use schemars::JsonSchema;
+pub use typescript::typescript_client;
 
 /// Where [`crate::App::openapi`] serves the document, unless told otherwise.
 pub const DEFAULT_PATH: &str = "/api/openapi.json";
