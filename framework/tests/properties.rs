@@ -9,23 +9,20 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[path = "property_support/oracles.rs"]
+mod oracles;
 mod property_support;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use arbor::conditional::{EntityTag, TagList};
 use arbor::sse::SseEvent;
-use arbor::test::{ProgressEvent, TestClient};
-use arbor::upload::{LocalStorage, Upload, UploadLimits};
 use arbor::webhooks::{GitHub, StandardWebhooks, Stripe, WebhookVerifier};
-use arbor::{App, Form, Json, Path, Query};
-use axum::routing::{get, post};
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use property_support::cases;
 use proptest::prelude::*;
-use serde::Deserialize;
 use sha2::Sha256;
 
 fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
@@ -194,57 +191,6 @@ proptest! {
     }
 }
 
-#[derive(Deserialize)]
-struct Page {
-    #[allow(dead_code)]
-    page: Option<u32>,
-    #[allow(dead_code)]
-    q: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct Item {
-    #[allow(dead_code)]
-    name: String,
-    #[allow(dead_code)]
-    count: u16,
-}
-
-fn extractors() -> TestClient {
-    let routes = arbor::Router::new()
-        .route(
-            "/items/{id}",
-            get(|Path(id): Path<u64>| async move { id.to_string() }),
-        )
-        .route("/search", get(|Query(_): Query<Page>| async { "ok" }))
-        .route("/json", post(|Json(_): Json<Item>| async { "ok" }))
-        .route("/form", post(|Form(_): Form<Item>| async { "ok" }));
-    TestClient::new(App::new(routes).body_limit(1024).into_router())
-}
-
-/// A refusal in the standard shape, with a status that says the request was at fault.
-fn assert_client_error(response: &arbor::test::TestResponse, allowed: &[u16]) {
-    let status = response.status().as_u16();
-    if status == 200 {
-        return;
-    }
-    assert!(
-        allowed.contains(&status),
-        "status {status}: {}",
-        response.text()
-    );
-    let body: serde_json::Value = serde_json::from_slice(response.bytes())
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", response.text()));
-    assert!(
-        body["error"].is_string() && body["message"].is_string(),
-        "{body}"
-    );
-}
-
-fn percent_encode(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("%{b:02X}")).collect()
-}
-
 proptest! {
     #![proptest_config(cases(128))]
 
@@ -257,25 +203,8 @@ proptest! {
     ) {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         runtime.block_on(async {
-            let client = extractors();
-            let item = client.get(&format!("/items/{}", percent_encode(&segment))).send().await;
-            assert_client_error(&item, &[400, 404]);
-            let search = client.get(&format!("/search?{}", percent_encode(&query))).send().await;
-            assert_client_error(&search, &[400]);
-            let json = client
-                .post("/json")
-                .header("content-type", "application/json")
-                .body(body.clone())
-                .send()
-                .await;
-            assert_client_error(&json, &[400, 413]);
-            let form = client
-                .post("/form")
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body(form_body.clone())
-                .send()
-                .await;
-            assert_client_error(&form, &[400, 413]);
+            let client = oracles::extractors();
+            oracles::extractors_answer(&client, &segment, &query, &body, form_body.as_bytes()).await;
         });
     }
 }
@@ -319,42 +248,8 @@ proptest! {
 
     #[test]
     fn an_upload_is_stored_whole_or_not_at_all(body in multipart_body()) {
-        let dir = tempfile::tempdir().unwrap();
-        let storage = LocalStorage::new(dir.path());
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let (status, stored) = runtime.block_on(async {
-            let handler_storage = storage.clone();
-            let routes = arbor::Router::new().route(
-                "/upload",
-                post(move |request: arbor::Request| async move {
-                    let limits = UploadLimits::new().max_size(1024).allow(["text/plain"]);
-                    let upload = Upload::accept(request, &limits).await?;
-                    let file = upload.save(&handler_storage, |_| {}).await?;
-                    Ok::<_, arbor::ApiError>(Json(file.size))
-                }),
-            );
-            let client = TestClient::new(App::new(routes).into_router());
-            let response = client
-                .post("/upload")
-                .header("content-type", "multipart/form-data; boundary=B")
-                .body(body.clone())
-                .send()
-                .await;
-            assert_client_error(&response, &[400, 413, 415]);
-            let stored = (response.status() == 200).then(|| response.json::<u64>());
-            (response.status().as_u16(), stored)
-        });
-        let files: Vec<_> = std::fs::read_dir(dir.path())
-            .map(|entries| entries.filter_map(Result::ok).collect())
-            .unwrap_or_default();
-        match stored {
-            // One file holding what was sent, and its metadata beside it at most.
-            Some(size) => {
-                prop_assert!(size <= 1024);
-                prop_assert!(!files.is_empty() && files.len() <= 2, "{files:?}");
-            }
-            None => prop_assert!(files.is_empty(), "a {status} left {files:?} behind"),
-        }
+        runtime.block_on(oracles::upload_whole_or_nothing(&body));
     }
 }
 
@@ -368,47 +263,6 @@ proptest! {
         fails: bool,
     ) {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        runtime.block_on(async {
-            let (work_steps, work_result) = (steps.clone(), result.clone());
-            let routes = arbor::Router::new().route(
-                "/work",
-                post(move || {
-                    let (steps, result) = (work_steps.clone(), work_result.clone());
-                    async move {
-                        arbor::progress::stream(move |progress| async move {
-                            for (percent, message) in steps {
-                                match message {
-                                    Some(message) => progress.step(percent, message).await,
-                                    None => progress.processing(percent).await,
-                                };
-                            }
-                            if fails {
-                                return Err(arbor::ApiError::bad_request(result));
-                            }
-                            Ok(result)
-                        })
-                    }
-                }),
-            );
-            let client = TestClient::new(App::new(routes).into_router());
-            let mut stream = client.post("/work").stream().await;
-            assert_eq!(stream.next_progress().await, Some(ProgressEvent::Started));
-            for (percent, message) in &steps {
-                assert_eq!(
-                    stream.next_progress().await,
-                    Some(ProgressEvent::Processing { progress: *percent, message: message.clone() })
-                );
-            }
-            let last = stream.next_progress().await;
-            if fails {
-                let Some(ProgressEvent::Failed { error, message, .. }) = last else {
-                    panic!("{last:?}")
-                };
-                assert_eq!((error.as_str(), message.as_str()), ("BAD_REQUEST", result.as_str()));
-            } else {
-                assert_eq!(last, Some(ProgressEvent::Complete { result: serde_json::json!(result) }));
-            }
-            assert_eq!(stream.next_progress().await, None);
-        });
+        runtime.block_on(oracles::progress_intact(steps, result, fails));
     }
 }

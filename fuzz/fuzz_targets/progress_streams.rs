@@ -5,10 +5,7 @@
 
 use std::sync::LazyLock;
 
-use arbor::test::{ProgressEvent, TestClient};
-use arbor::App;
-use arbor_fuzz::fields;
-use axum::routing::post;
+use arbor_fuzz::{fields, oracles};
 use libfuzzer_sys::fuzz_target;
 
 static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(arbor_fuzz::runtime);
@@ -25,57 +22,5 @@ fuzz_target!(|data: &[u8]| {
             (step[0] % 101, (!message.is_empty()).then_some(message))
         })
         .collect();
-    RUNTIME.block_on(async {
-        let (work_steps, work_result) = (steps.clone(), result.clone());
-        let routes = arbor::Router::new().route(
-            "/work",
-            post(move || {
-                let (steps, result) = (work_steps.clone(), work_result.clone());
-                async move {
-                    arbor::progress::stream(move |progress| async move {
-                        for (percent, message) in steps {
-                            match message {
-                                Some(message) => progress.step(percent, message).await,
-                                None => progress.processing(percent).await,
-                            };
-                        }
-                        if fails {
-                            return Err(arbor::ApiError::bad_request(result));
-                        }
-                        Ok(result)
-                    })
-                }
-            }),
-        );
-        let client = TestClient::new(App::new(routes).into_router());
-        let mut stream = client.post("/work").stream().await;
-        assert_eq!(stream.next_progress().await, Some(ProgressEvent::Started));
-        for (percent, message) in &steps {
-            assert_eq!(
-                stream.next_progress().await,
-                Some(ProgressEvent::Processing {
-                    progress: *percent,
-                    message: message.clone()
-                })
-            );
-        }
-        let last = stream.next_progress().await;
-        if fails {
-            let Some(ProgressEvent::Failed { error, message, .. }) = last else {
-                panic!("{last:?}")
-            };
-            assert_eq!(
-                (error.as_str(), message.as_str()),
-                ("BAD_REQUEST", &*result)
-            );
-        } else {
-            assert_eq!(
-                last,
-                Some(ProgressEvent::Complete {
-                    result: serde_json::json!(result)
-                })
-            );
-        }
-        assert_eq!(stream.next_progress().await, None);
-    });
+    RUNTIME.block_on(oracles::progress_intact(steps, result, fails));
 });

@@ -1,5 +1,5 @@
-//! What the fuzz targets share: how an input splits into fields, and what a refusal must look
-//! like.
+//! What the fuzz targets share: how an input splits into fields, and the promises they check,
+//! which are the property tests' own (`oracles`, one file for both).
 //!
 //! Inputs are plain bytes with fields separated by NUL, so that the seeds in `corpus/` can be
 //! written (and read) by hand: `/items/1\0page=2\0{"name":"a","count":1}`.
@@ -20,21 +20,6 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .expect("a runtime")
 }
 
-/// A `200`, or a refusal with one of the `allowed` statuses in the standard error shape.
-pub fn assert_answered_or_refused(response: &arbor::test::TestResponse, allowed: &[u16]) {
-    let status = response.status().as_u16();
-    if status == 200 {
-        return;
-    }
-    assert!(
-        allowed.contains(&status),
-        "status {status}: {}",
-        response.text()
-    );
-    let body: serde_json::Value = serde_json::from_slice(response.bytes())
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", response.text()));
-    assert!(
-        body["error"].is_string() && body["message"].is_string(),
-        "{body}"
-    );
-}
+/// The property tests' promises (`framework/tests/property_support/oracles.rs`).
+#[path = "../../framework/tests/property_support/oracles.rs"]
+pub mod oracles;
