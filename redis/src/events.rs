@@ -139,6 +139,18 @@ impl BusInner {
         self.local.deliver(topic, Arc::new(event));
     }
 
+    /// The id of the newest event in `topic`'s stream (0 for an empty stream).
+    async fn newest_id(&self, topic: &str) -> Result<u64, StoreError> {
+        let mut cmd = redis::cmd("XREVRANGE");
+        cmd.arg(self.stream_key(topic))
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1);
+        let entries: Value = self.redis.query(&cmd).await?;
+        Ok(parse_entries(entries)?.last().map_or(0, Event::id))
+    }
+
     /// Reads the events of `topic` after `after` from its stream, oldest first.
     async fn read_after(&self, topic: &str, after: u64) -> Result<Vec<Event>, StoreError> {
         let mut cmd = redis::cmd("XRANGE");
@@ -272,10 +284,20 @@ impl EventBus for RedisBus {
             // Live first, so that nothing published while the replay is read is missed; the
             // duplicates that overlap are skipped by id.
             let live = inner.local.subscribe(&topic, None).await?;
-            inner
-                .delivered()
-                .entry(topic.clone())
-                .or_insert(after.unwrap_or(0));
+            // Without a resume point, the stream's newest event is one: the listener catches
+            // the topic up from it when it (re)connects, so an event published before this
+            // instance's listener is subscribed (just after start, or while it reconnects) is
+            // not missed.
+            let resume = match after {
+                Some(after) => after,
+                None => match inner.newest_id(&topic).await {
+                    Ok(0) => BEFORE_ANY_EVENT,
+                    Ok(newest) => newest,
+                    // Redis is unreachable, and so is the listener: no resume point.
+                    Err(_) => 0,
+                },
+            };
+            inner.delivered().entry(topic.clone()).or_insert(resume);
             let Some(after) = after else {
                 return Ok(live);
             };
@@ -315,6 +337,10 @@ impl EventBus for RedisBus {
 
 /// Stream ids (`<ms>-<seq>`) as the bus's `u64` ids: `ms << 20 | seq`, so that they order the
 /// same way and fit SSE's `id:` field.
+/// A resume point before every event of a stream that was empty: event ids are stream ids
+/// (milliseconds since 1970 in the high bits), so every real one is larger.
+const BEFORE_ANY_EVENT: u64 = 1;
+
 fn parse_stream_id(id: &str) -> Option<u64> {
     let (ms, seq) = id.split_once('-')?;
     let (ms, seq) = (ms.parse::<u64>().ok()?, seq.parse::<u64>().ok()?);
