@@ -21,10 +21,11 @@ use crate::logging::RequestLogLayer;
 use crate::metrics::matched_route::{RouteFinder, RoutePatterns};
 use crate::metrics::MatchedRouteLayer;
 #[cfg(feature = "metrics")]
-use crate::metrics::{Metrics, RecordMetricsLayer, ServeMetricsLayer};
+use crate::metrics::{Metrics, RecordMetricsLayer};
 #[cfg(feature = "otel")]
 use crate::otel::TraceRequestsLayer;
 use crate::request_id::SetRequestIdLayer;
+use crate::service::EndpointLayer;
 use crate::store::Stores;
 use crate::timeout::RequestTimeoutLayer;
 
@@ -243,7 +244,7 @@ impl App {
                 metrics
                     .served_at()
                     .is_some()
-                    .then(|| ServeMetricsLayer(Arc::new(metrics.clone()))),
+                    .then(|| EndpointLayer(Arc::new(metrics.clone()))),
                 Some(RecordMetricsLayer::new().finding_routes(route_finder.clone())),
             ),
             None => (None, None),
@@ -275,7 +276,7 @@ impl App {
             .option_layer(self.probes.is_enabled().then(|| self.probes.into_layer()));
         #[cfg(feature = "metrics")]
         let stack = stack.option_layer(serve_metrics);
-        let stack = stack.option_layer(self.openapi.map(crate::openapi::ServeOpenApiLayer));
+        let stack = stack.option_layer(self.openapi.map(EndpointLayer));
         #[cfg(feature = "otel")]
         let stack = stack.option_layer(trace_requests);
         #[cfg(feature = "metrics")]

@@ -48,6 +48,7 @@ impl RecordMetricsLayer {
         }
     }
 
+    #[cfg(feature = "metrics")]
     pub(crate) fn finding_routes(self, routes: RouteFinder) -> Self {
         Self { routes, ..self }
     }

@@ -36,8 +36,6 @@ pub(crate) mod matched_route;
 #[cfg(feature = "metrics")]
 mod prometheus;
 
-#[cfg(feature = "metrics")]
-pub(crate) use endpoint::ServeMetricsLayer;
 pub use layer::{RecordMetrics, RecordMetricsLayer, UNMATCHED};
 pub use matched_route::{MatchedRoute, MatchedRouteLayer, RecordMatchedRoute};
 #[cfg(feature = "metrics")]

@@ -55,7 +55,6 @@ use serde_json::Value;
 pub use describe::{DescribeRequest, DescribeResponse};
 pub use diff::{breaking_changes, BreakingChange};
 pub use document::DocumentBuilder;
-pub(crate) use endpoint::ServeOpenApiLayer;
 pub use schemars;
 pub use schemars::JsonSchema;
 pub use typescript::typescript_client;
