@@ -23,3 +23,7 @@ pub fn runtime() -> tokio::runtime::Runtime {
 /// The property tests' promises (`framework/tests/property_support/oracles.rs`).
 #[path = "../../framework/tests/property_support/oracles.rs"]
 pub mod oracles;
+
+/// The property test's promise about route trees (`build-support/tests/support/route_tree.rs`).
+#[path = "../../build-support/tests/support/route_tree.rs"]
+pub mod route_tree;
