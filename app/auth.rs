@@ -98,7 +98,7 @@ pub async fn idempotency_per_user(mut request: Request, next: Next) -> Response 
 
 /// The answer to a login or a registration: the user, and the bearer token of the session
 /// just started (the session cookie is set too).
-#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+#[derive(Debug, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct SignedIn {
     pub user: User,
     /// Send it as `Authorization: Bearer <token>`.

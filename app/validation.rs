@@ -1,12 +1,13 @@
-//! Request schemas shared by routes (and by GraphQL), validated with `validator`.
+//! Request schemas shared by routes (and by GraphQL), validated with `validator`. They are
+//! `Serialize` too, for typed clients (`arbor::client`).
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use validator::{Validate, ValidationError};
 
 use crate::services::users::Role;
 
 /// `POST /api/v1/users` and registration: the guide's rules.
-#[derive(Debug, Deserialize, Validate, schemars::JsonSchema)]
+#[derive(Debug, Deserialize, Serialize, Validate, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
     /// A valid email address.
@@ -26,7 +27,7 @@ pub struct CreateUser {
 }
 
 /// `PATCH /api/v1/users/[id]`.
-#[derive(Debug, Deserialize, Validate, schemars::JsonSchema)]
+#[derive(Debug, Deserialize, Serialize, Validate, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUser {
     /// A valid email address.
@@ -44,7 +45,7 @@ pub struct UpdateUser {
 }
 
 /// `?page=&limit=` on list endpoints.
-#[derive(Debug, Deserialize, Validate, schemars::JsonSchema)]
+#[derive(Debug, Deserialize, Serialize, Validate, schemars::JsonSchema)]
 pub struct PageQuery {
     /// 1-based page, default 1.
     #[validate(range(min = 1, max = 100_000))]

@@ -160,6 +160,9 @@ if [ -z "${ARBOR_TEST_REDIS_URL:-}" ]; then
 fi
 trap cleanup EXIT
 export ARBOR_REQUIRE_POSTGRES=1 ARBOR_REQUIRE_REDIS=1
+# A test run from a clean checkout gains nothing from incremental caches, which would take
+# gigabytes of disk next to the ~60 test executables; set CARGO_INCREMENTAL=1 to keep them.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 # Routing and errors alone must build: every heavy part of `arbor` is behind a cargo feature.
 echo "== cargo check -p arbor --no-default-features"
 cargo check -q -p arbor --no-default-features

@@ -2,12 +2,14 @@
 //! many concurrent writers holding the same version exactly one wins.
 
 use arbor::ApiError;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::db::{new_id, now_ms, Db, DbResultExt};
 
 /// A post.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow, schemars::JsonSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub struct Post {
     /// Opaque id.

@@ -8,7 +8,9 @@ use super::passwords::Passwords;
 use crate::db::{is_unique_violation, new_id, now_ms, Db, DbResultExt};
 
 /// A user as every API shows it: no password hash, ever.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow, schemars::JsonSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub struct User {
     /// Opaque id.
@@ -82,7 +84,7 @@ pub struct UserChanges {
 }
 
 /// One page of users.
-#[derive(Debug, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Page {
     /// The users on this page, oldest first.
     pub users: Vec<User>,
@@ -91,7 +93,7 @@ pub struct Page {
 }
 
 /// Pagination facts.
-#[derive(Debug, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Pagination {
     /// 1-based page number.

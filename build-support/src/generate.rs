@@ -196,6 +196,8 @@ pub(crate) fn generate(table: &RouteTable, options: &Options<'_>) -> TokenStream
         });
 
     let openapi = crate::openapi::openapi_fn(table, options, &route_modules);
+    let operations =
+        crate::operations::operations_static(table, options.url_prefix, &route_modules);
     let state = &options.state;
     // Middleware fns run with the router's state (`from_fn_with_state`), so the routes are
     // built with it in hand, and `router` gives back a router whose state is provided. With
@@ -232,6 +234,8 @@ pub(crate) fn generate(table: &RouteTable, options: &Options<'_>) -> TokenStream
             #(#route_statements)*
             router.fallback(::arbor::__private::not_found).with_state(state)
         }
+
+        #operations
 
         #openapi
     }

@@ -39,6 +39,7 @@ mod discover;
 mod generate;
 mod model;
 mod openapi;
+mod operations;
 mod segment;
 mod source;
 mod validate;

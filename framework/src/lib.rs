@@ -38,6 +38,7 @@ mod body;
 #[cfg(feature = "cache")]
 pub mod cache;
 mod catch_panic;
+pub mod client;
 mod client_ip;
 pub mod clock;
 #[cfg(feature = "compression")]
@@ -73,6 +74,7 @@ mod serve;
 mod service;
 #[cfg(feature = "sessions")]
 pub mod sessions;
+mod signature;
 #[cfg(feature = "streaming")]
 pub mod sse;
 pub mod store;

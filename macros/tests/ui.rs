@@ -1,5 +1,5 @@
-//! Compile-time behaviour of `#[arbor::handler]` and `arbor::middleware!`: what expands, and
-//! what each mistake reports.
+//! Compile-time behaviour of `#[arbor::handler]`, `arbor::middleware!` and typed calls
+//! (`arbor::client`): what expands, and what each mistake reports.
 //!
 //! Re-bless the `.stderr` snapshots with `TRYBUILD=overwrite cargo test -p arbor-macros --test ui`
 //! and read every one: it must read like rustc and point at the token the user wrote.

@@ -9,7 +9,6 @@
 //! resolution finds on `Probe<T>` when `T` describes itself and otherwise, one autoref later,
 //! on `&Probe<T>`'s [`NotDescribed`] (autoref specialization, as `anyhow!` uses it).
 
-use std::future::Future;
 use std::marker::PhantomData;
 
 use http::StatusCode;
@@ -17,6 +16,7 @@ use schemars::JsonSchema;
 use serde_json::json;
 
 use super::DocumentBuilder;
+use crate::signature::Signature;
 
 /// A type, carried as a value so that method resolution can look at it.
 pub struct Probe<T: ?Sized>(PhantomData<fn() -> PhantomData<T>>);
@@ -26,38 +26,6 @@ impl<T: ?Sized> Probe<T> {
         Self(PhantomData)
     }
 }
-
-/// The argument tuple and the output of a handler fn.
-pub trait Signature<Arguments> {
-    /// What the fn's future resolves to.
-    type Output;
-}
-
-macro_rules! signature {
-    ($($argument:ident),*) => {
-        impl<F, Fut, $($argument,)*> Signature<($($argument,)*)> for F
-        where
-            F: FnOnce($($argument),*) -> Fut,
-            Fut: Future,
-        {
-            type Output = Fut::Output;
-        }
-    };
-}
-
-signature!();
-signature!(T1);
-signature!(T1, T2);
-signature!(T1, T2, T3);
-signature!(T1, T2, T3, T4);
-signature!(T1, T2, T3, T4, T5);
-signature!(T1, T2, T3, T4, T5, T6);
-signature!(T1, T2, T3, T4, T5, T6, T7);
-signature!(T1, T2, T3, T4, T5, T6, T7, T8);
-signature!(T1, T2, T3, T4, T5, T6, T7, T8, T9);
-signature!(T1, T2, T3, T4, T5, T6, T7, T8, T9, T10);
-signature!(T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11);
-signature!(T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11, T12);
 
 /// The argument types of `handler`, as a tuple.
 pub fn arguments<Arguments, F: Signature<Arguments>>(_handler: &F) -> Probe<Arguments> {

@@ -16,10 +16,12 @@
 
 use std::net::SocketAddr;
 
+mod call;
 mod cookies;
 mod multipart;
 mod stream;
 
+pub use call::{TestCall, TypedResponse};
 pub use multipart::Multipart;
 pub use stream::{ProgressEvent, SseEvent, TestStream, DEFAULT_STREAM_TIMEOUT};
 
@@ -40,6 +42,7 @@ pub struct TestClient {
     peer: SocketAddr,
     default_headers: HeaderMap,
     jar: Option<cookies::Jar>,
+    operations: Option<&'static crate::client::Operations>,
 }
 
 impl TestClient {
@@ -51,6 +54,7 @@ impl TestClient {
             peer: SocketAddr::from(([127, 0, 0, 1], 40000)),
             default_headers: HeaderMap::new(),
             jar: None,
+            operations: None,
         }
     }
 

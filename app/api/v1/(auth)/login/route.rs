@@ -3,18 +3,18 @@
 
 use arbor::sessions::Session;
 use arbor::{ApiError, Json, State, Valid};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use validator::Validate;
 
 use crate::auth::SignedIn;
 use crate::AppState;
 
-#[derive(Deserialize, Validate, schemars::JsonSchema)]
+#[derive(Deserialize, Serialize, Validate, schemars::JsonSchema)]
 pub struct Credentials {
     #[validate(length(min = 1, max = 320))]
-    email: String,
+    pub email: String,
     #[validate(length(min = 1, max = 256))]
-    password: String,
+    pub password: String,
 }
 
 #[arbor::handler(arbor::rate_limit(limit = 5, window = 60, fail_closed = true))]

@@ -5,7 +5,7 @@ use arbor::auth::{require_auth_with_state, Auth};
 use arbor::cache::{CacheTags, Invalidator, Revalidate};
 use arbor::http::StatusCode;
 use arbor::{ApiError, Json, Path, ResultExt};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::auth::{CurrentUser, Sessions};
@@ -19,9 +19,9 @@ pub const MAX_DURATION: u64 = 5;
 /// Every page is tagged, so that one call drops them all.
 const DOCS_TAG: &str = "docs";
 
-#[derive(Deserialize, schemars::JsonSchema)]
+#[derive(Deserialize, Serialize, schemars::JsonSchema)]
 pub struct Params {
-    slug: Option<Vec<String>>,
+    pub slug: Option<Vec<String>>,
 }
 
 pub async fn GET(Path(params): Path<Params>) -> (CacheTags, Json<Value>) {

@@ -4,7 +4,7 @@
 use arbor::auth::{require_auth_with_state, Auth};
 use arbor::http::StatusCode;
 use arbor::{ApiError, Json, Path, State, Valid};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::auth::{CurrentUser, Sessions};
 use crate::services::users::{User, UserChanges};
@@ -13,9 +13,9 @@ use crate::AppState;
 
 arbor::middleware!(require_auth_with_state::<Sessions>);
 
-#[derive(Deserialize, schemars::JsonSchema)]
+#[derive(Deserialize, Serialize, schemars::JsonSchema)]
 pub struct Params {
-    id: String,
+    pub id: String,
 }
 
 pub async fn GET(
