@@ -262,11 +262,11 @@ impl<P: Processor> Processor for NotifyUsers<P> {
             let outcome = self.inner.process(event).await?;
             if let Some(user_id) = &outcome.reference {
                 tracing::info!(user_id, provider = %event.provider, event_id = %event.id, event_type = %event.event_type, "webhook event concerns a user");
-                let data = serde_json::json!({
-                    "provider": event.provider,
-                    "eventId": event.id,
-                    "type": event.event_type,
-                });
+                let data = crate::topics::WebhookNotice {
+                    provider: event.provider.clone(),
+                    event_id: event.id.clone(),
+                    event_type: event.event_type.clone(),
+                };
                 let topic = crate::topics::user_topic(user_id);
                 if let Err(error) = self.bus.publish(&topic, "webhook", &data).await {
                     // The event is processed; a live notification is best effort.

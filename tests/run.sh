@@ -127,17 +127,19 @@ check_route_files_formatted() {
 check_route_files_formatted
 
 # The OpenAPI document is checked against the OpenAPI 3.1 schema by a well-kept validator
-# (openapi-spec-validator, from PyPI), in a virtual environment of its own under target/.
-install_openapi_validator() {
+# (openapi-spec-validator), and the running app against the document by schemathesis, both from
+# PyPI, in a virtual environment of their own under target/.
+install_python_tools() {
   local venv=target/python-tools
-  if [ ! -x "$venv/bin/openapi-spec-validator" ]; then
-    echo "== installing openapi-spec-validator (pip, into $venv)"
+  if [ ! -x "$venv/bin/openapi-spec-validator" ] || [ ! -x "$venv/bin/st" ]; then
+    echo "== installing openapi-spec-validator and schemathesis (pip, into $venv)"
     python3 -m venv "$venv"
-    "$venv/bin/pip" install -q 'openapi-spec-validator==0.9.0'
+    "$venv/bin/pip" install -q 'openapi-spec-validator==0.9.0' 'schemathesis==4.32.5'
   fi
   export ARBOR_OPENAPI_VALIDATOR="$PWD/$venv/bin/openapi-spec-validator" ARBOR_REQUIRE_OPENAPI_VALIDATOR=1
+  export ARBOR_SCHEMATHESIS="$PWD/$venv/bin/st" ARBOR_REQUIRE_SCHEMATHESIS=1
 }
-install_openapi_validator
+install_python_tools
 
 # The generated TypeScript client is compiled with `tsc --strict` (TypeScript from npm, into
 # target/node-tools) and run with Node.js against the reference app.

@@ -19,6 +19,8 @@ pub(crate) struct Options<'a> {
     pub url_prefix: &'a str,
     /// The router's state type.
     pub state: syn::Type,
+    /// Whether to generate `openapi()`.
+    pub openapi: bool,
 }
 
 /// Generates the module's tokens: route modules, the route table and `router()`.
@@ -116,6 +118,7 @@ pub(crate) fn generate(table: &RouteTable, options: &Options<'_>) -> TokenStream
                 .map(|m| m.as_str())
                 .collect::<Vec<_>>()
                 .join(", ");
+            let automatic_options = !route.handlers.iter().any(|h| h.method == Method::Options);
             let handlers = route.handlers.iter().map(|handler| {
                 let method = handler.method.as_str();
                 let export = Ident::new(method, Span::call_site());
@@ -186,7 +189,7 @@ pub(crate) fn generate(table: &RouteTable, options: &Options<'_>) -> TokenStream
                     const ALLOW: &str = #allow;
                 ::arbor::__private::handlers!(State, #handler_message);
                     let methods = ::arbor::__private::MethodRouter::new() #(#handlers)*;
-                    let methods = ::arbor::__private::finish_route(methods, ALLOW);
+                    let methods = ::arbor::__private::finish_route(methods, ALLOW, #automatic_options);
                     #file_layer
                     #(#folder_layers)*
                     #max_duration
@@ -195,7 +198,9 @@ pub(crate) fn generate(table: &RouteTable, options: &Options<'_>) -> TokenStream
             }
         });
 
-    let openapi = crate::openapi::openapi_fn(table, options, &route_modules);
+    let openapi = options
+        .openapi
+        .then(|| crate::openapi::openapi_fn(table, options, &route_modules));
     let operations =
         crate::operations::operations_static(table, options.url_prefix, &route_modules);
     let state = &options.state;

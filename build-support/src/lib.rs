@@ -74,6 +74,7 @@ pub struct Builder {
     manifest_dir: Option<PathBuf>,
     out_dir: Option<PathBuf>,
     emit_rerun_if_changed: bool,
+    openapi: bool,
 }
 
 impl Default for Builder {
@@ -92,6 +93,7 @@ impl Builder {
             manifest_dir: None,
             out_dir: None,
             emit_rerun_if_changed: true,
+            openapi: true,
         }
     }
 
@@ -130,6 +132,13 @@ impl Builder {
     /// off when calling the builder outside a build script.
     pub fn emit_rerun_if_changed(&mut self, emit: bool) -> &mut Self {
         self.emit_rerun_if_changed = emit;
+        self
+    }
+
+    /// Whether to generate the API contract, `routes::openapi()`. Default `true`; an app that
+    /// serves no contract saves the compile time of describing every handler.
+    pub fn openapi(&mut self, generate: bool) -> &mut Self {
+        self.openapi = generate;
         self
     }
 
@@ -212,6 +221,7 @@ impl Builder {
                 manifest_dir,
                 url_prefix: &self.url_prefix,
                 state,
+                openapi: self.openapi,
             },
         );
         let file = syn::parse2::<syn::File>(tokens).map_err(|e| {

@@ -109,6 +109,14 @@ fn operation(
     statements.push(quote! {
         (&::arbor::__private::describe::output(&#module::#export)).describe_response(document);
     });
+    // Last, so that what the file says wins over what was derived.
+    if handler.doc.described {
+        let describe = Ident::new(
+            &format!("{}{method}", crate::source::DESCRIBE_PREFIX),
+            Span::call_site(),
+        );
+        statements.push(quote! { #module::#describe(document); });
+    }
     quote! { { #(#statements)* } }
 }
 

@@ -57,10 +57,17 @@ pub struct HandlerDoc {
     pub deprecated: bool,
     /// How many arguments it takes, when it is declared in the file.
     pub arguments: Option<usize>,
-    /// The success statuses its body answers with, as `(StatusCode::CREATED, ..)` tuples name
-    /// them; empty when it names none (a plain `200`).
+    /// The success statuses its body answers with, as `(StatusCode::CREATED, ..)`,
+    /// `Ok(StatusCode::NO_CONTENT)` or a tail `StatusCode::NO_CONTENT` name them; empty when it
+    /// names none (a plain `200`).
     pub success_statuses: Vec<u16>,
+    /// Whether the file exports `describe_<METHOD>`, which adds what its types cannot say
+    /// (events, examples, extra answers) to its contract.
+    pub described: bool,
 }
+
+/// What a route file names the fn that adds to a handler's contract: `describe_GET`.
+pub(crate) const DESCRIBE_PREFIX: &str = "describe_";
 
 impl HandlerDoc {
     fn of(func: &syn::ItemFn) -> Self {
@@ -87,42 +94,74 @@ impl HandlerDoc {
             })
             .collect();
         let comment = lines.join("\n").trim().to_owned();
-        let mut statuses = StatusTuples::default();
+        let mut statuses = SuccessStatuses::default();
         syn::visit::Visit::visit_block(&mut statuses, &func.block);
+        if let Some(syn::Stmt::Expr(tail, None)) = func.block.stmts.last() {
+            statuses.record(tail);
+        }
         Self {
             comment: (!comment.is_empty()).then_some(comment),
             deprecated: func.attrs.iter().any(|a| a.path().is_ident("deprecated")),
             arguments: Some(func.sig.inputs.len()),
             success_statuses: statuses.found,
+            described: false,
         }
     }
 }
 
-/// Finds the `2xx` statuses of `(StatusCode::NAME, ..)` tuples in a fn body.
+/// Finds the `2xx` statuses a fn body answers with: `(StatusCode::NAME, ..)` tuples,
+/// `Ok(StatusCode::NAME)` and `return StatusCode::NAME` (and, from the caller, the body's tail
+/// `StatusCode::NAME`).
 #[derive(Default)]
-struct StatusTuples {
+struct SuccessStatuses {
     found: Vec<u16>,
 }
 
-impl<'ast> syn::visit::Visit<'ast> for StatusTuples {
-    fn visit_expr_tuple(&mut self, tuple: &'ast syn::ExprTuple) {
-        if let Some(syn::Expr::Path(first)) = tuple.elems.first() {
-            let segments: Vec<String> = first
-                .path
-                .segments
-                .iter()
-                .map(|s| s.ident.to_string())
-                .collect();
-            if let [.., owner, name] = segments.as_slice() {
-                let status = (owner == "StatusCode")
-                    .then(|| success_status(name))
-                    .flatten();
-                if let Some(status) = status.filter(|s| !self.found.contains(s)) {
-                    self.found.push(status);
-                }
+impl SuccessStatuses {
+    /// Records `expr` if it is a `2xx` `StatusCode::NAME`.
+    fn record(&mut self, expr: &syn::Expr) {
+        let syn::Expr::Path(path) = expr else {
+            return;
+        };
+        let segments: Vec<String> = path
+            .path
+            .segments
+            .iter()
+            .map(|s| s.ident.to_string())
+            .collect();
+        if let [.., owner, name] = segments.as_slice() {
+            let status = (owner == "StatusCode")
+                .then(|| success_status(name))
+                .flatten();
+            if let Some(status) = status.filter(|s| !self.found.contains(s)) {
+                self.found.push(status);
             }
         }
+    }
+}
+
+impl<'ast> syn::visit::Visit<'ast> for SuccessStatuses {
+    fn visit_expr_tuple(&mut self, tuple: &'ast syn::ExprTuple) {
+        if let Some(first) = tuple.elems.first() {
+            self.record(first);
+        }
         syn::visit::visit_expr_tuple(self, tuple);
+    }
+
+    fn visit_expr_call(&mut self, call: &'ast syn::ExprCall) {
+        if let (syn::Expr::Path(function), Some(argument)) = (&*call.func, call.args.first()) {
+            if function.path.is_ident("Ok") {
+                self.record(argument);
+            }
+        }
+        syn::visit::visit_expr_call(self, call);
+    }
+
+    fn visit_expr_return(&mut self, ret: &'ast syn::ExprReturn) {
+        if let Some(value) = &ret.expr {
+            self.record(value);
+        }
+        syn::visit::visit_expr_return(self, ret);
     }
 }
 
@@ -181,8 +220,24 @@ pub(crate) fn parse_route(path: &Path, contents: &str) -> Result<RouteSource, Ve
         })
         .collect();
 
+    let mut describes = Vec::new();
     for item in &file.items {
         match item {
+            Item::Fn(func) if describe_method(&func.sig.ident).is_some() => {
+                let method = describe_method(&func.sig.ident).expect("matched above");
+                let location = Location::at(path, func.sig.ident.span());
+                if !matches!(func.vis, Visibility::Public(_)) {
+                    diagnostics.push(
+                        Diagnostic::new(format!("`{}` must be `pub`", func.sig.ident))
+                            .at(location.clone())
+                            .help(format!(
+                                "write `pub fn {}(operation: &mut arbor::openapi::DocumentBuilder)`",
+                                func.sig.ident
+                            )),
+                    );
+                }
+                describes.push((method, location));
+            }
             Item::Fn(func) => {
                 let checked = handler::check_fn(&func.vis, &func.sig, Context::RouteFile);
                 diagnostics.extend(checked.problems.iter().map(|p| problem(path, p)));
@@ -321,6 +376,20 @@ pub(crate) fn parse_route(path: &Path, contents: &str) -> Result<RouteSource, Ve
             );
         }
     }
+    for (method, location) in describes {
+        match source.handlers.iter_mut().find(|h| h.method == method) {
+            Some(handler) => handler.doc.described = true,
+            None => diagnostics.push(
+                Diagnostic::new(format!(
+                    "`{DESCRIBE_PREFIX}{method}` describes `{method}`, but this route exports no `{method}`"
+                ))
+                .at(location)
+                .help(format!(
+                    "remove `{DESCRIBE_PREFIX}{method}`, or export `pub async fn {method}`"
+                )),
+            ),
+        }
+    }
     source.handlers.sort_by_key(|h| h.method);
     for pair in source.handlers.windows(2) {
         if pair[0].method == pair[1].method {
@@ -406,6 +475,11 @@ fn parse_file(path: &Path, contents: &str) -> Result<syn::File, Vec<Diagnostic>>
                 .help("fix the syntax error; rustc will show more detail once it parses"),
         ]
     })
+}
+
+/// `GET` for `describe_GET`.
+fn describe_method(ident: &syn::Ident) -> Option<Method> {
+    Method::from_export(ident.to_string().strip_prefix(DESCRIBE_PREFIX)?)
 }
 
 fn file_name(path: &Path) -> String {
@@ -578,6 +652,59 @@ mod tests {
     fn route(src: &str) -> Result<RouteSource, Vec<String>> {
         parse_route(Path::new("app/api/x/route.rs"), src)
             .map_err(|ds| ds.iter().map(ToString::to_string).collect())
+    }
+
+    #[test]
+    fn success_statuses_are_read_from_what_the_body_answers() {
+        let source = route(
+            "pub async fn POST() -> Result<(StatusCode, Json<U>), ApiError> { Ok((StatusCode::CREATED, Json(u))) }\n\
+             pub async fn DELETE() -> Result<StatusCode, ApiError> { gone()?; Ok(StatusCode::NO_CONTENT) }\n\
+             pub async fn PUT() -> StatusCode { if x { return StatusCode::ACCEPTED; } StatusCode::NO_CONTENT }\n\
+             pub async fn GET() -> StatusCode { if x == StatusCode::NOT_FOUND { } StatusCode::OK }",
+        )
+        .unwrap();
+        let statuses: Vec<(String, Vec<u16>)> = source
+            .handlers
+            .iter()
+            .map(|h| (h.method.to_string(), h.doc.success_statuses.clone()))
+            .collect();
+        assert_eq!(
+            statuses,
+            [
+                ("GET".to_owned(), vec![200]),
+                ("POST".to_owned(), vec![201]),
+                ("PUT".to_owned(), vec![202, 204]),
+                ("DELETE".to_owned(), vec![204]),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_describe_fn_marks_its_handler_and_needs_one() {
+        let source = route(
+            "pub async fn GET() {}\npub async fn POST() {}\npub fn describe_POST(operation: &mut arbor::openapi::DocumentBuilder) {}",
+        )
+        .unwrap();
+        let described: Vec<bool> = source.handlers.iter().map(|h| h.doc.described).collect();
+        assert_eq!(described, [false, true], "GET, then POST");
+
+        let errors = route(
+            "pub async fn GET() {}\nfn describe_GET(o: &mut D) {}\npub fn describe_PATCH(o: &mut D) {}",
+        )
+        .unwrap_err();
+        assert_eq!(errors.len(), 2, "{errors:#?}");
+        assert!(
+            errors[0].contains("`describe_GET` must be `pub`"),
+            "{}",
+            errors[0]
+        );
+        assert!(
+            errors[1]
+                .contains("`describe_PATCH` describes `PATCH`, but this route exports no `PATCH`"),
+            "{}",
+            errors[1]
+        );
+        assert!(errors[1].contains("help: remove `describe_PATCH`, or export `pub async fn PATCH`"));
     }
 
     #[test]

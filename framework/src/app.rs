@@ -182,10 +182,13 @@ impl App {
 
     /// Serves the API contract (the generated `routes::openapi()`) at
     /// [`OpenApi::served_at`](crate::openapi::OpenApi::served_at), `/api/openapi.json` by
-    /// default, ahead of the routes: no route middleware (rate limits, auth) applies to it, and
-    /// it is not counted in the request metrics. See [`crate::openapi`].
+    /// default, and its reference page at
+    /// [`OpenApi::reference_served_at`](crate::openapi::OpenApi::reference_served_at),
+    /// `/api/reference`, ahead of the routes: no route middleware (rate limits, auth) applies
+    /// to them, and they are not counted in the request metrics. See [`crate::openapi`].
     pub fn openapi(mut self, document: crate::openapi::OpenApi) -> Self {
-        self.openapi = document.served_at().is_some().then_some(document);
+        let served = document.served_at().is_some() || document.reference_served_at().is_some();
+        self.openapi = served.then_some(document);
         self
     }
 
@@ -276,7 +279,13 @@ impl App {
             .option_layer(self.probes.is_enabled().then(|| self.probes.into_layer()));
         #[cfg(feature = "metrics")]
         let stack = stack.option_layer(serve_metrics);
-        let stack = stack.option_layer(self.openapi.map(EndpointLayer));
+        let reference_page = self
+            .openapi
+            .as_ref()
+            .and_then(crate::openapi::OpenApi::reference_page);
+        let stack = stack
+            .option_layer(self.openapi.map(EndpointLayer))
+            .option_layer(reference_page.map(EndpointLayer));
         #[cfg(feature = "otel")]
         let stack = stack.option_layer(trace_requests);
         #[cfg(feature = "metrics")]

@@ -296,7 +296,7 @@ pub mod __private {
                         self
                     }
                 }
-                route.layer(__ArborMiddlewareFn::<$state, _, _>::into_layer(
+                route.route_layer(__ArborMiddlewareFn::<$state, _, _>::into_layer(
                     $path,
                     ::core::clone::Clone::clone(state),
                 ))

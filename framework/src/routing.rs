@@ -12,24 +12,28 @@ use tower::Layer;
 use crate::timeout::MaxDuration;
 use crate::ApiError;
 
-/// Finishes a route's methods: an `OPTIONS` the file does not export answers `204` with
-/// `Allow`, and any other method it does not export answers `405` with `Allow` and the JSON
-/// error. `allow` lists what the route answers, as the `Allow` header writes it.
+/// Finishes a route's methods: with `automatic_options` (the file exports no `OPTIONS`),
+/// `OPTIONS` answers `204` with `Allow`; any method the file does not export answers `405` with
+/// `Allow` and the JSON error. `allow` lists what the route answers, as the `Allow` header
+/// writes it.
 ///
-/// Both answers are the route's fallback, so middleware the route adds afterwards with
-/// `.layer` (file and folder middleware) covers them too, and a handler's own `route_layer`
-/// middleware does not.
-pub fn finish_route<S>(methods: MethodRouter<S>, allow: &'static str) -> MethodRouter<S>
+/// The automatic `OPTIONS` is an endpoint of the route, so file and folder middleware (added
+/// afterwards with `route_layer`) wrap it, as a CORS or `no-store` layer needs; the `405` is
+/// the route's fallback, which no middleware sees: a method the route does not have is
+/// refused as such before authentication or signature checks could answer `401` instead.
+pub fn finish_route<S>(
+    methods: MethodRouter<S>,
+    allow: &'static str,
+    automatic_options: bool,
+) -> MethodRouter<S>
 where
     S: Clone + Send + Sync + 'static,
 {
-    methods.fallback(move |method: Method| async move {
-        if method == Method::OPTIONS {
-            options(allow).await
-        } else {
-            method_not_allowed(method, allow).await
-        }
-    })
+    let methods = match automatic_options {
+        true => methods.options(move || options(allow)),
+        false => methods,
+    };
+    methods.fallback(move |method: Method| method_not_allowed(method, allow))
 }
 
 /// A route's `pub const MAX_DURATION: u64` (seconds): the deadline for everything the route
@@ -144,6 +148,7 @@ mod tests {
         let client = route_client(finish_route(
             get(|| async { "got" }).post(|| async { "posted" }),
             ALLOW,
+            true,
         ));
         let response = client.get("/r").send().await;
         assert_eq!(
@@ -187,6 +192,7 @@ mod tests {
         let client = route_client(finish_route(
             post(|| async { "posted" }).merge(options_route(|| async { "my options" })),
             "POST, OPTIONS",
+            false,
         ));
         let response = client.options("/r").send().await;
         assert_eq!(
@@ -199,20 +205,25 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn layers_added_after_finish_route_cover_options_and_405() {
-        let methods = finish_route(get(|| async { "got" }), "GET, HEAD, OPTIONS").layer(
-            axum::middleware::map_response(|mut response: Response| async move {
-                response
-                    .headers_mut()
-                    .insert("x-folder", HeaderValue::from_static("yes"));
-                response
-            }),
-        );
+    async fn route_layers_added_after_finish_route_cover_options_but_not_405() {
+        let methods = finish_route(get(|| async { "got" }), "GET, HEAD, OPTIONS", true)
+            .route_layer(axum::middleware::map_response(
+                |mut response: Response| async move {
+                    response
+                        .headers_mut()
+                        .insert("x-folder", HeaderValue::from_static("yes"));
+                    response
+                },
+            ));
         let client = route_client(methods);
-        for method in [Method::GET, Method::OPTIONS, Method::DELETE] {
+        for method in [Method::GET, Method::OPTIONS] {
             let response = client.request(method.clone(), "/r").send().await;
             assert_eq!(response.headers()["x-folder"], "yes", "{method}");
         }
+        // File and folder middleware (route layers) never turn the 405 into something else.
+        let response = client.request(Method::DELETE, "/r").send().await;
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert!(response.headers().get("x-folder").is_none());
     }
 
     #[tokio::test(start_paused = true)]
@@ -221,7 +232,10 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(10)).await;
             "late"
         });
-        let client = route_client(max_duration(finish_route(slow, "GET, HEAD, OPTIONS"), 2));
+        let client = route_client(max_duration(
+            finish_route(slow, "GET, HEAD, OPTIONS", true),
+            2,
+        ));
         let response = client.get("/r").send().await;
         assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
         assert_eq!(response.json::<serde_json::Value>()["error"], "TIMEOUT");
@@ -252,6 +266,7 @@ mod tests {
         let client = route_client(finish_route(
             revalidate_route(endpoint, 60).merge(post(|| async { "posted" })),
             ALLOW,
+            true,
         ));
         let first = client.get("/r").send().await;
         let second = client.get("/r").send().await;

@@ -59,10 +59,12 @@ pub(crate) fn middleware(input: TokenStream) -> TokenStream {
         Ok(list) => list,
         Err(error) => return error.into_compile_error(),
     };
-    // `layer` may change the router's error type; naming it keeps every step `Infallible`.
+    // `route_layer`: a method the route does not have is answered `405` by its fallback, which
+    // no middleware sees (see `arbor::__private::finish_route`). Naming the router's type keeps
+    // every step's error `Infallible`.
     let layers = list.items.iter().rev().map(|middleware| {
         let layer = layer_expr(middleware);
-        quote! { let route: ::arbor::__private::MethodRouter<_> = route.layer(#layer); }
+        quote! { let route: ::arbor::__private::MethodRouter<_> = route.route_layer(#layer); }
     });
     let wrapper = format_ident!("__arbor_middleware");
     wrapper_fn(&wrapper, &list, quote!(#(#layers)*))

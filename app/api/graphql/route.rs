@@ -8,6 +8,7 @@ use arbor::{Query, Response, State};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use serde::Deserialize;
+use serde_json::json;
 
 use crate::auth::{CurrentUser, Sessions};
 use crate::graphql;
@@ -48,5 +49,43 @@ pub async fn POST(
             };
             graphql::request_error(status, code, rejection.body_text())
         }
+    }
+}
+
+/// The GraphQL-over-HTTP request, and its answers in GraphQL's own shape (`data`, `errors`)
+/// rather than Arbor's error shape: the handler reads the raw body itself.
+pub fn describe_POST(operation: &mut arbor::openapi::DocumentBuilder) {
+    operation.request_body_schema(
+        "application/json",
+        json!({
+            "type": "object",
+            "properties": {
+                "query": { "type": "string" },
+                "variables": { "type": ["object", "null"] },
+                "operationName": { "type": ["string", "null"] },
+            },
+            "required": ["query"],
+        }),
+    );
+    operation.request_example(json!({ "query": "{ me { id email } }" }));
+    let answer = json!({
+        "type": "object",
+        "properties": {
+            "data": {},
+            "errors": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "message": { "type": "string" },
+                        "extensions": { "type": "object" },
+                    },
+                    "required": ["message"],
+                },
+            },
+        },
+    });
+    for status in [200, 400, 413, 415] {
+        operation.response(Some(status), Some(("application/json", answer.clone())));
     }
 }

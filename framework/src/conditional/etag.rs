@@ -165,13 +165,15 @@ pub enum TagList {
 }
 
 impl TagList {
-    /// Parses the field's values (several header lines are one list).
+    /// Parses the field's values (several header lines are one list); `None` for an empty
+    /// list, which RFC 9110's list rule allows and which names no tag: as if the field were
+    /// not sent.
     ///
     /// # Errors
     /// When an element is not an entity tag, or `*` appears beside tags.
     pub fn parse<'a>(
         values: impl IntoIterator<Item = &'a HeaderValue>,
-    ) -> Result<Self, InvalidEntityTag> {
+    ) -> Result<Option<Self>, InvalidEntityTag> {
         let mut tags = Vec::new();
         let mut any = false;
         for value in values {
@@ -185,9 +187,10 @@ impl TagList {
             }
         }
         match (any, tags.is_empty()) {
-            (true, true) => Ok(Self::Any),
-            (false, false) => Ok(Self::Tags(tags)),
-            _ => Err(InvalidEntityTag),
+            (true, true) => Ok(Some(Self::Any)),
+            (false, false) => Ok(Some(Self::Tags(tags))),
+            (false, true) => Ok(None),
+            (true, false) => Err(InvalidEntityTag),
         }
     }
 
@@ -252,14 +255,21 @@ mod tests {
             HeaderValue::from_static("\"1\", W/\"2\""),
             HeaderValue::from_static("\"3\""),
         ];
-        let TagList::Tags(tags) = TagList::parse(&lines).unwrap() else {
+        let Some(TagList::Tags(tags)) = TagList::parse(&lines).unwrap() else {
             panic!("expected tags")
         };
         assert_eq!(tags.len(), 3);
         assert_eq!(
             TagList::parse(&[HeaderValue::from_static("*")]).unwrap(),
-            TagList::Any
+            Some(TagList::Any)
         );
+        // An empty list (an empty field, or only commas) names nothing.
+        for empty in ["", " , ,"] {
+            assert_eq!(
+                TagList::parse(&[HeaderValue::from_static(empty)]).unwrap(),
+                None
+            );
+        }
         assert!(TagList::parse(&[HeaderValue::from_static("*, \"1\"")]).is_err());
         assert!(TagList::parse(&[HeaderValue::from_static("1")]).is_err());
     }

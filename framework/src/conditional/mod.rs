@@ -138,7 +138,7 @@ impl Preconditions {
             if values.peek().is_none() {
                 return Ok(None);
             }
-            TagList::parse(values).map(Some).map_err(|_| {
+            TagList::parse(values).map_err(|_| {
                 ApiError::new(
                     StatusCode::BAD_REQUEST,
                     "INVALID_PRECONDITION",

@@ -209,6 +209,14 @@ impl<E: DescribeRequest> DescribeRequest for crate::Valid<E> {
     }
 }
 
+/// Its answer is an event stream; the route's `describe_GET` can name the event types.
+#[cfg(feature = "streaming")]
+impl DescribeRequest for crate::sse::Sse {
+    fn describe(document: &mut DocumentBuilder) {
+        document.event_stream();
+    }
+}
+
 impl<P> DescribeRequest for crate::auth::Auth<P> {
     fn describe(document: &mut DocumentBuilder) {
         document.error(401, "UNAUTHORIZED");
@@ -218,13 +226,20 @@ impl<P> DescribeRequest for crate::auth::Auth<P> {
 #[cfg(feature = "conditional")]
 impl DescribeRequest for crate::conditional::Preconditions {
     fn describe(document: &mut DocumentBuilder) {
-        document.header_parameter(
+        // `*`, or entity tags (`"3"`, `W/"3"`) separated by commas: what `TagList` parses.
+        let tags = json!({
+            "type": "string",
+            "pattern": r#"^(\*|(W/)?"[!#-~]*"( ?, ?(W/)?"[!#-~]*")*)$"#,
+        });
+        document.header_parameter_schema(
             "If-Match",
             "Entity tags: the request applies only if the resource still has one of them.",
+            tags.clone(),
         );
-        document.header_parameter(
+        document.header_parameter_schema(
             "If-None-Match",
             "Entity tags: `304 Not Modified` if the resource still has one of them.",
+            tags,
         );
         document.error(400, "INVALID_PRECONDITION");
         document.error(412, "PRECONDITION_FAILED");
@@ -274,6 +289,14 @@ impl DescribeResponse for () {
 impl DescribeResponse for String {
     fn describe(document: &mut DocumentBuilder) {
         document.response(None, Some(("text/plain", json!({ "type": "string" }))));
+    }
+}
+
+/// A response the type says nothing about: a success whose body is undocumented (with a
+/// `Result<Response, ApiError>`, the errors are still documented).
+impl DescribeResponse for crate::Response {
+    fn describe(document: &mut DocumentBuilder) {
+        document.response(None, None);
     }
 }
 

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use schemars::generate::{SchemaGenerator, SchemaSettings};
+use schemars::transform::{transform_subschemas, Transform};
 use schemars::{JsonSchema, Schema};
 use serde_json::{json, Map, Value};
 
@@ -43,6 +44,8 @@ struct Draft {
     success_statuses: Vec<u16>,
     /// Whether the handler may answer errors the document cannot list (an `ApiError`).
     other_errors: bool,
+    /// The event types of its `text/event-stream` answer, by name, when it streams.
+    events: Option<Vec<(String, Value)>>,
 }
 
 #[derive(Default)]
@@ -57,6 +60,7 @@ impl DocumentBuilder {
         let settings = SchemaSettings::draft2020_12().with(|settings| {
             settings.definitions_path = "/components/schemas".into();
             settings.meta_schema = None;
+            settings.transforms.push(Box::new(IntegerBounds));
         });
         Self {
             title: title.to_owned(),
@@ -154,9 +158,11 @@ impl DocumentBuilder {
                     self.error(400, "INVALID_IDEMPOTENCY_KEY");
                     self.error(409, "IDEMPOTENCY_IN_FLIGHT");
                     self.error(422, "IDEMPOTENCY_KEY_REUSED");
-                    self.header_parameter(
+                    // What `arbor::idempotency` accepts: 1 to 255 visible ASCII characters.
+                    self.header_parameter_schema(
                         "Idempotency-Key",
                         "Makes a retried request answer as the first one did.",
+                        json!({ "type": "string", "pattern": "^[!-~]{1,255}$" }),
                     );
                 }
                 "csrf" => self.error(403, "CSRF_FAILED"),
@@ -188,6 +194,11 @@ impl DocumentBuilder {
 
     /// A request header the operation reads.
     pub fn header_parameter(&mut self, name: &str, description: &str) {
+        self.header_parameter_schema(name, description, json!({ "type": "string" }));
+    }
+
+    /// A request header the operation reads, its values described by `schema`.
+    pub fn header_parameter_schema(&mut self, name: &str, description: &str, schema: Value) {
         let draft = self.draft();
         if draft
             .header_parameters
@@ -198,14 +209,27 @@ impl DocumentBuilder {
                 "name": name,
                 "in": "header",
                 "description": description,
-                "schema": { "type": "string" },
+                "schema": schema,
             }));
+        }
+    }
+
+    /// Marks the request header `name`, already described (by an extractor), as required:
+    /// the handler refuses a request without it (as `Preconditions::require` does for `If-Match`).
+    pub fn require_header(&mut self, name: &str) {
+        for parameter in &mut self.draft().header_parameters {
+            if parameter["name"].as_str() == Some(name) {
+                parameter["required"] = true.into();
+            }
         }
     }
 
     /// The schema of `T`, as a reference to `components/schemas` for named types.
     pub fn schema_for<T: JsonSchema>(&mut self) -> Schema {
-        self.generator.subschema_for::<T>()
+        let mut schema = self.generator.subschema_for::<T>();
+        // Named types get it with the definitions; an inline one (`u64`) here.
+        IntegerBounds.transform(&mut schema);
+        schema
     }
 
     /// `schema`, with a reference to `components/schemas` followed.
@@ -294,11 +318,114 @@ impl DocumentBuilder {
         }
     }
 
+    /// The operation answers with Server-Sent Events (`text/event-stream`); [`Self::event`]
+    /// names their types.
+    pub fn event_stream(&mut self) {
+        self.draft().events.get_or_insert_with(Vec::new);
+    }
+
+    /// An event type of the operation's event stream: `event: name` whose `data:` is a JSON
+    /// `T`.
+    pub fn event<T: JsonSchema>(&mut self, name: &str) {
+        let schema = self.schema_for::<T>().to_value();
+        self.event_schema(name, schema);
+    }
+
+    /// An event type of the operation's event stream, its data described by `schema`.
+    pub fn event_schema(&mut self, name: &str, schema: Value) {
+        let events = self.draft().events.get_or_insert_with(Vec::new);
+        events.retain(|(known, _)| known != name);
+        events.push((name.to_owned(), schema));
+    }
+
+    /// The operation answers with an [`arbor::progress`](crate::progress) stream whose work
+    /// returns a `T`: `started`, `processing`, then `complete` with the `T` or `error`.
+    pub fn progress_stream<T: JsonSchema>(&mut self) {
+        let result = self.schema_for::<T>().to_value();
+        let status = |name: &str, progress: Value| {
+            json!({
+                "type": "object",
+                "properties": {
+                    "status": { "const": name },
+                    "progress": progress,
+                    "message": { "type": "string" },
+                },
+                "required": ["status", "progress"],
+            })
+        };
+        let percent = json!({ "type": "integer", "minimum": 0, "maximum": 100 });
+        self.event_schema("started", status("started", json!({ "const": 0 })));
+        self.event_schema("processing", status("processing", percent));
+        let mut complete = status("complete", json!({ "const": 100 }));
+        complete["properties"]["result"] = result;
+        complete["required"] = json!(["status", "progress", "result"]);
+        self.event_schema("complete", complete);
+        let error = json!({
+            "type": "object",
+            "properties": {
+                "status": { "const": "error" },
+                "error": { "type": "string" },
+                "message": { "type": "string" },
+                "details": {},
+            },
+            "required": ["status", "error", "message"],
+        });
+        self.event_schema("error", error);
+    }
+
+    /// The operation reads a `multipart/form-data` body: `fields` by name, each a text
+    /// field or (`true`) a file.
+    pub fn multipart_body(&mut self, fields: &[(&str, bool)]) {
+        let properties: Map<String, Value> = fields
+            .iter()
+            .map(|(name, file)| {
+                let schema = match file {
+                    true => {
+                        json!({ "type": "string", "contentMediaType": "application/octet-stream" })
+                    }
+                    false => json!({ "type": "string" }),
+                };
+                ((*name).to_owned(), schema)
+            })
+            .collect();
+        let schema = json!({ "type": "object", "properties": properties });
+        self.request_body_schema("multipart/form-data", schema);
+        self.error(400, "INVALID_MULTIPART");
+    }
+
+    /// An example of the request body, for readers and for generated test data.
+    pub fn request_example(&mut self, example: Value) {
+        if let Some(body) = &mut self.draft().request_body {
+            if let Some(content) = body["content"].as_object_mut() {
+                for media in content.values_mut() {
+                    media["example"] = example.clone();
+                }
+            }
+        }
+    }
+
+    /// An example of the success answer under `status`.
+    pub fn response_example(&mut self, status: u16, example: Value) {
+        if let Some(response) = self.draft().responses.get_mut(&status) {
+            if let Some(content) = response["content"].as_object_mut() {
+                for media in content.values_mut() {
+                    media["example"] = example.clone();
+                }
+            }
+        }
+    }
+
     /// Ends the current operation, if any, and adds it to the document.
     pub fn end(&mut self) {
-        let Some(draft) = self.current.take() else {
+        let Some(mut draft) = self.current.take() else {
             return;
         };
+        if let Some(events) = draft.events.take() {
+            let status = draft.success_statuses.first().copied().unwrap_or(200);
+            draft
+                .responses
+                .insert(status, event_stream_response(status, events));
+        }
         let mut operation = draft.operation;
         let mut parameters = Vec::new();
         let path_schema = draft
@@ -345,8 +472,12 @@ impl DocumentBuilder {
         let mut errors = draft.errors;
         errors.entry(504).or_default().codes.push("TIMEOUT");
         errors.entry(500).or_default().codes.push("INTERNAL_ERROR");
+        // A response the operation describes itself (`describe_<METHOD>`) wins over the
+        // error the route's parts would answer under its status.
         for (status, error) in errors {
-            responses.insert(status.to_string(), error_response(status, &error));
+            responses
+                .entry(status.to_string())
+                .or_insert_with(|| error_response(status, &error));
         }
         if draft.other_errors {
             responses.insert(
@@ -457,4 +588,67 @@ fn reason(status: u16) -> String {
         .and_then(|status| status.canonical_reason())
         .unwrap_or("Response")
         .to_owned()
+}
+
+/// A `text/event-stream` answer: each event an object of its name, its JSON data and its id,
+/// one of the named types (any event, when none is named).
+fn event_stream_response(status: u16, events: Vec<(String, Value)>) -> Value {
+    let one_of: Vec<Value> = events
+        .into_iter()
+        .map(|(name, data)| {
+            // An event's `data` is the text of its `data:` lines, JSON of the event's type.
+            json!({
+                "title": name,
+                "type": "object",
+                "properties": {
+                    "event": { "const": name },
+                    "id": { "type": "string" },
+                    "data": {
+                        "type": "string",
+                        "contentMediaType": "application/json",
+                        "contentSchema": data,
+                    },
+                },
+                "required": ["event", "data"],
+            })
+        })
+        .collect();
+    let mut schema = json!({
+        "description": "Server-Sent Events: each `event:` name, its `id:` and its `data:`, JSON whose schema is `contentSchema`.",
+        "type": "object",
+    });
+    if !one_of.is_empty() {
+        schema["oneOf"] = one_of.into();
+    }
+    json!({
+        "description": reason(status),
+        "content": { "text/event-stream": { "schema": schema } },
+    })
+}
+
+/// Adds the range of each fixed-width integer format (`uint64`: `0` to `18446744073709551615`)
+/// where the schema sets none: a number outside it is refused by the extractor with `400`,
+/// so a client reading the schema must know it.
+#[derive(Debug, Clone, Copy)]
+struct IntegerBounds;
+
+impl Transform for IntegerBounds {
+    fn transform(&mut self, schema: &mut Schema) {
+        let bounds: Option<(Value, Value)> = match schema.get("format").and_then(Value::as_str) {
+            Some("int8") => Some((i8::MIN.into(), i8::MAX.into())),
+            Some("uint8") => Some((0.into(), u8::MAX.into())),
+            Some("int16") => Some((i16::MIN.into(), i16::MAX.into())),
+            Some("uint16") => Some((0.into(), u16::MAX.into())),
+            Some("int32") => Some((i32::MIN.into(), i32::MAX.into())),
+            Some("uint32") => Some((0.into(), u32::MAX.into())),
+            Some("int64") => Some((i64::MIN.into(), i64::MAX.into())),
+            Some("uint64") => Some((0.into(), u64::MAX.into())),
+            _ => None,
+        };
+        if let (Some((minimum, maximum)), Some(object)) = (bounds, schema.as_object_mut()) {
+            object.entry("minimum").or_insert(minimum);
+            object.entry("maximum").or_insert(maximum);
+        }
+        transform_subschemas(self, schema);
+    }
 }

@@ -45,6 +45,7 @@ mod describe;
 mod diff;
 mod document;
 mod endpoint;
+mod reference;
 mod typescript;
 
 use std::sync::Arc;
@@ -55,6 +56,7 @@ use serde_json::Value;
 pub use describe::{DescribeRequest, DescribeResponse};
 pub use diff::{breaking_changes, BreakingChange};
 pub use document::DocumentBuilder;
+pub use reference::DEFAULT_REFERENCE_PATH;
 pub use schemars;
 pub use schemars::JsonSchema;
 pub use typescript::typescript_client;
@@ -62,23 +64,28 @@ pub use typescript::typescript_client;
 /// Where [`crate::App::openapi`] serves the document, unless told otherwise.
 pub const DEFAULT_PATH: &str = "/api/openapi.json";
 
-/// An OpenAPI document, serialized once.
+/// An OpenAPI document, serialized once, and its reference page, rendered once.
 #[derive(Debug, Clone)]
 pub struct OpenApi {
     document: Arc<Value>,
     json: Bytes,
     path: Option<Arc<str>>,
+    html: Bytes,
+    reference_path: Option<Arc<str>>,
 }
 
 impl OpenApi {
     /// The document `document` (see [`DocumentBuilder::finish`]), served at
-    /// [`DEFAULT_PATH`].
+    /// [`DEFAULT_PATH`], and its reference page at [`DEFAULT_REFERENCE_PATH`].
     pub fn new(document: Value) -> Self {
         let json = serde_json::to_string_pretty(&document).unwrap_or_default();
+        let html = reference::render(&document);
         Self {
             document: Arc::new(document),
             json: Bytes::from(json),
             path: Some(DEFAULT_PATH.into()),
+            html: Bytes::from(html),
+            reference_path: Some(DEFAULT_REFERENCE_PATH.into()),
         }
     }
 
@@ -103,6 +110,33 @@ impl OpenApi {
     /// Where the document is served, if it is.
     pub fn served_at(&self) -> Option<&str> {
         self.path.as_deref()
+    }
+
+    /// The API reference page: the document as one HTML page that loads nothing from anywhere
+    /// and runs no script, so it works with no internet access.
+    pub fn reference_html(&self) -> &str {
+        // Written by `reference::render` as a `String`: always UTF-8.
+        std::str::from_utf8(&self.html).unwrap_or_default()
+    }
+
+    /// Serves the reference page at `path` instead, or (`None`) not at all.
+    #[must_use]
+    pub fn reference_path(mut self, path: Option<&str>) -> Self {
+        self.reference_path = path.map(Into::into);
+        self
+    }
+
+    /// Where the reference page is served, if it is.
+    pub fn reference_served_at(&self) -> Option<&str> {
+        self.reference_path.as_deref()
+    }
+
+    /// The reference page's endpoint, when it is served.
+    pub(crate) fn reference_page(&self) -> Option<reference::ReferencePage> {
+        Some(reference::ReferencePage {
+            path: self.reference_path.clone()?,
+            html: self.html.clone(),
+        })
     }
 }
 

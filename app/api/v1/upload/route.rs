@@ -50,3 +50,10 @@ pub async fn POST(
         }))
     }))
 }
+
+/// A multipart body with the file in `file`; its progress, then where it is served.
+pub fn describe_POST(operation: &mut arbor::openapi::DocumentBuilder) {
+    operation.multipart_body(&[("file", true)]);
+    operation.error(400, "FILE_REQUIRED");
+    operation.progress_stream::<serde_json::Value>();
+}

@@ -102,7 +102,12 @@ async fn update(
     match state.posts.update(id, expected, changes).await {
         Ok(post) => {
             // The author's live stream hears about it (`GET /api/v1/events`); best effort.
-            let notice = serde_json::json!({ "id": post.id, "version": post.version, "title": post.title, "by": current.user.id });
+            let notice = crate::topics::PostUpdated {
+                id: post.id.clone(),
+                version: post.version,
+                title: post.title.clone(),
+                by: current.user.id.clone(),
+            };
             if let Err(error) = state
                 .events
                 .publish(
@@ -125,4 +130,14 @@ async fn update(
 
 fn not_found() -> ApiError {
     ApiError::not_found("Post not found")
+}
+
+/// `If-Match` is required (`428` without it), which the `Preconditions` type cannot say.
+pub fn describe_PUT(operation: &mut arbor::openapi::DocumentBuilder) {
+    operation.require_header("If-Match");
+}
+
+/// As for `PUT`.
+pub fn describe_PATCH(operation: &mut arbor::openapi::DocumentBuilder) {
+    operation.require_header("If-Match");
 }

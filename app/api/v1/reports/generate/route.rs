@@ -81,3 +81,12 @@ pub async fn POST(
         Ok(report)
     }))
 }
+
+/// The stream's events: progress, then the report (its shape depends on `format`).
+pub fn describe_POST(operation: &mut arbor::openapi::DocumentBuilder) {
+    operation.progress_stream::<serde_json::Value>();
+    operation.request_example(json!({
+        "dateRange": { "from": "2026-01-01", "to": "2026-01-31" },
+        "format": "json",
+    }));
+}
