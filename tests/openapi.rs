@@ -217,6 +217,50 @@ fn what_the_routes_types_and_middleware_say_is_in_it() {
         .unwrap()
         .iter()
         .any(|p| p["name"] == "If-None-Match" && p["in"] == "header"));
+    // ... a `304` for a `GET`, and `(Validators, Json<Post>)`: the body and its `ETag`.
+    assert_eq!(post["responses"]["304"]["description"], "Not Modified");
+    let read = &post["responses"]["200"];
+    assert_eq!(
+        read["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/Post"
+    );
+    assert!(read["headers"]["ETag"].is_object(), "{read}");
+    assert!(operation("put", "/api/v1/posts/{id}")["responses"]["304"].is_null());
+    // What the route files' `describe_<METHOD>` add: a required `If-Match`, ...
+    let put = operation("put", "/api/v1/posts/{id}");
+    assert!(put["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["name"] == "If-Match" && p["required"] == true));
+    // ... the event types of an event stream (an `Sse` argument makes it one), ...
+    let events = &operation("get", "/api/v1/events")["responses"]["200"]["content"]
+        ["text/event-stream"]["schema"]["oneOf"];
+    let names: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|event| event["properties"]["event"]["const"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["connected", "post.updated", "webhook"]);
+    assert_eq!(
+        events[1]["properties"]["data"]["contentSchema"]["$ref"],
+        "#/components/schemas/PostUpdated"
+    );
+    // ... a progress stream and a multipart body.
+    let upload = operation("post", "/api/v1/upload");
+    assert!(
+        upload["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"]["file"]
+            .is_object()
+    );
+    let stream = &upload["responses"]["200"]["content"]["text/event-stream"]["schema"]["oneOf"];
+    assert_eq!(stream.as_array().unwrap().len(), 4, "{stream}");
+    // Integer formats carry their bounds (a larger id is refused with 400).
+    let item = operation("delete", "/api/v1/items/{id}");
+    assert_eq!(
+        item["parameters"][0]["schema"]["maximum"],
+        serde_json::json!(u64::MAX)
+    );
 }
 
 #[tokio::test]

@@ -71,6 +71,14 @@ impl<R: ClientResponse> ClientResponse for (StatusCode, http::HeaderMap, R) {
     }
 }
 
+#[cfg(feature = "conditional")]
+impl<R: ClientResponse> ClientResponse for (crate::conditional::Validators, R) {
+    type Body = R::Body;
+    fn decode(body: &Bytes) -> Result<R::Body, DecodeError> {
+        R::decode(body)
+    }
+}
+
 #[cfg(feature = "cache")]
 impl<R: ClientResponse> ClientResponse for (crate::cache::CacheTags, R) {
     type Body = R::Body;

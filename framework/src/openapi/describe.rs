@@ -244,6 +244,7 @@ impl DescribeRequest for crate::conditional::Preconditions {
         document.error(400, "INVALID_PRECONDITION");
         document.error(412, "PRECONDITION_FAILED");
         document.error(428, "PRECONDITION_REQUIRED");
+        document.not_modified();
     }
 }
 
@@ -251,6 +252,15 @@ impl<T: JsonSchema> DescribeResponse for crate::Json<T> {
     fn describe(document: &mut DocumentBuilder) {
         let schema = document.schema_for::<T>().to_value();
         document.response(None, Some(("application/json", schema)));
+    }
+}
+
+/// `R`, with the `ETag` and `Last-Modified` headers.
+#[cfg(feature = "conditional")]
+impl<R: DescribeResponse> DescribeResponse for (crate::conditional::Validators, R) {
+    fn describe(document: &mut DocumentBuilder) {
+        R::describe(document);
+        document.validators();
     }
 }
 

@@ -46,6 +46,8 @@ struct Draft {
     other_errors: bool,
     /// The event types of its `text/event-stream` answer, by name, when it streams.
     events: Option<Vec<(String, Value)>>,
+    /// Whether its success answers carry `ETag` and `Last-Modified`.
+    validators: bool,
 }
 
 #[derive(Default)]
@@ -318,6 +320,23 @@ impl DocumentBuilder {
         }
     }
 
+    /// A `GET` or `HEAD` answers `304 Not Modified` (no body) when `If-None-Match` or
+    /// `If-Modified-Since` names the current representation; other methods never do.
+    pub fn not_modified(&mut self) {
+        let draft = self.draft();
+        if draft.method == "get" || draft.method == "head" {
+            draft
+                .responses
+                .insert(304, json!({ "description": reason(304) }));
+        }
+    }
+
+    /// The operation's success answers carry `ETag` and `Last-Modified`
+    /// ([`crate::conditional::Validators`]).
+    pub fn validators(&mut self) {
+        self.draft().validators = true;
+    }
+
     /// The operation answers with Server-Sent Events (`text/event-stream`); [`Self::event`]
     /// names their types.
     pub fn event_stream(&mut self) {
@@ -463,7 +482,20 @@ impl DocumentBuilder {
         }
         let mut responses = Map::new();
         for (status, response) in &draft.responses {
-            responses.insert(status.to_string(), response.clone());
+            let mut response = response.clone();
+            if draft.validators && (200..300).contains(status) {
+                response["headers"] = json!({
+                    "ETag": {
+                        "description": "The representation's entity tag, for `If-Match` and `If-None-Match`.",
+                        "schema": { "type": "string" },
+                    },
+                    "Last-Modified": {
+                        "description": "When the representation last changed, when known.",
+                        "schema": { "type": "string" },
+                    },
+                });
+            }
+            responses.insert(status.to_string(), response);
         }
         if responses.is_empty() {
             responses.insert("200".into(), json!({ "description": "OK" }));

@@ -5,7 +5,7 @@
 use arbor::auth::{require_auth_with_state, Auth};
 use arbor::conditional::{version_conflict, EntityTag, Preconditions, Validators};
 use arbor::http::StatusCode;
-use arbor::{ApiError, IntoResponse, Json, Path, Response, State, Valid};
+use arbor::{ApiError, Json, Path, State, Valid};
 use serde::Deserialize;
 use validator::Validate;
 
@@ -40,11 +40,11 @@ pub async fn GET(
     State(state): State<AppState>,
     Path(params): Path<Params>,
     preconditions: Preconditions,
-) -> Result<Response, ApiError> {
+) -> Result<(Validators, Json<Post>), ApiError> {
     let post = state.posts.find(&params.id).await?.ok_or_else(not_found)?;
     let validators = Validators::new().etag(EntityTag::version(post.version));
     preconditions.evaluate(Some(&validators))?;
-    Ok((validators, Json(post)).into_response())
+    Ok((validators, Json(post)))
 }
 
 #[arbor::handler(require_auth_with_state::<Sessions>)]
@@ -54,7 +54,7 @@ pub async fn PUT(
     Path(params): Path<Params>,
     preconditions: Preconditions,
     Valid(Json(input)): Valid<Json<ReplacePost>>,
-) -> Result<Response, ApiError> {
+) -> Result<(Validators, Json<Post>), ApiError> {
     let changes = PostChanges {
         title: Some(input.title),
         body: Some(input.body),
@@ -69,7 +69,7 @@ pub async fn PATCH(
     Path(params): Path<Params>,
     preconditions: Preconditions,
     Valid(Json(input)): Valid<Json<EditPost>>,
-) -> Result<Response, ApiError> {
+) -> Result<(Validators, Json<Post>), ApiError> {
     let changes = PostChanges {
         title: input.title,
         body: input.body,
@@ -95,7 +95,7 @@ async fn update(
     id: &str,
     preconditions: &Preconditions,
     changes: PostChanges,
-) -> Result<Response, ApiError> {
+) -> Result<(Validators, Json<Post>), ApiError> {
     let expected = preconditions.expected_version()?;
     let post = state.posts.find(id).await?.ok_or_else(not_found)?;
     current.require_self_or_admin(&post.author_id)?;
@@ -120,7 +120,7 @@ async fn update(
                 tracing::warn!(%error, "could not publish post.updated");
             }
             let validators = Validators::new().etag(EntityTag::version(post.version));
-            Ok((validators, Json::<Post>(post)).into_response())
+            Ok((validators, Json(post)))
         }
         Err(UpdateError::NotFound) => Err(not_found()),
         Err(UpdateError::Stale { current_version }) => Err(version_conflict(current_version)),
