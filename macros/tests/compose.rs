@@ -452,6 +452,9 @@ pub mod stateful {
 fn stateful_router(config: stateful::app::Config) -> Router {
     use stateful::{layer_folder, route};
     let methods = route::__arbor_handler_middleware_GET(get(route::GET), &config);
+    // As the generated router does: the automatic OPTIONS and the 405, then the file's and
+    // the folder's middleware.
+    let methods = arbor::__private::finish_route(methods, "GET, HEAD, OPTIONS", true);
     let methods = route::__arbor_middleware(methods, &config);
     let methods = layer_folder(methods, &config);
     Router::new().route("/", methods).with_state(config)
@@ -527,7 +530,16 @@ async fn middleware_fns_at_every_level_run_with_the_routers_state() {
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
-    // File and folder middleware cover the route's automatic answers, with the state too.
+    // File and folder middleware cover the route's automatic OPTIONS, with the state too;
+    // a method the route does not have is a 405 that no middleware sees.
+    let (status, _, folder) = send_with(
+        stateful_router(config("k1", "t-", "one")),
+        Method::OPTIONS,
+        &headers,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(folder.as_deref(), Some("one"));
     let (status, _, folder) = send_with(
         stateful_router(config("k1", "t-", "one")),
         Method::DELETE,
@@ -535,5 +547,5 @@ async fn middleware_fns_at_every_level_run_with_the_routers_state() {
     )
     .await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
-    assert_eq!(folder.as_deref(), Some("one"));
+    assert_eq!(folder, None);
 }
