@@ -257,33 +257,21 @@ async fn the_http_client_calls_a_running_app_with_the_same_types() {
     let other = routes::route_v1_users_id::Params {
         id: "someone-else".to_owned(),
     };
-    match authorized
+    let forbidden = authorized
         .call(routes::route_v1_users_id::GET, other, ())
         .send()
-        .await
-    {
-        Err(ClientError::Api { status, body }) => {
-            assert_eq!(status, 403, "{body:?}");
-            assert_eq!(body.error, "FORBIDDEN");
-        }
-        other => panic!("expected a 403, got {other:?}"),
-    }
+        .await;
+    expect_api_error(forbidden, 403, "FORBIDDEN");
 
     // Without the token, the route's auth middleware answers 401.
     let me = routes::route_v1_users_id::Params {
         id: signed_in.body.user.id,
     };
-    match client
+    let anonymous = client
         .call(routes::route_v1_users_id::GET, me, ())
         .send()
-        .await
-    {
-        Err(ClientError::Api { status, body }) => {
-            assert_eq!(status, 401, "{body:?}");
-            assert_eq!(body.error, "UNAUTHORIZED");
-        }
-        other => panic!("expected a 401, got {other:?}"),
-    }
+        .await;
+    expect_api_error(anonymous, 401, "UNAUTHORIZED");
 
     // A port nothing listens on is a transport error, not a hang or a panic.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -295,4 +283,15 @@ async fn the_http_client_calls_a_running_app_with_the_same_types() {
         .send()
         .await;
     assert!(matches!(gone, Err(ClientError::Transport(_))), "{gone:?}");
+}
+
+/// `result` is the error answer `status` with the error code `code`.
+fn expect_api_error<T: std::fmt::Debug>(result: Result<T, ClientError>, status: u16, code: &str) {
+    match result {
+        Err(ClientError::Api { status: got, body }) => {
+            assert_eq!(got, status, "{body:?}");
+            assert_eq!(body.error, code);
+        }
+        other => panic!("expected {status} {code}, got {other:?}"),
+    }
 }

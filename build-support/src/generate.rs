@@ -246,6 +246,30 @@ pub(crate) fn generate(table: &RouteTable, options: &Options<'_>) -> TokenStream
     }
 }
 
+/// Every exported handler under each URL pattern of its route (an optional catch-all has two),
+/// with the route and its module: one operation of the contract and of `OPERATIONS` each.
+pub(crate) fn operations<'a>(
+    table: &'a RouteTable,
+    url_prefix: &'a str,
+    modules: &'a [Ident],
+) -> impl Iterator<Item = (&'a Route, &'a Ident, &'a crate::source::Handler, String)> + 'a {
+    table
+        .routes
+        .iter()
+        .zip(modules)
+        .flat_map(move |(route, module)| {
+            route
+                .axum_patterns(url_prefix)
+                .into_iter()
+                .flat_map(move |pattern| {
+                    route
+                        .handlers
+                        .iter()
+                        .map(move |handler| (route, module, handler, pattern.clone()))
+                })
+        })
+}
+
 /// The middleware around a handler, outermost first: folders, then the file, then the fn.
 pub(crate) fn middleware_chain(
     table: &RouteTable,

@@ -5,7 +5,7 @@
 use proc_macro2::{Ident, Span, TokenStream};
 use quote::quote;
 
-use crate::generate::{middleware_chain, Options};
+use crate::generate::{middleware_chain, operations, Options};
 use crate::model::{Route, RouteTable};
 use crate::segment::Segment;
 
@@ -15,19 +15,9 @@ pub(crate) fn openapi_fn(
     options: &Options<'_>,
     modules: &[Ident],
 ) -> TokenStream {
-    let operations = table
-        .routes
-        .iter()
-        .zip(modules)
-        .flat_map(|(route, module)| {
-            route
-                .axum_patterns(options.url_prefix)
-                .into_iter()
-                .flat_map(move |pattern| {
-                    route.handlers.iter().map(move |handler| {
-                        operation(table, route, module, handler, &pattern, options.url_prefix)
-                    })
-                })
+    let operations =
+        operations(table, options.url_prefix, modules).map(|(route, module, handler, pattern)| {
+            operation(table, route, module, handler, &pattern, options.url_prefix)
         });
     quote! {
         /// The API contract of these routes: an OpenAPI 3.1 document, built on first use

@@ -12,26 +12,17 @@ pub(crate) fn operations_static(
     url_prefix: &str,
     modules: &[Ident],
 ) -> TokenStream {
-    let entries = table
-        .routes
-        .iter()
-        .zip(modules)
-        .flat_map(|(route, module)| {
-            route
-                .axum_patterns(url_prefix)
-                .into_iter()
-                .flat_map(move |pattern| {
-                    route.handlers.iter().map(move |handler| {
-                        let method = handler.method.as_str();
-                        let export = Ident::new(method, Span::call_site());
-                        quote! {
-                            ::arbor::client::Operation::new(#method, #pattern, || {
-                                ::arbor::client::type_id_of(&#module::#export)
-                            })
-                        }
-                    })
+    let entries = crate::generate::operations(table, url_prefix, modules).map(
+        |(_, module, handler, pattern)| {
+            let method = handler.method.as_str();
+            let export = Ident::new(method, Span::call_site());
+            quote! {
+                ::arbor::client::Operation::new(#method, #pattern, || {
+                    ::arbor::client::type_id_of(&#module::#export)
                 })
-        });
+            }
+        },
+    );
     quote! {
         /// Every handler fn with its method and URL pattern: what typed calls
         /// (`arbor::test::TestClient::call`, `arbor::client::HttpClient`) find handlers in.

@@ -11,10 +11,9 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-use super::shape::EmptyShape;
 use super::{
-    BodyOf, CallError, ClientResponse, DecodeError, ErrorBody, FoldArguments, Operations, ParamsOf,
-    Prepared, QueryOf, RequestShape, ShapeOf, Signature,
+    BodyOf, CallError, ClientArguments, ClientResponse, DecodeError, ErrorBody, Operations,
+    ParamsOf, Prepared, QueryOf, ShapeOf, Signature,
 };
 
 /// How long a call may take, connection included, unless [`HttpClient::timeout`] says.
@@ -115,8 +114,7 @@ impl HttpClient {
     ) -> HttpCall<'_, H::Output, QueryOf<Arguments>>
     where
         H: Signature<Arguments> + 'static,
-        Arguments: FoldArguments<EmptyShape>,
-        ShapeOf<Arguments>: RequestShape,
+        Arguments: ClientArguments,
     {
         let prepared =
             Prepared::new::<H, ShapeOf<Arguments>>(self.operations, &handler, &params, &body)

@@ -41,9 +41,9 @@ pub use http_client::{
 };
 pub use response::{ClientResponse, DecodeError, ErrorBody};
 pub use shape::{
-    Absent, AddPart, BodyOf, BodySlot, ClientArgument, EmptyShape, EncodeError, FoldArguments,
-    FormBody, JsonBody, Nothing, ParamsOf, PathParameters, Present, QueryOf, QueryString, RawBody,
-    RequestShape, Shape, ShapeOf, Slot,
+    Absent, AddPart, BodyOf, BodySlot, ClientArgument, ClientArguments, EmptyShape, EncodeError,
+    FoldArguments, FormBody, JsonBody, Nothing, ParamsOf, PathParameters, Present, QueryOf,
+    QueryString, RawBody, RequestShape, Shape, ShapeOf, Slot,
 };
 
 pub use crate::signature::Signature;

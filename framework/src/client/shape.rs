@@ -216,8 +216,23 @@ impl<P: Slot, Q: Slot, B: BodySlot> RequestShape for Shape<P, Q, B> {
     }
 }
 
+/// A handler's argument tuple, as a client sends it: every tuple of [`ClientArgument`]s with
+/// at most one part of each kind.
+pub trait ClientArguments {
+    /// The parameters, query and body.
+    type Shape: RequestShape;
+}
+
+impl<Arguments> ClientArguments for Arguments
+where
+    Arguments: FoldArguments<EmptyShape>,
+    Arguments::Output: RequestShape,
+{
+    type Shape = Arguments::Output;
+}
+
 /// The request shape of a handler whose argument tuple is `Arguments`.
-pub type ShapeOf<Arguments> = <Arguments as FoldArguments<EmptyShape>>::Output;
+pub type ShapeOf<Arguments> = <Arguments as ClientArguments>::Shape;
 /// The path parameters a client passes to a handler whose argument tuple is `Arguments`.
 pub type ParamsOf<Arguments> = <ShapeOf<Arguments> as RequestShape>::Params;
 /// The query a client may pass to a handler whose argument tuple is `Arguments`.

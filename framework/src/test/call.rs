@@ -7,10 +7,9 @@ use std::ops::Deref;
 use http::StatusCode;
 
 use super::{TestClient, TestRequest, TestResponse, TestStream};
-use crate::client::Prepared;
 use crate::client::{
-    BodyOf, ClientResponse, EmptyShape, ErrorBody, FoldArguments, Operations, ParamsOf, QueryOf,
-    RequestShape, ShapeOf, Signature,
+    BodyOf, ClientArguments, ClientResponse, ErrorBody, Operations, ParamsOf, Prepared, QueryOf,
+    ShapeOf, Signature,
 };
 
 impl TestClient {
@@ -44,8 +43,7 @@ impl TestClient {
     ) -> TestCall<H::Output, QueryOf<Arguments>>
     where
         H: Signature<Arguments> + 'static,
-        Arguments: FoldArguments<EmptyShape>,
-        ShapeOf<Arguments>: RequestShape,
+        Arguments: ClientArguments,
     {
         let operations = self.operations.unwrap_or_else(|| {
             panic!(
