@@ -7,7 +7,7 @@
 //! ```ignore
 //! let client = TestClient::new(router).with_operations(&routes::OPERATIONS);
 //! let user = client
-//!     .call(routes::route_v1_users_id::GET, users_id::Params { id: 7 }, ())
+//!     .call(routes::route_v1_users_id::GET, routes::route_v1_users_id::Params { id }, ())
 //!     .send()
 //!     .await
 //!     .value();
@@ -21,6 +21,7 @@
 //!
 //! An extractor of an app's own implements [`ClientArgument`] to say what a client sends for
 //! it; most send nothing (`type Part = Nothing;`): the client holds its cookies and tokens.
+//! The guide is `docs/openapi.md` ("Rust clients").
 
 use std::any::TypeId;
 
