@@ -6,6 +6,7 @@
 //! cargo arbor route 'users/[id]' --methods GET,PATCH
 //! cargo arbor routes [--json]       # the route table, without building the app
 //! cargo arbor check                 # route validation only, for editors and CI
+//! cargo arbor fmt [--check]         # rustfmt on the route files (out of `cargo fmt`'s reach)
 //! cargo arbor openapi [--diff OLD]  # the app's contract (runs `cargo run -- openapi`)
 //! ```
 
@@ -15,6 +16,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod check;
+mod fmt;
 mod new;
 mod route;
 mod routes;
@@ -38,6 +40,8 @@ enum Command {
     Routes(routes::Args),
     /// Validates the routes as the build does; exit status 1 when there is a mistake.
     Check(check::Args),
+    /// Formats the route files under `app/api`, which `cargo fmt` does not reach.
+    Fmt(fmt::Args),
     /// Prints the app's API contract, or (`--diff OLD.json`) the breaking changes since
     /// `OLD.json`, by running the app's own `openapi` command (`cargo run -- openapi`).
     Openapi {
@@ -54,6 +58,7 @@ fn main() -> ExitCode {
         Command::Route(args) => route::run(&args),
         Command::Routes(args) => routes::run(&args),
         Command::Check(args) => check::run(&args),
+        Command::Fmt(args) => fmt::run(&args),
         Command::Openapi { diff } => openapi(diff),
     };
     match result {

@@ -108,6 +108,19 @@ fn new_route_routes_and_check_work_on_a_new_project() {
     let check = cargo_arbor(&project, &["check"]);
     assert!(check.status.success(), "{}", text(&check));
 
+    // `fmt` reaches route files, which `cargo fmt` does not.
+    let hello = project.join("app/api/hello/route.rs");
+    std::fs::write(&hello, "pub async fn GET()->&'static str{\"hi\"}\n").unwrap();
+    let unformatted = cargo_arbor(&project, &["fmt", "--check"]);
+    assert_eq!(unformatted.status.code(), Some(1), "{}", text(&unformatted));
+    let formatted = cargo_arbor(&project, &["fmt"]);
+    assert!(formatted.status.success(), "{}", text(&formatted));
+    assert_eq!(
+        std::fs::read_to_string(&hello).unwrap(),
+        "pub async fn GET() -> &'static str {\n    \"hi\"\n}\n"
+    );
+    assert!(cargo_arbor(&project, &["fmt", "--check"]).status.success());
+
     // A broken route file fails `check` with the build's message and exit status 1.
     std::fs::write(project.join("app/api/hello/route.rs"), "pub fn GET() {}\n").unwrap();
     let broken = cargo_arbor(&project, &["check"]);
