@@ -190,14 +190,33 @@ async fn typed_test_calls_take_and_give_the_handlers_types() {
     let details = error.details.unwrap();
     assert!(details["fieldErrors"]["email"].is_array(), "{details}");
 
-    // A typed query.
-    let posts = client
-        .call(routes::route_v1_posts::GET, (), ())
-        .query(&PageQuery { page: 1, limit: 5 })
+    // A typed query: the administrator (a typed login) lists users one to a page. With two
+    // users (the administrator and the one registered above), page 2 holds exactly one.
+    let credentials = routes::route_v1_auth_login::Credentials {
+        email: common::ADMIN_EMAIL.to_owned(),
+        password: common::ADMIN_PASSWORD.to_owned(),
+    };
+    let admin: SignedIn = client
+        .call(routes::route_v1_auth_login::POST, (), credentials)
         .send()
-        .await;
-    assert_eq!(posts.status(), 200, "{}", posts.text());
-    assert!(posts.value().len() <= 5);
+        .await
+        .value();
+    let page = client
+        .call(routes::route_v1_users::GET, (), ())
+        .query(&PageQuery { page: 2, limit: 1 })
+        .bearer_auth(&admin.token)
+        .send()
+        .await
+        .value();
+    assert_eq!(page.users.len(), 1, "{page:?}");
+    assert_eq!(
+        (
+            page.pagination.page,
+            page.pagination.limit,
+            page.pagination.total
+        ),
+        (2, 1, 2)
+    );
 }
 
 #[tokio::test]

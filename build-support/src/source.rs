@@ -96,9 +96,6 @@ impl HandlerDoc {
         let comment = lines.join("\n").trim().to_owned();
         let mut statuses = SuccessStatuses::default();
         syn::visit::Visit::visit_block(&mut statuses, &func.block);
-        if let Some(syn::Stmt::Expr(tail, None)) = func.block.stmts.last() {
-            statuses.record(tail);
-        }
         Self {
             comment: (!comment.is_empty()).then_some(comment),
             deprecated: func.attrs.iter().any(|a| a.path().is_ident("deprecated")),
@@ -109,9 +106,9 @@ impl HandlerDoc {
     }
 }
 
-/// Finds the `2xx` statuses a fn body answers with: `(StatusCode::NAME, ..)` tuples,
-/// `Ok(StatusCode::NAME)` and `return StatusCode::NAME` (and, from the caller, the body's tail
-/// `StatusCode::NAME`).
+/// Finds the `2xx` statuses a fn body answers with: a `StatusCode::NAME` that is a value the
+/// body may end with (a block's tail, a `match` arm, a `return`), wrapped in `Ok(..)`, or the
+/// first element of a `(StatusCode::NAME, ..)` tuple.
 #[derive(Default)]
 struct SuccessStatuses {
     found: Vec<u16>,
@@ -162,6 +159,20 @@ impl<'ast> syn::visit::Visit<'ast> for SuccessStatuses {
             self.record(value);
         }
         syn::visit::visit_expr_return(self, ret);
+    }
+
+    /// The fn body's tail, and those of the `if`/`else` and `match` arm blocks inside it.
+    /// (Recorded after what comes before it, so that statuses are listed in source order.)
+    fn visit_block(&mut self, block: &'ast syn::Block) {
+        syn::visit::visit_block(self, block);
+        if let Some(syn::Stmt::Expr(tail, None)) = block.stmts.last() {
+            self.record(tail);
+        }
+    }
+
+    fn visit_arm(&mut self, arm: &'ast syn::Arm) {
+        syn::visit::visit_arm(self, arm);
+        self.record(&arm.body);
     }
 }
 
@@ -223,22 +234,22 @@ pub(crate) fn parse_route(path: &Path, contents: &str) -> Result<RouteSource, Ve
     let mut describes = Vec::new();
     for item in &file.items {
         match item {
-            Item::Fn(func) if describe_method(&func.sig.ident).is_some() => {
-                let method = describe_method(&func.sig.ident).expect("matched above");
-                let location = Location::at(path, func.sig.ident.span());
-                if !matches!(func.vis, Visibility::Public(_)) {
-                    diagnostics.push(
-                        Diagnostic::new(format!("`{}` must be `pub`", func.sig.ident))
-                            .at(location.clone())
-                            .help(format!(
-                                "write `pub fn {}(operation: &mut arbor::openapi::DocumentBuilder)`",
-                                func.sig.ident
-                            )),
-                    );
-                }
-                describes.push((method, location));
-            }
             Item::Fn(func) => {
+                if let Some(method) = describe_method(&func.sig.ident) {
+                    let location = Location::at(path, func.sig.ident.span());
+                    if !matches!(func.vis, Visibility::Public(_)) {
+                        diagnostics.push(
+                            Diagnostic::new(format!("`{}` must be `pub`", func.sig.ident))
+                                .at(location.clone())
+                                .help(format!(
+                                    "write `pub fn {}(operation: &mut arbor::openapi::DocumentBuilder)`",
+                                    func.sig.ident
+                                )),
+                        );
+                    }
+                    describes.push((method, location));
+                    continue;
+                }
                 let checked = handler::check_fn(&func.vis, &func.sig, Context::RouteFile);
                 diagnostics.extend(checked.problems.iter().map(|p| problem(path, p)));
                 let Some(method) = checked.method else {
@@ -660,7 +671,8 @@ mod tests {
             "pub async fn POST() -> Result<(StatusCode, Json<U>), ApiError> { Ok((StatusCode::CREATED, Json(u))) }\n\
              pub async fn DELETE() -> Result<StatusCode, ApiError> { gone()?; Ok(StatusCode::NO_CONTENT) }\n\
              pub async fn PUT() -> StatusCode { if x { return StatusCode::ACCEPTED; } StatusCode::NO_CONTENT }\n\
-             pub async fn GET() -> StatusCode { if x == StatusCode::NOT_FOUND { } StatusCode::OK }",
+             pub async fn GET() -> StatusCode { if x == StatusCode::NOT_FOUND { } StatusCode::OK }\n\
+             pub async fn PATCH() -> StatusCode { match x { A => StatusCode::OK, _ => { StatusCode::ACCEPTED } } }",
         )
         .unwrap();
         let statuses: Vec<(String, Vec<u16>)> = source
@@ -674,6 +686,7 @@ mod tests {
                 ("GET".to_owned(), vec![200]),
                 ("POST".to_owned(), vec![201]),
                 ("PUT".to_owned(), vec![202, 204]),
+                ("PATCH".to_owned(), vec![200, 202]),
                 ("DELETE".to_owned(), vec![204]),
             ]
         );

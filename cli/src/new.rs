@@ -77,7 +77,11 @@ fn package_name(folder: &str) -> Result<String, String> {
 /// Every file of the new project, by path.
 fn files(name: &str, checkout: &Path) -> Vec<(&'static str, String)> {
     let crate_name = name.replace('-', "_");
-    let toml_path = |path: PathBuf| format!("{:?}", path.display().to_string());
+    // A TOML basic string: only `\` and `"` need escaping in a path.
+    let toml_path = |path: PathBuf| {
+        let path = path.display().to_string();
+        format!("\"{}\"", path.replace('\\', "\\\\").replace('"', "\\\""))
+    };
     let fill = |template: &str| {
         template
             .replace("{name}", name)
@@ -141,6 +145,12 @@ mod tests {
         let get = |path: &str| &files.iter().find(|(p, _)| *p == path).unwrap().1;
         assert!(get("Cargo.toml").contains("name = \"my-api\""));
         assert!(get("Cargo.toml").contains("arbor = { path = \"/opt/arbor/framework\" }"));
+        let quoted = super::files("my-api", Path::new("/opt/my \"arbor\""));
+        let manifest: toml::Table = quoted[0].1.parse().unwrap();
+        assert_eq!(
+            manifest["dependencies"]["arbor"]["path"].as_str(),
+            Some("/opt/my \"arbor\"/framework")
+        );
         assert!(get("src/main.rs").contains("my_api::app()"));
         assert!(get("tests/hello.rs").contains("my_api::app()"));
         for (path, contents) in &files {

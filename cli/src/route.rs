@@ -1,10 +1,12 @@
 //! `cargo arbor route`: a route file whose handler signatures fit its folders, and its test.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use arbor_build::{Method, Segment};
+use arbor_build::{Method, Route, Segment, SegmentConfig};
+
+/// The URL prefix of arbor-build's default layout, which the commands read.
+const URL_PREFIX: &str = "/api";
 
 /// `cargo arbor route`.
 #[derive(Debug, clap::Args)]
@@ -20,7 +22,7 @@ pub(crate) struct Args {
 pub(crate) fn run(args: &Args) -> Result<ExitCode, String> {
     let root = crate::crate_root()?;
     let route = NewRoute::parse(&args.path, &args.methods)?;
-    let file = root.join("app/api").join(&route.folder).join("route.rs");
+    let file = root.join(&route.route.file);
     if file.exists() {
         return Err(format!("{} already exists", file.display()));
     }
@@ -62,18 +64,18 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// A route to create: its folder, segments and methods.
+/// A route to create: the build's model of it (its file and folders) and its methods.
 #[derive(Debug)]
 struct NewRoute {
-    folder: PathBuf,
-    segments: Vec<Segment>,
+    route: Route,
     methods: Vec<Method>,
 }
 
 impl NewRoute {
     fn parse(path: &str, methods: &[String]) -> Result<Self, String> {
+        let folders: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
         let mut segments = Vec::new();
-        for name in path.split('/').filter(|s| !s.is_empty()) {
+        for name in &folders {
             segments.push(Segment::parse(name).map_err(|e| {
                 format!(
                     "the folder `{}` {}\n  help: {}",
@@ -93,167 +95,158 @@ impl NewRoute {
             return Err("give at least one method with --methods".into());
         }
         parsed.sort();
+        let file: PathBuf = ["app", "api"]
+            .into_iter()
+            .chain(folders)
+            .chain(["route.rs"])
+            .collect();
         Ok(Self {
-            folder: path.split('/').filter(|s| !s.is_empty()).collect(),
-            segments,
+            route: Route {
+                file,
+                segments,
+                handlers: Vec::new(),
+                file_middleware: None,
+                folder_middleware: Vec::new(),
+                config: SegmentConfig::default(),
+            },
             methods: parsed,
         })
     }
 
     /// The URL, in folder notation, under `/api`.
     fn url(&self) -> String {
-        let mut url = String::from("/api");
-        for segment in &self.segments {
-            match segment {
-                Segment::Group(_) => {}
-                Segment::Static(name) => write!(url, "/{name}").unwrap_or_default(),
-                Segment::Dynamic(name) => write!(url, "/[{name}]").unwrap_or_default(),
-                Segment::CatchAll(name) => write!(url, "/[...{name}]").unwrap_or_default(),
-                Segment::OptionalCatchAll(name) => {
-                    write!(url, "/[[...{name}]]").unwrap_or_default();
-                }
-            }
-        }
-        url
+        self.route.display_url(URL_PREFIX)
     }
 
-    /// A URL the test can call: `1` for a parameter, `a/b` for a catch-all.
+    /// A URL the test can call: `1` for a parameter, `a/b` for a catch-all, nothing for an
+    /// optional one.
     fn sample_url(&self) -> String {
-        let mut url = String::from("/api");
-        for segment in &self.segments {
+        let mut url = String::from(URL_PREFIX);
+        for segment in self.route.url_segments() {
             match segment {
-                Segment::Group(_) | Segment::OptionalCatchAll(_) => {}
-                Segment::Static(name) => write!(url, "/{name}").unwrap_or_default(),
                 Segment::Dynamic(_) => url.push_str("/1"),
                 Segment::CatchAll(_) => url.push_str("/a/b"),
+                Segment::OptionalCatchAll(_) => {}
+                other => {
+                    url.push('/');
+                    url.push_str(&other.to_string());
+                }
             }
         }
         url
     }
 
     /// The `Params` fields, one per dynamic folder, typed as the build checks them.
-    fn params(&self) -> Vec<(String, &'static str)> {
-        self.segments
-            .iter()
-            .filter_map(|segment| match segment {
-                Segment::Dynamic(name) => Some((name.clone(), "String")),
-                Segment::CatchAll(name) => Some((name.clone(), "Vec<String>")),
-                Segment::OptionalCatchAll(name) => Some((name.clone(), "Option<Vec<String>>")),
-                _ => None,
+    fn params(&self) -> Vec<(&str, &'static str)> {
+        self.route
+            .url_segments()
+            .filter_map(|segment| {
+                let ty = match segment {
+                    Segment::Dynamic(_) => "String",
+                    Segment::CatchAll(_) => "Vec<String>",
+                    Segment::OptionalCatchAll(_) => "Option<Vec<String>>",
+                    _ => return None,
+                };
+                Some((segment.param()?, ty))
             })
             .collect()
     }
 
     fn source(&self) -> String {
         let params = self.params();
+        let has_params = !params.is_empty();
         let methods: Vec<&str> = self.methods.iter().map(|m| m.as_str()).collect();
         let mut out = format!("//! `{} {}`.\n\n", methods.join(", "), self.url());
-        let reads_body = self
-            .methods
-            .iter()
-            .any(|m| matches!(m, Method::Post | Method::Put | Method::Patch));
         let answers_json = self.methods.iter().any(|m| *m != Method::Delete);
         let mut imports = vec!["ApiError"];
-        if answers_json || reads_body {
+        if answers_json {
             imports.push("Json");
         }
-        if !params.is_empty() {
+        if has_params {
             imports.push("Path");
         }
-        writeln!(out, "use arbor::{{{}}};", imports.join(", ")).unwrap_or_default();
+        out += &format!("use arbor::{{{}}};\n", imports.join(", "));
         if self.methods.contains(&Method::Delete) {
-            out.push_str("use arbor::http::StatusCode;\n");
+            out += "use arbor::http::StatusCode;\n";
         }
-        if !params.is_empty() {
-            out.push_str("use serde::Deserialize;\n");
+        if has_params {
+            out += "use serde::{Deserialize, Serialize};\n";
         }
         if answers_json {
-            out.push_str("use serde_json::{json, Value};\n");
-        } else if reads_body {
-            out.push_str("use serde_json::Value;\n");
+            out += "use serde_json::{json, Value};\n";
         }
-        if !params.is_empty() {
-            out.push_str(
-                "\n/// The folders' parameters: the build checks these names and types.\n",
-            );
-            out.push_str("#[derive(Debug, Deserialize)]\npub struct Params {\n");
+        if has_params {
+            out += "\n/// The folders' parameters: the build checks these names and types.\n";
+            out += "#[derive(Debug, Deserialize, Serialize)]\npub struct Params {\n";
             for (name, ty) in &params {
-                writeln!(out, "    pub {name}: {ty},").unwrap_or_default();
+                out += &format!("    pub {name}: {ty},\n");
             }
-            out.push_str("}\n");
+            out += "}\n";
         }
         for method in &self.methods {
             out.push('\n');
-            out.push_str(&self.handler(*method, !params.is_empty()));
+            out += &self.handler(*method, has_params);
         }
         out
     }
 
+    /// A handler that answers with what it was given: its parameters, and its body (a
+    /// `DELETE` answers `204`).
     fn handler(&self, method: Method, has_params: bool) -> String {
-        let mut arguments = Vec::new();
-        if has_params {
-            arguments.push("Path(params): Path<Params>");
-        }
-        let reads_body = matches!(method, Method::Post | Method::Put | Method::Patch);
-        if reads_body {
-            arguments.push("Json(body): Json<Value>");
-        }
         let name = method.as_str();
+        let reads_body = matches!(method, Method::Post | Method::Put | Method::Patch);
+        let mut arguments = Vec::new();
+        let mut fields = Vec::new();
+        if has_params {
+            let binding = if method == Method::Delete {
+                "_params"
+            } else {
+                "params"
+            };
+            arguments.push(format!("Path({binding}): Path<Params>"));
+            fields.push("\"params\": params");
+        }
+        if reads_body {
+            arguments.push("Json(body): Json<Value>".to_owned());
+            fields.push("\"received\": body");
+        }
         let (output, body) = match method {
-            Method::Delete => (
-                "Result<StatusCode, ApiError>",
-                "    Ok(StatusCode::NO_CONTENT)".to_owned(),
+            Method::Delete => ("StatusCode", "StatusCode::NO_CONTENT".to_owned()),
+            _ => (
+                "Json<Value>",
+                format!("Json(json!({{ {} }}))", fields.join(", ")),
             ),
-            _ => {
-                let mut fields = Vec::new();
-                if has_params {
-                    fields.push("\"params\": format!(\"{params:?}\")");
-                }
-                if reads_body {
-                    fields.push("\"received\": body");
-                }
-                (
-                    "Result<Json<Value>, ApiError>",
-                    format!("    Ok(Json(json!({{ {} }})))", fields.join(", ")),
-                )
-            }
-        };
-        let unused = if has_params && method == Method::Delete {
-            "    let _ = params;\n"
-        } else {
-            ""
         };
         format!(
-            "/// TODO: what `{name}` does.\npub async fn {name}({}) -> {output} {{\n{unused}{body}\n}}\n",
-            arguments.join(", ")
+            "/// Answers `{name} {url}`.\npub async fn {name}({arguments}) -> Result<{output}, ApiError> {{\n    Ok({body})\n}}\n",
+            url = self.url(),
+            arguments = arguments.join(", "),
         )
     }
 
     fn test_name(&self) -> String {
-        let mut name = String::new();
-        for segment in &self.segments {
-            let word = match segment {
-                Segment::Group(_) => continue,
-                Segment::Static(name)
-                | Segment::Dynamic(name)
-                | Segment::CatchAll(name)
-                | Segment::OptionalCatchAll(name) => name,
-            };
-            if !name.is_empty() {
-                name.push('_');
-            }
-            name.extend(word.chars().map(|c| {
-                if c.is_ascii_alphanumeric() {
-                    c.to_ascii_lowercase()
-                } else {
-                    '_'
-                }
-            }));
+        let words: Vec<String> = self
+            .route
+            .url_segments()
+            .map(|segment| {
+                segment
+                    .param()
+                    .map_or_else(|| segment.to_string(), str::to_owned)
+                    .chars()
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() {
+                            c.to_ascii_lowercase()
+                        } else {
+                            '_'
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        match words.is_empty() {
+            true => "route_root".to_owned(),
+            false => format!("route_{}", words.join("_")),
         }
-        if name.is_empty() {
-            name.push_str("root");
-        }
-        format!("route_{name}")
     }
 
     fn test(&self, crate_name: &str) -> String {
@@ -273,12 +266,12 @@ impl NewRoute {
             "use arbor::http::Method;\n"
         };
         format!(
-            "//! `{url}` (`app/api/{folder}/route.rs`), in-process.\n\n{import}use arbor::test::TestClient;\n\n\
+            "//! `{url}` (`{file}`), in-process.\n\n{import}use arbor::test::TestClient;\n\n\
              const URL: &str = \"{sample}\";\n\n\
              #[tokio::test]\nasync fn {test}_answers() {{\n    let client = TestClient::new({crate_name}::app());\n    \
              let response = {call}.send().await;\n    assert_eq!(response.status(), {status}, \"{{}}\", response.text());\n}}\n",
             url = self.url(),
-            folder = self.folder.display(),
+            file = self.route.file.display(),
             sample = self.sample_url(),
             test = self.test_name(),
         )
@@ -294,14 +287,15 @@ fn rustfmt(file: &Path) {
         .status();
 }
 
-/// The package's library name, from `Cargo.toml`.
+/// The crate's library name, from `Cargo.toml`: `[lib] name`, else the package's name.
 fn crate_name(root: &Path) -> Option<String> {
     let manifest = std::fs::read_to_string(root.join("Cargo.toml")).ok()?;
-    let package = manifest.split("[package]").nth(1)?;
-    let line = package
-        .lines()
-        .find(|l| l.trim_start().starts_with("name"))?;
-    let name = line.split('"').nth(1)?;
+    let manifest: toml::Table = manifest.parse().ok()?;
+    let name = manifest
+        .get("lib")
+        .and_then(|lib| lib.get("name"))
+        .or_else(|| manifest.get("package")?.get("name"))?
+        .as_str()?;
     Some(name.replace('-', "_"))
 }
 

@@ -45,7 +45,8 @@ pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 /// Clones share the connection pool.
 #[derive(Debug, Clone)]
 pub struct HttpClient {
-    base: Uri,
+    /// `http://host:port` and any prefix, without a trailing `/`: each call appends its path.
+    base: String,
     operations: &'static Operations,
     inner: Client<HttpConnector, Full<Bytes>>,
     default_headers: HeaderMap,
@@ -60,15 +61,15 @@ impl HttpClient {
     /// # Errors
     /// When `base_url` is not an absolute `http` URL.
     pub fn new(base_url: &str, operations: &'static Operations) -> Result<Self, ClientError> {
-        let base: Uri = base_url
-            .trim_end_matches('/')
+        let base = base_url.trim_end_matches('/');
+        let uri: Uri = base
             .parse()
             .map_err(|_| ClientError::BaseUrl(base_url.to_owned()))?;
-        if base.scheme_str() != Some("http") || base.authority().is_none() {
+        if uri.scheme_str() != Some("http") || uri.authority().is_none() || uri.query().is_some() {
             return Err(ClientError::BaseUrl(base_url.to_owned()));
         }
         Ok(Self {
-            base,
+            base: base.to_owned(),
             operations,
             inner: Client::builder(TokioExecutor::new()).build_http(),
             default_headers: HeaderMap::new(),
@@ -189,11 +190,7 @@ impl<Output, Query: serde::Serialize> HttpCall<'_, Output, Query> {
     pub async fn send_untyped(self) -> Result<http::Response<Bytes>, ClientError> {
         let prepared = self.prepared?;
         let client = self.client;
-        let uri = format!(
-            "{}{}",
-            client.base.to_string().trim_end_matches('/'),
-            prepared.path_and_query()
-        );
+        let uri = format!("{}{}", client.base, prepared.path_and_query());
         let mut request = http::Request::builder()
             .method(prepared.method)
             .uri(&uri)

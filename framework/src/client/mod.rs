@@ -41,10 +41,12 @@ pub use http_client::{
     Answer, ClientError, HttpCall, HttpClient, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT,
 };
 pub use response::{ClientResponse, DecodeError, ErrorBody};
+/// The type-level fold behind [`ClientArguments`]: public because its bounds name them.
+#[doc(hidden)]
+pub use shape::{Absent, AddPart, BodySlot, EmptyShape, FoldArguments, Present, Shape, Slot};
 pub use shape::{
-    Absent, AddPart, BodyOf, BodySlot, ClientArgument, ClientArguments, EmptyShape, EncodeError,
-    FoldArguments, FormBody, JsonBody, Nothing, ParamsOf, PathParameters, Present, QueryOf,
-    QueryString, RawBody, RequestShape, Shape, ShapeOf, Slot,
+    BodyOf, ClientArgument, ClientArguments, EncodeError, FormBody, JsonBody, Nothing, ParamsOf,
+    PathParameters, QueryOf, QueryString, RawBody, RequestShape, ShapeOf,
 };
 
 pub use crate::signature::Signature;

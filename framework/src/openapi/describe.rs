@@ -140,9 +140,9 @@ pub trait NotDescribed {
     /// Adds nothing.
     fn describe_request(&self, _document: &mut DocumentBuilder) {}
 
-    /// A success response, body undocumented.
+    /// A success response, body undocumented, as for a [`crate::Response`].
     fn describe_response(&self, document: &mut DocumentBuilder) {
-        document.response(None, None);
+        <crate::Response as DescribeResponse>::describe(document);
     }
 }
 

@@ -64,13 +64,13 @@ pub use typescript::typescript_client;
 /// Where [`crate::App::openapi`] serves the document, unless told otherwise.
 pub const DEFAULT_PATH: &str = "/api/openapi.json";
 
-/// An OpenAPI document, serialized once, and its reference page, rendered once.
+/// An OpenAPI document, serialized once, and its reference page, rendered on first use.
 #[derive(Debug, Clone)]
 pub struct OpenApi {
     document: Arc<Value>,
     json: Bytes,
     path: Option<Arc<str>>,
-    html: Bytes,
+    reference: reference::Rendered,
     reference_path: Option<Arc<str>>,
 }
 
@@ -79,12 +79,12 @@ impl OpenApi {
     /// [`DEFAULT_PATH`], and its reference page at [`DEFAULT_REFERENCE_PATH`].
     pub fn new(document: Value) -> Self {
         let json = serde_json::to_string_pretty(&document).unwrap_or_default();
-        let html = reference::render(&document);
+        let document = Arc::new(document);
         Self {
-            document: Arc::new(document),
+            reference: reference::Rendered::new(Arc::clone(&document)),
+            document,
             json: Bytes::from(json),
             path: Some(DEFAULT_PATH.into()),
-            html: Bytes::from(html),
             reference_path: Some(DEFAULT_REFERENCE_PATH.into()),
         }
     }
@@ -116,7 +116,7 @@ impl OpenApi {
     /// and runs no script, so it works with no internet access.
     pub fn reference_html(&self) -> &str {
         // Written by `reference::render` as a `String`: always UTF-8.
-        std::str::from_utf8(&self.html).unwrap_or_default()
+        std::str::from_utf8(self.reference.html()).unwrap_or_default()
     }
 
     /// Serves the reference page at `path` instead, or (`None`) not at all.
@@ -135,7 +135,7 @@ impl OpenApi {
     pub(crate) fn reference_page(&self) -> Option<reference::ReferencePage> {
         Some(reference::ReferencePage {
             path: self.reference_path.clone()?,
-            html: self.html.clone(),
+            page: self.reference.clone(),
         })
     }
 }

@@ -1,7 +1,9 @@
-//! The API reference page: the document rendered once as one self-contained HTML page (inline
-//! CSS, no script, no request to anywhere), so that it reads the same on an air-gapped network.
+//! The API reference page: the document rendered, on first use, as one self-contained HTML
+//! page (inline CSS, no script, no request to anywhere), so that it reads the same on an
+//! air-gapped network.
 
 use std::fmt::Write as _;
+use std::sync::{Arc, OnceLock};
 
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -341,11 +343,33 @@ fn escape(text: &str) -> String {
     out
 }
 
+/// The page of a document, rendered when first asked for: not at start-up, and never for an
+/// app that does not serve it. Clones share it.
+#[derive(Debug, Clone)]
+pub(crate) struct Rendered {
+    document: Arc<Value>,
+    html: Arc<OnceLock<Bytes>>,
+}
+
+impl Rendered {
+    pub(crate) fn new(document: Arc<Value>) -> Self {
+        Self {
+            document,
+            html: Arc::default(),
+        }
+    }
+
+    pub(crate) fn html(&self) -> &Bytes {
+        self.html
+            .get_or_init(|| Bytes::from(render(&self.document)))
+    }
+}
+
 /// The page, served at its path (installed by [`crate::App::openapi`]).
 #[derive(Debug, Clone)]
 pub(crate) struct ReferencePage {
-    pub(crate) path: std::sync::Arc<str>,
-    pub(crate) html: Bytes,
+    pub(crate) path: Arc<str>,
+    pub(crate) page: Rendered,
 }
 
 impl Endpoint for ReferencePage {
@@ -366,7 +390,7 @@ impl Endpoint for ReferencePage {
                     HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'"),
                 ),
             ],
-            self.html.clone(),
+            self.page.html().clone(),
         )
             .into_response()
     }

@@ -139,5 +139,5 @@ pub fn describe_PUT(operation: &mut arbor::openapi::DocumentBuilder) {
 
 /// As for `PUT`.
 pub fn describe_PATCH(operation: &mut arbor::openapi::DocumentBuilder) {
-    operation.require_header("If-Match");
+    describe_PUT(operation);
 }
