@@ -3,8 +3,6 @@
 //! OLD.json` the breaking changes since `OLD.json`, and `cargo run -- openapi --typescript` a
 //! TypeScript client of it.
 
-use std::net::SocketAddr;
-
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     match std::env::args().nth(1).as_deref() {
@@ -102,12 +100,8 @@ async fn serve() -> std::io::Result<()> {
         tokio::spawn(arbor::serve(listener, metrics.router()));
     }
     let app = arbor_app::app_from_env(state).map_err(invalid)?;
-    let host = std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".into());
-    let port = std::env::var("PORT").unwrap_or_else(|_| "3000".into());
-    let address: SocketAddr = format!("{host}:{port}").parse().map_err(|e| {
-        std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("HOST/PORT: {e}"))
-    })?;
-    let listener = tokio::net::TcpListener::bind(address).await?;
+    // `HOST` and `PORT` (default 3000), or the socket `cargo arbor dev` hands over.
+    let listener = arbor::listener_from_env(3000).await?;
     tracing::info!(
         "arbor reference app listening on http://{}",
         listener.local_addr()?

@@ -4,6 +4,7 @@
 //! cargo install --path cli          # from an Arbor checkout
 //! cargo arbor new my-api            # a project that builds, serves and passes its test
 //! cargo arbor route 'users/[id]' --methods GET,PATCH
+//! cargo arbor dev                   # serve, rebuild and restart on save, no refused connection
 //! cargo arbor routes [--json]       # the route table, without building the app
 //! cargo arbor check                 # route validation only, for editors and CI
 //! cargo arbor fmt [--check]         # rustfmt on the route files (out of `cargo fmt`'s reach)
@@ -16,6 +17,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod check;
+mod dev;
 mod fmt;
 mod new;
 mod route;
@@ -36,6 +38,9 @@ enum Command {
     New(new::Args),
     /// Adds a route file (and its test) at a folder path such as `users/[id]`.
     Route(route::Args),
+    /// Builds and serves the app, and rebuilds and restarts it on every change, on a listening
+    /// socket that stays open across restarts (`HOST`, `PORT` as `cargo run`).
+    Dev(dev::Args),
     /// Prints the route table the build would generate, without building the app.
     Routes(routes::Args),
     /// Validates the routes as the build does; exit status 1 when there is a mistake.
@@ -56,6 +61,7 @@ fn main() -> ExitCode {
     let result = match command {
         Command::New(args) => new::run(&args),
         Command::Route(args) => route::run(&args),
+        Command::Dev(args) => dev::run(&args),
         Command::Routes(args) => routes::run(&args),
         Command::Check(args) => check::run(&args),
         Command::Fmt(args) => fmt::run(&args),
@@ -94,6 +100,14 @@ fn crate_root() -> Result<PathBuf, String> {
         .find(|dir| dir.join("Cargo.toml").is_file())
         .map(PathBuf::from)
         .ok_or_else(|| format!("no Cargo.toml in {} or above it", here.display()))
+}
+
+/// The crate's `Cargo.toml`, read as cargo does.
+fn manifest(root: &std::path::Path) -> Option<toml::Table> {
+    std::fs::read_to_string(root.join("Cargo.toml"))
+        .ok()?
+        .parse()
+        .ok()
 }
 
 /// The routes folder and URL prefix of the crate: arbor-build's defaults.

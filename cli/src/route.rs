@@ -289,8 +289,7 @@ fn rustfmt(file: &Path) {
 
 /// The crate's library name, from `Cargo.toml`: `[lib] name`, else the package's name.
 fn crate_name(root: &Path) -> Option<String> {
-    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).ok()?;
-    let manifest: toml::Table = manifest.parse().ok()?;
+    let manifest = crate::manifest(root)?;
     let name = manifest
         .get("lib")
         .and_then(|lib| lib.get("name"))

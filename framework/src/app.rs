@@ -276,7 +276,9 @@ impl App {
             // Probes before everything else but the request id: route middleware (rate limits)
             // never sees them, and they log at debug instead of through the request log. The
             // metrics endpoint likewise; neither counts in the metrics nor opens a span.
-            .option_layer(self.probes.is_enabled().then(|| self.probes.into_layer()));
+            .option_layer(self.probes.is_enabled().then(|| self.probes.into_layer()))
+            // Under `cargo arbor dev`: while the last build is broken, its error is the answer.
+            .option_layer(crate::dev::layer_from_env());
         #[cfg(feature = "metrics")]
         let stack = stack.option_layer(serve_metrics);
         let reference_page = self

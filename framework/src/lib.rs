@@ -50,6 +50,7 @@ pub mod cookies;
 pub mod cors;
 #[cfg(feature = "csrf")]
 pub mod csrf;
+mod dev;
 mod error;
 mod error_shape;
 #[cfg(feature = "streaming")]
@@ -137,7 +138,7 @@ pub use validator;
 pub fn body_limit(bytes: usize) -> axum::extract::DefaultBodyLimit {
     axum::extract::DefaultBodyLimit::max(bytes)
 }
-pub use serve::serve;
+pub use serve::{listener_from_env, serve};
 pub use serve::{
     serve_with, ServeOptions, Shutdown, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_HEADER_BYTES,
     DEFAULT_SHUTDOWN_GRACE,

@@ -45,7 +45,7 @@ mod describe;
 mod diff;
 mod document;
 mod endpoint;
-mod reference;
+pub(crate) mod reference;
 mod typescript;
 
 use std::sync::Arc;

@@ -11,7 +11,8 @@
 //!    connections while new ones still work;
 //! 3. stops accepting: the listening socket is closed, new connections are refused;
 //! 4. lets in-flight requests finish (idle keep-alive connections are closed at once, busy ones
-//!    after their current response), for at most [`ServeOptions::shutdown_grace`];
+//!    after their current response, one accepted but still without a request after at most a
+//!    second for it to arrive), for at most [`ServeOptions::shutdown_grace`];
 //! 5. past the deadline, closes the connections still open, and returns.
 
 use std::convert::Infallible;
@@ -30,15 +31,17 @@ use http::{header, HeaderValue, StatusCode, Version};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::GracefulConnection;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tower::ServiceExt;
 
 use framing::{ConnectionFraming, ObservedIo};
+pub use listen::listener_from_env;
 
 mod framing;
+mod listen;
 
 /// How long in-flight requests get to finish after a shutdown signal, by default.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
@@ -261,7 +264,8 @@ pub async fn serve(listener: TcpListener, router: Router) -> std::io::Result<()>
 ///    signal ends the delay at once);
 /// 3. stops accepting: the listening socket is closed, new connections are refused;
 /// 4. lets in-flight requests finish (idle keep-alive connections are closed at once, busy ones
-///    after their current response), for at most [`ServeOptions::shutdown_grace`];
+///    after their current response, one accepted but still without a request after at most a
+///    second for it to arrive), for at most [`ServeOptions::shutdown_grace`];
 /// 5. past the deadline, closes the connections still open (dropping their handlers), and
 ///    returns.
 ///
@@ -286,7 +290,6 @@ pub async fn serve_with(
     builder
         .http2()
         .max_header_list_size(u32::try_from(options.max_header_bytes).unwrap_or(u32::MAX));
-    let graceful = GracefulShutdown::new();
     let mut connections = JoinSet::new();
     // Installed before the first accept, so a signal can never find the default action (exit).
     let mut signals = Signals::install(options.signals);
@@ -308,8 +311,13 @@ pub async fn serve_with(
     };
     tokio::pin!(stop_accepting);
 
+    // Tells every connection that the server is stopping.
+    let closing = CancellationToken::new();
     loop {
         let (stream, remote) = tokio::select! {
+            // Once the shutdown is due, not one more accept: a connection accepted now would be
+            // closed before its request is read.
+            biased;
             () = &mut stop_accepting => break,
             () = signals.recv() => {
                 if shutdown.is_triggered() {
@@ -342,7 +350,10 @@ pub async fn serve_with(
             Arc::clone(&framing),
             options.refuse_ambiguous_lengths,
         );
+        let first_request = CancellationToken::new();
+        let request_started = first_request.clone();
         let service = hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
+            request_started.cancel();
             let http1 = request.version() < Version::HTTP_2;
             if http1 && framing.is_refused() {
                 return Either::Left(std::future::ready(Ok(ambiguous_length())));
@@ -369,9 +380,10 @@ pub async fn serve_with(
         let connection = builder
             .serve_connection_with_upgrades(TokioIo::new(stream), service)
             .into_owned();
-        let connection = graceful.watch(connection);
+        let closing = closing.clone();
         connections.spawn(async move {
-            if let Err(error) = connection.await {
+            let result = close_gracefully(connection, closing, first_request).await;
+            if let Err(error) = result {
                 tracing::trace!(%remote, error = %error, "connection ended with an error");
             }
         });
@@ -384,10 +396,8 @@ pub async fn serve_with(
         grace_ms = millis(grace),
         "shutting down: no longer accepting, finishing in-flight requests"
     );
-    let drained = async {
-        graceful.shutdown().await;
-        while connections.join_next().await.is_some() {}
-    };
+    closing.cancel();
+    let drained = async { while connections.join_next().await.is_some() {} };
     if tokio::time::timeout(grace, drained).await.is_err() {
         tracing::warn!(
             open_connections = connections.len(),
@@ -397,6 +407,37 @@ pub async fn serve_with(
     }
     tracing::info!("server stopped");
     Ok(())
+}
+
+/// How long a connection that has not sent its first request yet gets to send it once the
+/// server stops: a client that connected just before the listener closed has its request on the
+/// way, and closing the connection under it would reset a request that was never refused.
+const FIRST_REQUEST_WINDOW: Duration = Duration::from_secs(1);
+
+/// Serves `connection` until it ends or, once `closing` fires, until its in-flight requests are
+/// answered (hyper's graceful shutdown: idle keep-alive connections close at once). A
+/// connection whose first request has not arrived yet gets [`FIRST_REQUEST_WINDOW`] for it.
+async fn close_gracefully<C>(
+    connection: C,
+    closing: CancellationToken,
+    first_request: CancellationToken,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+where
+    C: GracefulConnection<Error = Box<dyn std::error::Error + Send + Sync>>,
+{
+    tokio::pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => return result,
+        () = closing.cancelled() => {}
+    }
+    if !first_request.is_cancelled() {
+        tokio::select! {
+            result = connection.as_mut() => return result,
+            _ = tokio::time::timeout(FIRST_REQUEST_WINDOW, first_request.cancelled()) => {}
+        }
+    }
+    connection.as_mut().graceful_shutdown();
+    connection.await
 }
 
 /// Like axum: connection-level errors are the peer's business; others (`EMFILE`) are logged
