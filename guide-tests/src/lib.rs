@@ -12,6 +12,9 @@
 // The guides show whole files (`build.rs`, `src/main.rs`), whose `fn main` is the point.
 #![allow(clippy::needless_doctest_main)]
 
+#[doc = include_str!("../../docs/README.md")]
+pub mod introduction {}
+
 #[doc = include_str!("../../docs/api.md")]
 pub mod api {}
 
@@ -26,6 +29,12 @@ pub mod benchmarks {}
 
 #[doc = include_str!("../../docs/caching.md")]
 pub mod caching {}
+
+#[doc = include_str!("../../docs/cli.md")]
+pub mod cli {}
+
+#[doc = include_str!("../../docs/comparison.md")]
+pub mod comparison {}
 
 #[doc = include_str!("../../docs/conditional-requests.md")]
 pub mod conditional_requests {}
@@ -54,6 +63,9 @@ pub mod logging {}
 #[doc = include_str!("../../docs/middleware.md")]
 pub mod middleware {}
 
+#[doc = include_str!("../../docs/migrating-from-nextjs.md")]
+pub mod migrating_from_nextjs {}
+
 #[doc = include_str!("../../docs/openapi.md")]
 pub mod openapi {}
 
@@ -63,8 +75,14 @@ pub mod operations {}
 #[doc = include_str!("../../docs/production.md")]
 pub mod production {}
 
+#[doc = include_str!("../../docs/quickstart.md")]
+pub mod quickstart {}
+
 #[doc = include_str!("../../docs/rate-limiting.md")]
 pub mod rate_limiting {}
+
+#[doc = include_str!("../../docs/reliability.md")]
+pub mod reliability {}
 
 #[doc = include_str!("../../docs/routing.md")]
 pub mod routing {}
@@ -74,6 +92,9 @@ pub mod sessions {}
 
 #[doc = include_str!("../../docs/streaming.md")]
 pub mod streaming {}
+
+#[doc = include_str!("../../docs/testing.md")]
+pub mod testing {}
 
 #[doc = include_str!("../../docs/timeouts.md")]
 pub mod timeouts {}
