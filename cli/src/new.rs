@@ -12,6 +12,10 @@ pub(crate) struct Args {
     /// `cargo-arbor` was built from.
     #[arg(long, value_name = "PATH")]
     arbor_path: Option<PathBuf>,
+    /// A fuller project: a SQLite database with migrations, accounts with server-side sessions
+    /// (sign-up, login, logout), a notes API, a readiness check on the database, and tests.
+    #[arg(long)]
+    full: bool,
 }
 
 /// Where this binary was built from: its crate is `<checkout>/cli`.
@@ -36,7 +40,12 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode, String> {
     if dir.exists() {
         return Err(format!("{} already exists", dir.display()));
     }
-    for (path, contents) in files(&name, &checkout) {
+    let files = if args.full {
+        full_files(&name, &checkout)
+    } else {
+        files(&name, &checkout)
+    };
+    for (path, contents) in files {
         write(&dir.join(path), &contents)?;
     }
     // Arbor's own lock file: the new project builds with the versions Arbor was tested with,
@@ -47,11 +56,12 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode, String> {
             .map_err(|e| format!("copying {}: {e}", lock.display()))?;
     }
     println!("created {} (package `{name}`)", dir.display());
+    let first_url = if args.full { "reference" } else { "hello" };
     println!(
-        "  cd {} && cargo run      # serves http://127.0.0.1:3000/api/hello",
+        "  cd {} && cargo arbor dev   # serves http://127.0.0.1:3000/api/{first_url}",
         args.name
     );
-    println!("  cargo test                # runs tests/hello.rs");
+    println!("  cargo test                  # the app in-process");
     println!("  cargo arbor route 'users/[id]' --methods GET,PATCH");
     Ok(ExitCode::SUCCESS)
 }
@@ -74,21 +84,28 @@ fn package_name(folder: &str) -> Result<String, String> {
     Ok(name.to_owned())
 }
 
-/// Every file of the new project, by path.
-fn files(name: &str, checkout: &Path) -> Vec<(&'static str, String)> {
+/// A template with the project's names and the checkout's paths filled in.
+fn filler<'a>(name: &'a str, checkout: &'a Path) -> impl Fn(&str) -> String + 'a {
     let crate_name = name.replace('-', "_");
     // A TOML basic string: only `\` and `"` need escaping in a path.
     let toml_path = |path: PathBuf| {
         let path = path.display().to_string();
         format!("\"{}\"", path.replace('\\', "\\\\").replace('"', "\\\""))
     };
-    let fill = |template: &str| {
+    let arbor = toml_path(checkout.join("framework"));
+    let arbor_build = toml_path(checkout.join("build-support"));
+    move |template: &str| {
         template
             .replace("{name}", name)
             .replace("{crate_name}", &crate_name)
-            .replace("{arbor}", &toml_path(checkout.join("framework")))
-            .replace("{arbor_build}", &toml_path(checkout.join("build-support")))
-    };
+            .replace("{arbor}", &arbor)
+            .replace("{arbor_build}", &arbor_build)
+    }
+}
+
+/// Every file of the new project, by path.
+fn files(name: &str, checkout: &Path) -> Vec<(&'static str, String)> {
+    let fill = filler(name, checkout);
     vec![
         (
             "Cargo.toml",
@@ -115,6 +132,54 @@ fn files(name: &str, checkout: &Path) -> Vec<(&'static str, String)> {
             fill(include_str!("../templates/new/test.rs.in")),
         ),
         (".gitignore", "/target\n".to_owned()),
+    ]
+}
+
+/// Every file of a `--full` project, by path.
+fn full_files(name: &str, checkout: &Path) -> Vec<(&'static str, String)> {
+    let fill = filler(name, checkout);
+    let file = |path: &'static str, contents: &str| (path, fill(contents));
+    vec![
+        file(
+            "Cargo.toml",
+            include_str!("../templates/full/Cargo.toml.in"),
+        ),
+        file("build.rs", include_str!("../templates/full/build.rs")),
+        file("src/lib.rs", include_str!("../templates/full/lib.rs.in")),
+        file(
+            "src/accounts.rs",
+            include_str!("../templates/full/accounts.rs"),
+        ),
+        file("src/main.rs", include_str!("../templates/full/main.rs.in")),
+        file(
+            "migrations/0001_init.sql",
+            include_str!("../templates/full/migrations/0001_init.sql"),
+        ),
+        file(
+            "app/api/signup/route.rs",
+            include_str!("../templates/full/api/signup.rs"),
+        ),
+        file(
+            "app/api/login/route.rs",
+            include_str!("../templates/full/api/login.rs"),
+        ),
+        file(
+            "app/api/logout/route.rs",
+            include_str!("../templates/full/api/logout.rs"),
+        ),
+        file(
+            "app/api/notes/route.rs",
+            include_str!("../templates/full/api/notes.rs"),
+        ),
+        file(
+            "app/api/notes/[id]/route.rs",
+            include_str!("../templates/full/api/note.rs"),
+        ),
+        file(
+            "tests/notes.rs",
+            include_str!("../templates/full/test.rs.in"),
+        ),
+        (".gitignore", "/target\n/*.db\n/*.db-*\n".to_owned()),
     ]
 }
 

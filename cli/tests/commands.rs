@@ -9,6 +9,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+mod project;
+
 fn cargo_arbor(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_cargo-arbor"))
         .arg("arbor")
@@ -126,4 +128,27 @@ fn new_route_routes_and_check_work_on_a_new_project() {
     let broken = cargo_arbor(&project, &["check"]);
     assert_eq!(broken.status.code(), Some(1), "{}", text(&broken));
     assert!(text(&broken).contains("async"), "{}", text(&broken));
+}
+
+/// `--full`: a database, accounts with sessions, notes; its own tests pass as written, against
+/// a real (in-memory) SQLite database.
+#[test]
+fn a_full_project_builds_and_passes_its_own_tests() {
+    let bin = project::installed_cli();
+    let workspace = tempfile::tempdir().unwrap();
+    let created = project::cargo(bin.path(), workspace.path())
+        .args(["arbor", "new", "--full", "notes-api"])
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{}", text(&created));
+    let project = workspace.path().join("notes-api");
+    let formatted = cargo_arbor(&project, &["fmt", "--check"]);
+    assert!(formatted.status.success(), "{}", text(&formatted));
+    let tested = project::cargo(bin.path(), &project)
+        .args(["test", "--quiet"])
+        .output()
+        .unwrap();
+    assert!(tested.status.success(), "{}", text(&tested));
+    let report = text(&tested);
+    assert!(report.contains("3 passed"), "{report}");
 }

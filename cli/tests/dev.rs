@@ -18,29 +18,8 @@ use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const WORKSPACE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-
-/// A `cargo` whose `PATH` starts with a folder holding this build of `cargo-arbor`.
-fn cargo(bin: &Path, dir: &Path) -> Command {
-    let path = std::env::join_paths(
-        std::iter::once(bin.to_path_buf())
-            .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())),
-    )
-    .unwrap();
-    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    command
-        .current_dir(dir)
-        .env("PATH", path)
-        .env(
-            "CARGO_TARGET_DIR",
-            Path::new(WORKSPACE).join("target/throwaway"),
-        )
-        // As the throwaway crates build: their artifacts are this project's.
-        .env("CARGO_PROFILE_DEV_DEBUG", "false")
-        .env_remove("CARGO_MANIFEST_DIR")
-        .env_remove("RUSTFLAGS");
-    command
-}
+mod project;
+use project::cargo;
 
 /// One request on a new connection; `Err` for a connection that failed (refused, reset).
 fn get(address: SocketAddr, path: &str, accept: &str) -> std::io::Result<Reply> {
@@ -183,12 +162,7 @@ fn until_served(address: SocketAddr, path: &str, accept: impl Fn(&Reply) -> bool
 
 #[test]
 fn cargo_arbor_dev_serves_every_change_without_refusing_a_connection() {
-    let bin = tempfile::tempdir().unwrap();
-    std::fs::copy(
-        env!("CARGO_BIN_EXE_cargo-arbor"),
-        bin.path().join("cargo-arbor"),
-    )
-    .unwrap();
+    let bin = project::installed_cli();
     let workspace = tempfile::tempdir().unwrap();
     let created = cargo(bin.path(), workspace.path())
         .args(["arbor", "new", "my-api"])
