@@ -161,6 +161,11 @@ impl<S> Layer<S> for RateLimitLayer {
             inner,
             shared: Arc::new(Shared {
                 quota: self.quota,
+                shared_store_prefix: format!(
+                    "{}/{}ms ",
+                    self.quota.limit(),
+                    self.quota.window().as_millis()
+                ),
                 key: self.key.clone(),
                 backend: self.backend.clone(),
                 own_store: self.own_store,
@@ -189,6 +194,9 @@ impl fmt::Debug for Backend {
 
 struct Shared {
     quota: Quota,
+    /// Keeps limits with different quotas on one route apart in the app's shared store; made
+    /// once, not per request.
+    shared_store_prefix: String,
     key: Option<KeyFn>,
     backend: Backend,
     own_store: bool,
@@ -361,8 +369,7 @@ where
             (_, Some((store, mode))) => {
                 // One store serves every limit of the app: keep limits that wrap the same route
                 // with different quotas apart.
-                let quota = self.shared.quota;
-                key = format!("{}/{}ms {key}", quota.limit(), quota.window().as_millis());
+                key.insert_str(0, &self.shared.shared_store_prefix);
                 (store, self.shared.failure.unwrap_or(mode))
             }
             (Backend::Memory(store), None) => {
