@@ -79,7 +79,8 @@ async fn serve() -> std::io::Result<()> {
     // flushes what it still holds.
     let export =
         arbor::otel::OtlpExport::from_env("arbor-app").map_err(|e| invalid(e.to_string()))?;
-    arbor::logging::init_with(
+    // Dropped when `serve` returns: the log lines still queued are written.
+    let _logs = arbor::logging::init_with(
         arbor::logging::Format::from_env(),
         export.as_ref().map(arbor::otel::OtlpExport::layer),
     );

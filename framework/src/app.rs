@@ -17,7 +17,7 @@ use crate::compression::Compression;
 use crate::cors::{Cors, CorsError};
 use crate::error_shape::ErrorShapeLayer;
 use crate::health::Probes;
-use crate::logging::RequestLogLayer;
+use crate::logging::{RequestLogLayer, RequestLogLines};
 use crate::metrics::matched_route::{RouteFinder, RoutePatterns};
 use crate::metrics::MatchedRouteLayer;
 #[cfg(feature = "metrics")]
@@ -64,6 +64,7 @@ pub struct App {
     trusted_proxies: TrustedProxies,
     timeout: Option<Duration>,
     body_limit: usize,
+    request_log: RequestLogLines,
     cors: Option<crate::cors::CorsPolicyLayer>,
     stores: Option<Stores>,
     probes: Probes,
@@ -78,14 +79,16 @@ pub struct App {
 }
 
 impl App {
-    /// The defaults: no trusted proxies, 10 s timeout, 2 MiB bodies, no CORS, probes on `/livez`
-    /// and `/readyz` with no checks, responses of 1 KiB or more compressed.
+    /// The defaults: no trusted proxies, 10 s timeout, 2 MiB bodies, the request log as
+    /// `ARBOR_REQUEST_LOG` says (a request and a response line without it), no CORS, probes on
+    /// `/livez` and `/readyz` with no checks, responses of 1 KiB or more compressed.
     pub fn new(router: Router) -> Self {
         Self {
             router,
             trusted_proxies: TrustedProxies::none(),
             timeout: Some(DEFAULT_TIMEOUT),
             body_limit: DEFAULT_BODY_LIMIT,
+            request_log: RequestLogLines::from_env(),
             cors: None,
             stores: None,
             probes: Probes::new(),
@@ -117,6 +120,14 @@ impl App {
     /// [`crate::body_limit`].
     pub fn body_limit(mut self, bytes: usize) -> Self {
         self.body_limit = bytes;
+        self
+    }
+
+    /// What the request log writes per request: a `request` and a `response` line (the
+    /// default), one access-log line, or nothing (default: `ARBOR_REQUEST_LOG=access|off`, else
+    /// the pair). See [`crate::logging`].
+    pub fn request_log(mut self, lines: RequestLogLines) -> Self {
+        self.request_log = lines;
         self
     }
 
@@ -292,7 +303,9 @@ impl App {
         let stack = stack.option_layer(trace_requests);
         #[cfg(feature = "metrics")]
         let stack = stack.option_layer(record_metrics);
-        let stack = stack.layer(RequestLogLayer).option_layer(self.cors);
+        let stack = stack
+            .layer(RequestLogLayer::new(self.request_log))
+            .option_layer(self.cors);
         // Inside the request log and CORS (they see the response as the handler made it),
         // outside everything that makes a response body.
         #[cfg(feature = "compression")]

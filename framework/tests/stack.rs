@@ -392,6 +392,34 @@ async fn request_ids_are_kept_generated_and_logged_without_secrets() {
 }
 
 #[tokio::test]
+async fn an_access_log_writes_one_line_per_request_with_everything_in_it() {
+    capture();
+    let routes: Router = Router::new().route("/hello", get(|| async { "hi" }));
+    let app = App::new(routes)
+        .request_log(arbor::logging::RequestLogLines::Access)
+        .into_router();
+    let client = arbor::test::TestClient::new(app);
+    let response = client
+        .get("/hello?page=2&token=s3cret")
+        .header("x-request-id", "access-line-1")
+        .header("user-agent", "probe/2.0")
+        .send()
+        .await;
+    assert_eq!(response.status(), 200);
+
+    let lines = log_lines_for("access-line-1");
+    assert_eq!(lines.len(), 1, "one line, not a pair: {lines:?}");
+    let line = &lines[0];
+    assert_eq!(line["message"], "request");
+    assert_eq!(line["status"], 200);
+    assert!(line["duration_ms"].as_f64().is_some(), "{line}");
+    assert_eq!(line["span"]["method"], "GET");
+    assert_eq!(line["span"]["path"], "/hello");
+    assert_eq!(line["span"]["query"], "page=2&token=[REDACTED]");
+    assert_eq!(line["span"]["user_agent"], "probe/2.0");
+}
+
+#[tokio::test]
 async fn a_request_whose_client_goes_away_is_logged_as_cancelled() {
     use tokio::io::AsyncWriteExt;
 

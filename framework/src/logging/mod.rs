@@ -15,7 +15,7 @@ mod request_log;
 pub use json::JsonLines;
 #[cfg(feature = "otel")]
 pub(crate) use request_log::TARGET;
-pub use request_log::{RequestLog, RequestLogLayer, ResponseFuture};
+pub use request_log::{RequestLog, RequestLogLayer, RequestLogLines, ResponseFuture};
 
 /// Output format for [`init`].
 #[cfg(feature = "logging")]
@@ -40,18 +40,36 @@ impl Format {
 
 #[cfg(feature = "logging")]
 /// Installs a global `tracing` subscriber with the level from `RUST_LOG` (default `info`),
-/// and a panic hook that logs panics as `tracing` errors (inside the request's span, so with
-/// its request id) instead of printing them to stderr. Does nothing if a subscriber is already
-/// installed.
-pub fn init(format: Format) {
-    init_with(format, None::<tracing_subscriber::layer::Identity>);
+/// writing to stdout off the request path, and a panic hook that logs panics as `tracing`
+/// errors (inside the request's span, so with its request id) instead of printing them to
+/// stderr. Does nothing if a subscriber is already installed.
+///
+/// Lines are formatted on the thread that logs them and written by a thread of their own
+/// (`tracing-appender`'s non-blocking writer, batching them into few `write`s): a slow stdout
+/// (a pipe, a container runtime's log driver) never holds a request up. When more than
+/// [`QUEUED_LINES`] lines wait, new ones are dropped and counted ([`dropped_lines`], and
+/// `arbor_log_lines_dropped_total` in the metrics) rather than blocking the server.
+///
+/// Keep the returned [`LogGuard`] until the end of `main`: dropping it writes the lines still
+/// queued.
+///
+/// ```no_run
+/// #[tokio::main]
+/// async fn main() -> std::io::Result<()> {
+///     let _logs = arbor::logging::init(arbor::logging::Format::from_env());
+///     // ... serve ...
+///     Ok(())
+/// } // `_logs` dropped here: the last lines are written
+/// ```
+pub fn init(format: Format) -> LogGuard {
+    init_with(format, None::<tracing_subscriber::layer::Identity>)
 }
 
 #[cfg(feature = "logging")]
 /// [`init`], with one more layer beside the log output: an exporter of spans such as
 /// [`crate::otel::OtlpExport::layer`]. `RUST_LOG` filters the log lines only; the extra layer
 /// filters for itself.
-pub fn init_with<L>(format: Format, extra: Option<L>)
+pub fn init_with<L>(format: Format, extra: Option<L>) -> LogGuard
 where
     L: tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync + 'static,
 {
@@ -60,7 +78,20 @@ where
     use tracing_subscriber::{EnvFilter, Layer as _};
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let output = tracing_subscriber::fmt::layer().with_ansi(ansi);
+    let (writer, worker) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(true)
+        .buffered_lines_limit(QUEUED_LINES)
+        .thread_name("arbor-log-writer")
+        // The worker flushes when its queue is empty: under load, one `write` carries many
+        // lines.
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stdout(),
+        ));
+    let dropped = writer.error_counter();
+    let output = tracing_subscriber::fmt::layer()
+        .with_ansi(ansi)
+        .with_writer(writer);
     let output = match format {
         Format::Json => output
             .fmt_fields(JsonLines)
@@ -73,15 +104,46 @@ where
         .with(extra)
         .with(output)
         .try_init();
-    if installed.is_ok() {
-        std::panic::set_hook(Box::new(|info| {
-            let location = info
-                .location()
-                .map(|l| format!("{}:{}", l.file(), l.line()))
-                .unwrap_or_default();
-            tracing::error!(location = %location, "panic: {}", panic_message(info.payload()));
-        }));
+    if installed.is_err() {
+        return LogGuard { _worker: None };
     }
+    let _ = DROPPED.set(dropped);
+    std::panic::set_hook(Box::new(|info| {
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        tracing::error!(location = %location, "panic: {}", panic_message(info.payload()));
+    }));
+    LogGuard {
+        _worker: Some(worker),
+    }
+}
+
+/// How many formatted lines may wait for the writer thread before new ones are dropped: about
+/// 20 MB of typical request-log lines, several seconds of a busy server's output.
+#[cfg(feature = "logging")]
+pub const QUEUED_LINES: usize = 64 * 1024;
+
+#[cfg(feature = "logging")]
+static DROPPED: std::sync::OnceLock<tracing_appender::non_blocking::ErrorCounter> =
+    std::sync::OnceLock::new();
+
+/// How many log lines [`init`]'s writer dropped because its queue was full (0 before `init`).
+#[cfg(feature = "logging")]
+pub fn dropped_lines() -> u64 {
+    DROPPED
+        .get()
+        .map_or(0, |counter| counter.dropped_lines() as u64)
+}
+
+/// Keeps [`init`]'s log writer; dropping it writes the lines still queued (waiting at most a
+/// second) and stops the writer.
+#[cfg(feature = "logging")]
+#[must_use = "dropping the guard stops the log writer: keep it until the end of `main` (`let _logs = arbor::logging::init(..)`)"]
+#[derive(Debug)]
+pub struct LogGuard {
+    _worker: Option<tracing_appender::non_blocking::WorkerGuard>,
 }
 
 /// The id of the trace a request belongs to (32 hex digits), in its extensions when traces are

@@ -25,24 +25,68 @@ use crate::request_id::RequestId;
 /// end of the stream, which costs a second boxing of every body; the response event here is
 /// the time to the response head, which is what `TraceLayer`'s `on_response` reports too.
 ///
+/// With [`RequestLogLines::Access`], one line per request instead: the `request` event comes
+/// when the response is ready and carries everything (`query` and `user_agent` are fields of
+/// the span then, so lines logged by the handler carry them too).
+///
 /// To log a router served without `App` (the span has `request_id = "-"` unless something
 /// before it records a [`RequestId`]):
 ///
 /// ```
-/// use arbor::logging::RequestLogLayer;
+/// use arbor::logging::{RequestLogLayer, RequestLogLines};
 ///
 /// let routes: arbor::Router = arbor::Router::new().route("/", axum::routing::get(|| async { "hi" }));
-/// let logged = routes.layer(RequestLogLayer);
+/// let logged = routes.layer(RequestLogLayer::new(RequestLogLines::Access));
 /// # let _ = logged;
 /// ```
 #[derive(Debug, Clone, Copy, Default)]
-pub struct RequestLogLayer;
+pub struct RequestLogLayer {
+    lines: RequestLogLines,
+}
+
+impl RequestLogLayer {
+    /// A request log writing `lines`.
+    pub fn new(lines: RequestLogLines) -> Self {
+        Self { lines }
+    }
+}
+
+/// What the request log writes for each request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RequestLogLines {
+    /// A `request` event when the request arrives (`query`, `user_agent`) and a `response`
+    /// event when its response is ready (`status`, `duration_ms`): a request that never
+    /// finishes still shows in the log.
+    #[default]
+    Pair,
+    /// One `request` event when the response is ready, with `method`, `path`, `query`,
+    /// `user_agent`, `status` and `duration_ms`: the access-log line of nginx and most proxies,
+    /// half as many lines to format and ship.
+    Access,
+    /// No request log at all (the span stays, so lines logged by handlers keep their request
+    /// id).
+    Off,
+}
+
+impl RequestLogLines {
+    /// `ARBOR_REQUEST_LOG`: `access`, `off`, anything else (or nothing) [`Self::Pair`].
+    pub fn from_env() -> Self {
+        match std::env::var("ARBOR_REQUEST_LOG").as_deref() {
+            Ok("access") => Self::Access,
+            Ok("off") => Self::Off,
+            _ => Self::Pair,
+        }
+    }
+}
 
 impl<S> Layer<S> for RequestLogLayer {
     type Service = RequestLog<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RequestLog { inner }
+        RequestLog {
+            inner,
+            lines: self.lines,
+        }
     }
 }
 
@@ -50,6 +94,7 @@ impl<S> Layer<S> for RequestLogLayer {
 #[derive(Debug, Clone)]
 pub struct RequestLog<S> {
     inner: S,
+    lines: RequestLogLines,
 }
 
 impl<S, E> Service<Request> for RequestLog<S>
@@ -66,24 +111,34 @@ where
 
     fn call(&mut self, request: Request) -> Self::Future {
         let span = request_span(&request);
-        if span.is_disabled() {
+        if span.is_disabled() || self.lines == RequestLogLines::Off {
             // Nobody listens at this level: no clock reading, no events.
             return ResponseFuture {
-                inner: self.inner.call(request),
+                inner: span.in_scope(|| self.inner.call(request)),
                 span,
                 started: None,
+                lines: self.lines,
             };
         }
         let started = Some(Instant::now());
         // The inner services' synchronous work logs inside the span too.
         let inner = span.in_scope(|| {
-            log_request(&request);
+            match self.lines {
+                RequestLogLines::Pair => log_request(&request),
+                RequestLogLines::Access => {
+                    let query = request.uri().query().map(super::redact_query);
+                    span.record("query", query.as_deref().unwrap_or_default());
+                    span.record("user_agent", user_agent(&request));
+                }
+                RequestLogLines::Off => {}
+            }
             self.inner.call(request)
         });
         ResponseFuture {
             inner,
             span,
             started,
+            lines: self.lines,
         }
     }
 }
@@ -96,6 +151,7 @@ pin_project_lite::pin_project! {
         span: Span,
         // `None` once the response is logged, or when the span is disabled.
         started: Option<Instant>,
+        lines: RequestLogLines,
     }
 
     impl<F> PinnedDrop for ResponseFuture<F> {
@@ -120,12 +176,13 @@ where
         let _entered = this.span.enter();
         let result = ready!(this.inner.poll(cx));
         if let (Some(started), Ok(response)) = (this.started.take(), &result) {
-            tracing::info!(
-                target: TARGET,
-                status = response.status().as_u16(),
-                duration_ms = millis(started),
-                "response"
-            );
+            let status = response.status().as_u16();
+            let duration_ms = millis(started);
+            if *this.lines == RequestLogLines::Access {
+                tracing::info!(target: TARGET, status, duration_ms, "request");
+            } else {
+                tracing::info!(target: TARGET, status, duration_ms, "response");
+            }
         }
         Poll::Ready(result)
     }
@@ -150,6 +207,8 @@ fn request_span(request: &Request) -> Span {
         trace_id = tracing::field::Empty,
         method = request.method().as_str(),
         path = request.uri().path(),
+        query = tracing::field::Empty,
+        user_agent = tracing::field::Empty,
     );
     if let Some(TraceId(trace_id)) = request.extensions().get::<TraceId>() {
         span.record("trace_id", &**trace_id);
@@ -157,17 +216,20 @@ fn request_span(request: &Request) -> Span {
     span
 }
 
-fn log_request(request: &Request) {
-    let user_agent = request
+fn user_agent(request: &Request) -> &str {
+    request
         .headers()
         .get(http::header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("-");
+        .unwrap_or("-")
+}
+
+fn log_request(request: &Request) {
     let query = request.uri().query().map(super::redact_query);
     tracing::info!(
         target: TARGET,
         query = query.as_deref().unwrap_or_default(),
-        user_agent,
+        user_agent = user_agent(request),
         "request"
     );
 }

@@ -118,6 +118,9 @@ impl Metrics {
         for hook in &self.on_scrape {
             hook();
         }
+        #[cfg(feature = "logging")]
+        metrics::counter!("arbor_log_lines_dropped_total")
+            .absolute(crate::logging::dropped_lines());
         self.handle.render()
     }
 

@@ -9,7 +9,7 @@
 //!
 //! // `None` unless `OTEL_EXPORTER_OTLP_ENDPOINT` (or `..._TRACES_ENDPOINT`) is set.
 //! let export = OtlpExport::from_env("my-service")?;
-//! logging::init_with(Format::from_env(), export.as_ref().map(OtlpExport::layer));
+//! let _logs = logging::init_with(Format::from_env(), export.as_ref().map(OtlpExport::layer));
 //! let app = arbor::App::new(routes()).trace_requests(export.is_some()).into_router();
 //! // ... serve; dropping `export` at exit flushes the spans still buffered.
 //! # Ok(()) }
