@@ -16,6 +16,7 @@
 //! 5. past the deadline, closes the connections still open, and returns.
 
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -68,7 +69,15 @@ const MIN_HTTP1_HEAD_BYTES: usize = 8 * 1024;
 /// handle that never triggers.
 #[derive(Debug, Clone, Default)]
 pub struct Shutdown {
+    // One `Arc`: every request gets a clone, and cloning a `CancellationToken` (or asking it
+    // whether it is cancelled) takes its mutex.
+    inner: Arc<ShutdownInner>,
+}
+
+#[derive(Debug, Default)]
+struct ShutdownInner {
     token: CancellationToken,
+    triggered: AtomicBool,
 }
 
 impl Shutdown {
@@ -80,17 +89,18 @@ impl Shutdown {
     /// Starts the shutdown: readiness fails, SSE streams end, and the server stops accepting
     /// (after [`ServeOptions::drain_delay`]).
     pub fn trigger(&self) {
-        self.token.cancel();
+        self.inner.triggered.store(true, Ordering::Release);
+        self.inner.token.cancel();
     }
 
     /// Whether the shutdown has started.
     pub fn is_triggered(&self) -> bool {
-        self.token.is_cancelled()
+        self.inner.triggered.load(Ordering::Acquire)
     }
 
     /// Completes when the shutdown starts.
     pub fn triggered(&self) -> WaitForCancellationFutureOwned {
-        self.token.clone().cancelled_owned()
+        self.inner.token.clone().cancelled_owned()
     }
 }
 
@@ -341,27 +351,25 @@ pub async fn serve_with(
             let _ = stream.set_nodelay(true);
         }
         let router = router.clone();
-        // Behind an `Arc`, so each request's check for the drain costs a reference count rather
-        // than a second clone of the token.
-        let connection_shutdown = Arc::new(shutdown.clone());
+        let connection_shutdown = shutdown.clone();
         let framing = Arc::new(ConnectionFraming::default());
         let stream = ObservedIo::new(
             stream,
             Arc::clone(&framing),
             options.refuse_ambiguous_lengths,
         );
-        let first_request = CancellationToken::new();
-        let request_started = first_request.clone();
+        let first_request = Arc::new(FirstRequest::default());
+        let request_started = Arc::clone(&first_request);
         let service = hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
-            request_started.cancel();
+            request_started.arrive();
             let http1 = request.version() < Version::HTTP_2;
             if http1 && framing.is_refused() {
                 return Either::Left(std::future::ready(Ok(ambiguous_length())));
             }
             let extensions = request.extensions_mut();
             extensions.insert(ConnectInfo(remote));
-            extensions.insert(Shutdown::clone(&connection_shutdown));
-            let draining = Arc::clone(&connection_shutdown);
+            extensions.insert(connection_shutdown.clone());
+            let draining = connection_shutdown.clone();
             Either::Right(
                 router
                     .clone()
@@ -420,7 +428,7 @@ const FIRST_REQUEST_WINDOW: Duration = Duration::from_secs(1);
 async fn close_gracefully<C>(
     connection: C,
     closing: CancellationToken,
-    first_request: CancellationToken,
+    first_request: Arc<FirstRequest>,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
 where
     C: GracefulConnection<Error = Box<dyn std::error::Error + Send + Sync>>,
@@ -430,14 +438,42 @@ where
         result = connection.as_mut() => return result,
         () = closing.cancelled() => {}
     }
-    if !first_request.is_cancelled() {
+    if !first_request.has_arrived() {
         tokio::select! {
             result = connection.as_mut() => return result,
-            _ = tokio::time::timeout(FIRST_REQUEST_WINDOW, first_request.cancelled()) => {}
+            _ = tokio::time::timeout(FIRST_REQUEST_WINDOW, first_request.wait()) => {}
         }
     }
     connection.as_mut().graceful_shutdown();
     connection.await
+}
+
+/// Whether a connection has had its first request, told once per connection: one relaxed load
+/// per request after that (a `CancellationToken` would take a mutex on every request).
+#[derive(Debug, Default)]
+struct FirstRequest {
+    arrived: AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
+impl FirstRequest {
+    fn arrive(&self) {
+        if !self.arrived.load(Ordering::Relaxed) {
+            self.arrived.store(true, Ordering::Release);
+            // Stores a permit when nobody waits yet: `wait` cannot miss it.
+            self.notify.notify_one();
+        }
+    }
+
+    fn has_arrived(&self) -> bool {
+        self.arrived.load(Ordering::Acquire)
+    }
+
+    async fn wait(&self) {
+        if !self.has_arrived() {
+            self.notify.notified().await;
+        }
+    }
 }
 
 /// Like axum: connection-level errors are the peer's business; others (`EMFILE`) are logged
