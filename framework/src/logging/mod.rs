@@ -10,6 +10,8 @@ use std::borrow::Cow;
 #[cfg(feature = "logging")]
 mod json;
 mod request_log;
+#[cfg(feature = "logging")]
+mod writer;
 
 #[cfg(feature = "logging")]
 pub use json::JsonLines;
@@ -44,10 +46,10 @@ impl Format {
 /// errors (inside the request's span, so with its request id) instead of printing them to
 /// stderr. Does nothing if a subscriber is already installed.
 ///
-/// Lines are formatted on the thread that logs them and written by a thread of their own
-/// (`tracing-appender`'s non-blocking writer, batching them into few `write`s): a slow stdout
-/// (a pipe, a container runtime's log driver) never holds a request up. When more than
-/// [`QUEUED_LINES`] lines wait, new ones are dropped and counted ([`dropped_lines`], and
+/// Lines are formatted on the thread that logs them, appended to a buffer, and written to
+/// stdout by a thread of their own every 10 ms (so under load one `write` carries many lines):
+/// a slow stdout (a pipe, a container runtime's log driver) never holds a request up. When more
+/// than [`MAX_BUFFERED_BYTES`] wait, new lines are dropped and counted ([`dropped_lines`], and
 /// `arbor_log_lines_dropped_total` in the metrics) rather than blocking the server.
 ///
 /// Keep the returned [`LogGuard`] until the end of `main`: dropping it writes the lines still
@@ -78,17 +80,8 @@ where
     use tracing_subscriber::{EnvFilter, Layer as _};
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let (writer, worker) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(true)
-        .buffered_lines_limit(QUEUED_LINES)
-        .thread_name("arbor-log-writer")
-        // The worker flushes when its queue is empty: under load, one `write` carries many
-        // lines.
-        .finish(std::io::BufWriter::with_capacity(
-            64 * 1024,
-            std::io::stdout(),
-        ));
-    let dropped = writer.error_counter();
+    let (writer, writer_thread) = writer::start(std::io::stdout());
+    let dropped = writer.clone();
     let output = tracing_subscriber::fmt::layer()
         .with_ansi(ansi)
         .with_writer(writer);
@@ -105,7 +98,9 @@ where
         .with(output)
         .try_init();
     if installed.is_err() {
-        return LogGuard { _worker: None };
+        return LogGuard {
+            _writer_thread: None,
+        };
     }
     let _ = DROPPED.set(dropped);
     std::panic::set_hook(Box::new(|info| {
@@ -116,34 +111,31 @@ where
         tracing::error!(location = %location, "panic: {}", panic_message(info.payload()));
     }));
     LogGuard {
-        _worker: Some(worker),
+        _writer_thread: Some(writer_thread),
     }
 }
 
-/// How many formatted lines may wait for the writer thread before new ones are dropped: about
-/// 20 MB of typical request-log lines, several seconds of a busy server's output.
 #[cfg(feature = "logging")]
-pub const QUEUED_LINES: usize = 64 * 1024;
+pub use writer::MAX_BUFFERED_BYTES;
 
 #[cfg(feature = "logging")]
-static DROPPED: std::sync::OnceLock<tracing_appender::non_blocking::ErrorCounter> =
-    std::sync::OnceLock::new();
+static DROPPED: std::sync::OnceLock<writer::BufferedWriter> = std::sync::OnceLock::new();
 
 /// How many log lines [`init`]'s writer dropped because its queue was full (0 before `init`).
 #[cfg(feature = "logging")]
 pub fn dropped_lines() -> u64 {
     DROPPED
         .get()
-        .map_or(0, |counter| counter.dropped_lines() as u64)
+        .map_or(0, writer::BufferedWriter::dropped_lines)
 }
 
-/// Keeps [`init`]'s log writer; dropping it writes the lines still queued (waiting at most a
-/// second) and stops the writer.
+/// Keeps [`init`]'s log writer; dropping it writes the lines still buffered and stops the
+/// writer.
 #[cfg(feature = "logging")]
 #[must_use = "dropping the guard stops the log writer: keep it until the end of `main` (`let _logs = arbor::logging::init(..)`)"]
 #[derive(Debug)]
 pub struct LogGuard {
-    _worker: Option<tracing_appender::non_blocking::WorkerGuard>,
+    _writer_thread: Option<writer::WriterThread>,
 }
 
 /// The id of the trace a request belongs to (32 hex digits), in its extensions when traces are
