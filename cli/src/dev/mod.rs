@@ -160,6 +160,10 @@ impl Session<'_> {
     }
 
     fn report_failure(&mut self, failure: BuildFailure) -> Result<(), String> {
+        // A server that died during the build cannot answer with the failure.
+        if self.server.as_ref().is_some_and(Server::has_exited) {
+            self.server = None;
+        }
         say(&format!(
             "build failed: {}; {}",
             failure.summary(),

@@ -113,6 +113,10 @@ impl Server {
         }
     }
 
+    pub(crate) fn has_exited(&self) -> bool {
+        self.exited.load(Ordering::SeqCst)
+    }
+
     /// Tells the server that the last build failed (or, with `None`, that it no longer does).
     pub(crate) fn report(&mut self, failure: Option<&BuildFailure>) {
         let Some(stdin) = &mut self.stdin else { return };
