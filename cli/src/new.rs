@@ -40,11 +40,8 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode, String> {
     if dir.exists() {
         return Err(format!("{} already exists", dir.display()));
     }
-    let files = if args.full {
-        full_files(&name, &checkout)
-    } else {
-        files(&name, &checkout)
-    };
+    let templates = if args.full { FULL_FILES } else { FILES };
+    let files = files(templates, &name, &checkout);
     for (path, contents) in files {
         write(&dir.join(path), &contents)?;
     }
@@ -103,84 +100,78 @@ fn filler<'a>(name: &'a str, checkout: &'a Path) -> impl Fn(&str) -> String + 'a
     }
 }
 
-/// Every file of the new project, by path.
-fn files(name: &str, checkout: &Path) -> Vec<(&'static str, String)> {
-    let fill = filler(name, checkout);
-    vec![
-        (
-            "Cargo.toml",
-            fill(include_str!("../templates/new/Cargo.toml.in")),
-        ),
-        (
-            "build.rs",
-            include_str!("../templates/new/build.rs").to_owned(),
-        ),
-        (
-            "src/lib.rs",
-            fill(include_str!("../templates/new/lib.rs.in")),
-        ),
-        (
-            "src/main.rs",
-            fill(include_str!("../templates/new/main.rs.in")),
-        ),
-        (
-            "app/api/hello/route.rs",
-            include_str!("../templates/new/route.rs").to_owned(),
-        ),
-        (
-            "tests/hello.rs",
-            fill(include_str!("../templates/new/test.rs.in")),
-        ),
-        (".gitignore", "/target\n".to_owned()),
-    ]
-}
+/// Every file of the new project, by path, and its template.
+const FILES: &[(&str, &str)] = &[
+    ("Cargo.toml", include_str!("../templates/new/Cargo.toml.in")),
+    ("build.rs", include_str!("../templates/new/build.rs")),
+    ("src/lib.rs", include_str!("../templates/new/lib.rs.in")),
+    ("src/main.rs", include_str!("../templates/new/main.rs.in")),
+    (
+        "app/api/hello/route.rs",
+        include_str!("../templates/new/route.rs"),
+    ),
+    (
+        "tests/hello.rs",
+        include_str!("../templates/new/test.rs.in"),
+    ),
+    (".gitignore", "/target\n"),
+];
 
-/// Every file of a `--full` project, by path.
-fn full_files(name: &str, checkout: &Path) -> Vec<(&'static str, String)> {
+/// Every file of a `--full` project, by path, and its template.
+const FULL_FILES: &[(&str, &str)] = &[
+    (
+        "Cargo.toml",
+        include_str!("../templates/full/Cargo.toml.in"),
+    ),
+    ("build.rs", include_str!("../templates/full/build.rs")),
+    ("src/lib.rs", include_str!("../templates/full/lib.rs.in")),
+    (
+        "src/accounts.rs",
+        include_str!("../templates/full/accounts.rs"),
+    ),
+    ("src/main.rs", include_str!("../templates/full/main.rs.in")),
+    (
+        "migrations/0001_init.sql",
+        include_str!("../templates/full/migrations/0001_init.sql"),
+    ),
+    (
+        "app/api/signup/route.rs",
+        include_str!("../templates/full/api/signup.rs"),
+    ),
+    (
+        "app/api/login/route.rs",
+        include_str!("../templates/full/api/login.rs"),
+    ),
+    (
+        "app/api/logout/route.rs",
+        include_str!("../templates/full/api/logout.rs"),
+    ),
+    (
+        "app/api/notes/route.rs",
+        include_str!("../templates/full/api/notes.rs"),
+    ),
+    (
+        "app/api/notes/[id]/route.rs",
+        include_str!("../templates/full/api/note.rs"),
+    ),
+    (
+        "tests/notes.rs",
+        include_str!("../templates/full/test.rs.in"),
+    ),
+    (".gitignore", "/target\n/*.db\n/*.db-*\n"),
+];
+
+/// The files of `templates`, with the project's names and the checkout's paths filled in.
+fn files(
+    templates: &[(&'static str, &str)],
+    name: &str,
+    checkout: &Path,
+) -> Vec<(&'static str, String)> {
     let fill = filler(name, checkout);
-    let file = |path: &'static str, contents: &str| (path, fill(contents));
-    vec![
-        file(
-            "Cargo.toml",
-            include_str!("../templates/full/Cargo.toml.in"),
-        ),
-        file("build.rs", include_str!("../templates/full/build.rs")),
-        file("src/lib.rs", include_str!("../templates/full/lib.rs.in")),
-        file(
-            "src/accounts.rs",
-            include_str!("../templates/full/accounts.rs"),
-        ),
-        file("src/main.rs", include_str!("../templates/full/main.rs.in")),
-        file(
-            "migrations/0001_init.sql",
-            include_str!("../templates/full/migrations/0001_init.sql"),
-        ),
-        file(
-            "app/api/signup/route.rs",
-            include_str!("../templates/full/api/signup.rs"),
-        ),
-        file(
-            "app/api/login/route.rs",
-            include_str!("../templates/full/api/login.rs"),
-        ),
-        file(
-            "app/api/logout/route.rs",
-            include_str!("../templates/full/api/logout.rs"),
-        ),
-        file(
-            "app/api/notes/route.rs",
-            include_str!("../templates/full/api/notes.rs"),
-        ),
-        file(
-            "app/api/notes/[id]/route.rs",
-            include_str!("../templates/full/api/note.rs"),
-        ),
-        file(
-            "tests/notes.rs",
-            include_str!("../templates/full/test.rs.in"),
-        ),
-        (".gitignore", "/target\n/*.db\n/*.db-*\n".to_owned()),
-    ]
+    templates
+        .iter()
+        .map(|(path, template)| (*path, fill(template)))
+        .collect()
 }
 
 pub(crate) fn write(path: &Path, contents: &str) -> Result<(), String> {
@@ -206,11 +197,11 @@ mod tests {
 
     #[test]
     fn templates_are_filled() {
-        let files = files("my-api", Path::new("/opt/arbor"));
+        let files = files(FILES, "my-api", Path::new("/opt/arbor"));
         let get = |path: &str| &files.iter().find(|(p, _)| *p == path).unwrap().1;
         assert!(get("Cargo.toml").contains("name = \"my-api\""));
         assert!(get("Cargo.toml").contains("arbor = { path = \"/opt/arbor/framework\" }"));
-        let quoted = super::files("my-api", Path::new("/opt/my \"arbor\""));
+        let quoted = super::files(FILES, "my-api", Path::new("/opt/my \"arbor\""));
         let manifest: toml::Table = quoted[0].1.parse().unwrap();
         assert_eq!(
             manifest["dependencies"]["arbor"]["path"].as_str(),

@@ -35,13 +35,16 @@ pub(crate) struct BuildFailure {
 }
 
 impl BuildFailure {
+    /// `message (file:line:column)`: the same words as the server's `BUILD_FAILED` answer
+    /// (`arbor`'s `dev` module), so the terminal, the stand-in and the server agree.
     pub(crate) fn summary(&self) -> String {
         match (&self.file, self.line, self.column) {
             (Some(file), Some(line), Some(column)) => {
-                format!("{} at {file}:{line}:{column}", self.message)
+                format!("{} ({file}:{line}:{column})", self.message)
             }
-            (Some(file), _, _) => format!("{} in {file}", self.message),
-            _ => self.message.clone(),
+            (Some(file), Some(line), None) => format!("{} ({file}:{line})", self.message),
+            (Some(file), None, _) => format!("{} ({file})", self.message),
+            (None, ..) => self.message.clone(),
         }
     }
 }
@@ -145,7 +148,9 @@ fn cargo_build(root: &Path, args: &Args) -> Result<Outcome, String> {
         })
     });
 
+    // cargo reports canonical manifest paths; canonicalized once here, not per message.
     let manifest = root.join("Cargo.toml");
+    let manifest = manifest.canonicalize().unwrap_or(manifest);
     let mut executables = Vec::new();
     let mut errors: Vec<CompilerMessage> = Vec::new();
     let mut success = false;
@@ -167,9 +172,7 @@ fn cargo_build(root: &Path, args: &Args) -> Result<Outcome, String> {
                     target,
                     executable: Some(executable),
                     manifest_path,
-                } if target.kind.iter().any(|kind| kind == "bin")
-                    && same_file(&manifest_path, &manifest) =>
-                {
+                } if target.kind.iter().any(|kind| kind == "bin") && manifest_path == manifest => {
                     executables.push((target.name, executable));
                 }
                 CargoMessage::BuildFinished { success: finished } => success = finished,
@@ -194,13 +197,6 @@ fn cargo_build(root: &Path, args: &Args) -> Result<Outcome, String> {
         }
     }
     Ok(Outcome::Failed(failure))
-}
-
-fn same_file(a: &Path, b: &Path) -> bool {
-    match (a.canonicalize(), b.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => a == b,
-    }
 }
 
 /// The package's binary: the only one, or the one named like the package.
@@ -235,7 +231,6 @@ fn choose_executable(mut built: Vec<(String, PathBuf)>, root: &Path) -> Result<P
 /// The first compiler error, with every error's text; or, when cargo failed before the
 /// compiler (a build script, the manifest), the `error` lines cargo printed.
 fn failure(errors: &[CompilerMessage], cargo_output: &str) -> BuildFailure {
-    let plain = |text: &str| strip_ansi(text);
     match errors.first() {
         Some(first) => {
             let span = first.spans.iter().find(|span| span.is_primary);
@@ -247,13 +242,13 @@ fn failure(errors: &[CompilerMessage], cargo_output: &str) -> BuildFailure {
                 rendered: errors
                     .iter()
                     .filter_map(|e| e.rendered.as_deref())
-                    .map(plain)
+                    .map(strip_ansi)
                     .collect::<Vec<_>>()
                     .join("\n"),
             }
         }
         None => {
-            let output = plain(cargo_output);
+            let output = strip_ansi(cargo_output);
             let start = output.find("error").unwrap_or(0);
             let rendered = output[start..].trim_end().to_owned();
             let message = rendered
@@ -357,7 +352,7 @@ mod tests {
         let failure = failure(&[message], "");
         assert_eq!(
             failure.summary(),
-            "mismatched types at app/api/hello/route.rs:7:5"
+            "mismatched types (app/api/hello/route.rs:7:5)"
         );
         assert_eq!(failure.rendered, "error[E0308]: mismatched types\n");
     }

@@ -35,7 +35,7 @@ impl FallbackAnswer {
                 "",
                 serde_json::json!({
                     "error": "BUILD_FAILED",
-                    "message": format!("the build failed: {}", failure.summary()),
+                    "message": format!("the last build failed: {}", failure.summary()),
                     "details": {
                         "file": failure.file,
                         "line": failure.line,
@@ -108,11 +108,7 @@ impl Fallback {
     pub(crate) fn stop(self) {
         self.stopping.store(true, Ordering::SeqCst);
         // Wakes the blocked `accept`; this connection is the one it drops.
-        let mut wake = self.address;
-        if wake.ip().is_unspecified() {
-            wake.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-        }
-        if TcpStream::connect(wake).is_ok() {
+        if TcpStream::connect(super::reachable(self.address)).is_ok() {
             let _ = self.thread.join();
         }
     }

@@ -297,6 +297,18 @@ fn bind_from_env() -> Result<TcpListener, String> {
     Ok(socket.into())
 }
 
+/// Where this process reaches its own socket: a wildcard address (`0.0.0.0`, `::`) as the
+/// loopback address of its family.
+pub(crate) fn reachable(mut address: SocketAddr) -> SocketAddr {
+    if address.ip().is_unspecified() {
+        address.set_ip(match address {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    address
+}
+
 /// One line of `cargo arbor dev`'s own, told apart from the server's output.
 pub(crate) fn say(message: &str) {
     use std::io::IsTerminal;

@@ -75,14 +75,7 @@ impl Server {
     /// The connection cannot be refused: the socket stays open, and the request waits in its
     /// queue until the new server accepts it.
     pub(crate) fn wait_until_answering(&self, address: SocketAddr) -> bool {
-        let mut target = address;
-        if target.ip().is_unspecified() {
-            target.set_ip(if target.is_ipv4() {
-                std::net::Ipv4Addr::LOCALHOST.into()
-            } else {
-                std::net::Ipv6Addr::LOCALHOST.into()
-            });
-        }
+        let target = super::reachable(address);
         let Ok(mut stream) = TcpStream::connect(target) else {
             return false;
         };
