@@ -123,14 +123,13 @@ where
         let started = Some(Instant::now());
         // The inner services' synchronous work logs inside the span too.
         let inner = span.in_scope(|| {
-            match self.lines {
-                RequestLogLines::Pair => log_request(&request),
-                RequestLogLines::Access => {
-                    let query = request.uri().query().map(super::redact_query);
-                    span.record("query", query.as_deref().unwrap_or_default());
-                    span.record("user_agent", user_agent(&request));
-                }
-                RequestLogLines::Off => {}
+            // `Off` returned above: the pair or the access line.
+            if self.lines == RequestLogLines::Access {
+                let query = request.uri().query().map(super::redact_query);
+                span.record("query", query.as_deref().unwrap_or_default());
+                span.record("user_agent", user_agent(&request));
+            } else {
+                log_request(&request);
             }
             self.inner.call(request)
         });
