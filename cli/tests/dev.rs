@@ -225,7 +225,9 @@ fn cargo_arbor_dev_serves_every_change_without_refusing_a_connection() {
     std::fs::write(&route_file, broken).unwrap();
     let failed = dev.wait_for("build failed", Duration::from_secs(600));
     assert!(failed.contains("app/api/items/[id]/route.rs:"), "{failed}");
-    let reply = get(address, "/api/hello", "application/json").unwrap();
+    // The server reads the failure from its stdin on a thread of its own: the answer changes
+    // a moment after the terminal line.
+    let reply = until_served(address, "/api/hello", |reply| reply.status != 200);
     assert_eq!(reply.status, 500, "{reply:?}");
     assert!(
         reply.head.contains("x-request-id:"),

@@ -164,19 +164,19 @@ impl Session<'_> {
         if self.server.as_ref().is_some_and(Server::has_exited) {
             self.server = None;
         }
-        say(&format!(
-            "build failed: {}; {}",
-            failure.summary(),
-            if self.server.is_some() {
+        let summary = failure.summary();
+        // Told before the line is printed: whoever reads the line finds the failure sent.
+        let consequence = match &mut self.server {
+            Some(server) => {
+                server.report(Some(&failure));
                 "the last good build keeps serving, answering with this error until a fix builds"
-            } else {
+            }
+            None => {
+                self.answer_meanwhile(FallbackAnswer::BuildFailed(failure))?;
                 "answering with this error until a fix builds"
             }
-        ));
-        match &mut self.server {
-            Some(server) => server.report(Some(&failure)),
-            None => self.answer_meanwhile(FallbackAnswer::BuildFailed(failure))?,
-        }
+        };
+        say(&format!("build failed: {summary}; {consequence}"));
         Ok(())
     }
 
