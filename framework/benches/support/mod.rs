@@ -33,12 +33,21 @@ pub fn request() -> http::Request<Body> {
 /// The mean time per request of `requests` sequential calls of `GET /api/hello`, each answer
 /// checked.
 pub async fn run(router: &mut Router, requests: u32) -> Duration {
+    run_requests(router, requests, request).await
+}
+
+/// [`run`] with each request made by `make`.
+pub async fn run_requests(
+    router: &mut Router,
+    requests: u32,
+    make: impl Fn() -> http::Request<Body>,
+) -> Duration {
     let started = Instant::now();
     for _ in 0..requests {
         let response = ServiceExt::<http::Request<Body>>::ready(router)
             .await
             .unwrap()
-            .call(request())
+            .call(make())
             .await
             .unwrap();
         assert_eq!(response.status(), 200);

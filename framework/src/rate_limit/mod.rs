@@ -94,9 +94,22 @@ pub type KeyFn = Arc<dyn Fn(&Parts) -> Option<String> + Send + Sync>;
 
 /// A header value for `n`; small numbers come from a table, without allocating.
 pub(crate) fn number(n: u64) -> HeaderValue {
-    const SMALL: usize = 1024;
+    const SMALL: u64 = 1024;
+    // Static strings, so a clone copies a pointer: a value made with `HeaderValue::from(u64)`
+    // is a heap buffer, and cloning one allocates or bumps a shared count.
     static TABLE: OnceLock<Box<[HeaderValue]>> = OnceLock::new();
-    let table = TABLE.get_or_init(|| (0..SMALL as u64).map(HeaderValue::from).collect());
+    let table = TABLE.get_or_init(|| {
+        let digits: &'static str = (0..SMALL).map(|i| i.to_string()).collect::<String>().leak();
+        let mut start = 0;
+        (0..SMALL)
+            .map(|i| {
+                let end = start + i.checked_ilog10().unwrap_or(0) as usize + 1;
+                let value = HeaderValue::from_static(&digits[start..end]);
+                start = end;
+                value
+            })
+            .collect()
+    });
     usize::try_from(n)
         .ok()
         .and_then(|i| table.get(i))

@@ -217,6 +217,9 @@ fn headers_keep_the_tighter_of_nested_limits() {
 
 #[test]
 fn numbers_render_with_and_without_the_table() {
+    for n in 0..1100_u64 {
+        assert_eq!(number(n), n.to_string().as_str(), "{n}");
+    }
     assert_eq!(number(0), "0");
     assert_eq!(number(1023), "1023");
     assert_eq!(number(1024), "1024");

@@ -290,6 +290,9 @@ pub async fn serve_with(
     router: Router,
     options: ServeOptions,
 ) -> std::io::Result<()> {
+    // Handlers become routes once, here, as `axum::serve` does: a router that still holds
+    // handlers turns each one it matches into a route again on every request.
+    let router: Router = router.with_state(());
     let shutdown = options.shutdown.clone();
     let mut builder = Builder::new(TokioExecutor::new());
     builder

@@ -50,7 +50,7 @@ impl TestClient {
     /// cookies until [`cookie_store`](Self::cookie_store) is called.
     pub fn new(router: Router) -> Self {
         Self {
-            router,
+            router: router.with_state(()),
             peer: SocketAddr::from(([127, 0, 0, 1], 40000)),
             default_headers: HeaderMap::new(),
             jar: None,
