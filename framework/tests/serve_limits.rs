@@ -1,6 +1,7 @@
 //! `arbor::serve` bounds what a client can make it hold, over real TCP: request heads over
-//! `ServeOptions::max_header_bytes` are answered `431`, a head that trickles in is cut off at
-//! `ServeOptions::header_read_timeout`, a body that trickles in at the route's timeout (`504`),
+//! `ServeOptions::max_header_bytes` are answered `431`, a head that trickles in (or a keep-alive
+//! connection's next head that never comes) is cut off at `ServeOptions::header_read_timeout`
+//! while a slow handler is not, a body that trickles in at the route's timeout (`504`),
 //! a request with both `Content-Length` and `Transfer-Encoding` is refused (or, with
 //! `ServeOptions::refuse_ambiguous_lengths` off, read by its chunks), and the server keeps
 //! serving.
@@ -89,6 +90,61 @@ async fn a_head_that_trickles_in_is_cut_off() {
         "200",
         "still serving"
     );
+}
+
+#[tokio::test]
+async fn a_keep_alive_connection_without_a_next_request_is_closed_at_the_header_timeout() {
+    let address =
+        start(ServeOptions::default().header_read_timeout(Duration::from_millis(300))).await;
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    // Many requests on the connection (each one's timer registered and dropped), then none.
+    for _ in 0..50 {
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nhost: test\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = [0_u8; 256];
+        let read = stream.read(&mut answer).await.unwrap();
+        assert!(answer[..read].starts_with(b"HTTP/1.1 200"));
+    }
+    let idle_since = Instant::now();
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest))
+        .await
+        .expect("the server closes the idle connection")
+        .unwrap();
+    assert!(
+        idle_since.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        idle_since.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_handler_slower_than_the_header_timeout_still_answers() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let routes = Router::new().route(
+        "/slow",
+        get(|| async {
+            tokio::time::sleep(Duration::from_millis(700)).await;
+            "done"
+        }),
+    );
+    let options = ServeOptions::default()
+        .signals(false)
+        .header_read_timeout(Duration::from_millis(200));
+    tokio::spawn(arbor::serve_with(listener, routes, options));
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    stream
+        .write_all(b"GET /slow HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.ends_with("done"), "{answer}");
 }
 
 #[tokio::test]

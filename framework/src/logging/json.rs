@@ -189,8 +189,8 @@ fn write_escaped(out: &mut String, value: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let needs_escape = |byte: &u8| *byte < 0x20 || *byte == b'"' || *byte == b'\\';
     let bytes = value.as_bytes();
-    // The common case, checked in one tight pass: nothing to escape.
-    let Some(first) = bytes.iter().position(needs_escape) else {
+    // The common case, checked eight bytes at a time: nothing to escape.
+    let Some(first) = first_to_escape(bytes) else {
         out.push_str(value);
         return;
     };
@@ -218,6 +218,35 @@ fn write_escaped(out: &mut String, value: &str) {
         clean_from = index + 1;
     }
     out.push_str(&value[clean_from..]);
+}
+
+/// The index of the first byte that JSON needs escaped (`"`, `\\`, a control character).
+///
+/// Eight bytes at a time, with the bit tricks of "Bit Twiddling Hacks" (`haszero`, `hasless`):
+/// every request's log lines escape a dozen strings, and a byte-by-byte scan was a sixth of the
+/// cost of formatting them. Each mask has its lowest set bit at the first matching byte exactly
+/// (a false match can only follow a true one, through a borrow), so the lowest bit of their union
+/// is the answer.
+fn first_to_escape(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    let zero_byte = |word: u64| word.wrapping_sub(ONES) & !word & HIGHS;
+    let mut chunks = bytes.chunks_exact(8);
+    let mut offset = 0;
+    for chunk in &mut chunks {
+        let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+        let found = (word.wrapping_sub(ONES * 0x20) & !word & HIGHS)
+            | zero_byte(word ^ (ONES * u64::from(b'"')))
+            | zero_byte(word ^ (ONES * u64::from(b'\\')));
+        if found != 0 {
+            return Some(offset + found.trailing_zeros() as usize / 8);
+        }
+        offset += 8;
+    }
+    let tail = chunks.remainder();
+    tail.iter()
+        .position(|&byte| byte < 0x20 || byte == b'"' || byte == b'\\')
+        .map(|index| offset + index)
 }
 
 thread_local! {
@@ -361,6 +390,39 @@ mod tests {
         let parsed: String = serde_json::from_str(&written).unwrap();
         assert_eq!(parsed, all);
         assert!(written.contains("\\u001f") && !written.contains('\u{1}'));
+    }
+
+    #[test]
+    fn the_word_scan_finds_the_first_byte_to_escape() {
+        let reference = |bytes: &[u8]| {
+            bytes
+                .iter()
+                .position(|&b| b < 0x20 || b == b'"' || b == b'\\')
+        };
+        // Clean bytes next to the special ones in value (and UTF-8's high bytes), so that a
+        // borrow or a carry between bytes would show.
+        let clean = [
+            b' ', b'!', b'#', b'[', b']', b'a', 0x7f, 0x80, 0xa2, 0xdc, 0xff,
+        ];
+        let special: Vec<u8> = (0..0x20).chain([b'"', b'\\']).collect();
+        for length in 0..=20 {
+            for &fill in &clean {
+                let mut bytes = vec![fill; length];
+                assert_eq!(first_to_escape(&bytes), None, "{bytes:?}");
+                for first in 0..length {
+                    for &byte in &special {
+                        bytes[first] = byte;
+                        // A second special byte later must not move the answer.
+                        if first + 1 < length {
+                            bytes[length - 1] = b'"';
+                        }
+                        assert_eq!(first_to_escape(&bytes), reference(&bytes), "{bytes:?}");
+                        assert_eq!(first_to_escape(&bytes), Some(first), "{bytes:?}");
+                        bytes.fill(fill);
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -30,7 +30,7 @@ use futures_util::FutureExt;
 use http::request::Parts;
 use http::{header, HeaderValue, StatusCode, Version};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulConnection;
 use tokio::net::TcpListener;
@@ -39,9 +39,11 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tower::ServiceExt;
 
 use framing::{ConnectionFraming, ObservedIo};
+use head_timer::HeadTimer;
 pub use listen::listener_from_env;
 
 mod framing;
+mod head_timer;
 mod listen;
 
 /// How long in-flight requests get to finish after a shutdown signal, by default.
@@ -297,7 +299,7 @@ pub async fn serve_with(
     let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http1()
-        .timer(TokioTimer::new())
+        .timer(HeadTimer::new())
         .header_read_timeout(options.header_read_timeout)
         .max_buf_size(options.max_header_bytes.max(MIN_HTTP1_HEAD_BYTES));
     builder
