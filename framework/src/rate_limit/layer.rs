@@ -206,10 +206,8 @@ struct Shared {
 }
 
 impl Shared {
-    /// Writes the request's bucket into `key` (cleared first): the custom key, else the client
-    /// address and the route.
-    fn key(&self, request: Request, key: &mut String) -> Request {
-        key.clear();
+    /// The request's bucket: the custom key, else the client address and the route.
+    fn key(&self, request: Request) -> (Request, String) {
         let (request, custom) = match &self.key {
             Some(key_fn) => {
                 let (parts, body) = request.into_parts();
@@ -218,15 +216,14 @@ impl Shared {
             }
             None => (request, None),
         };
-        if let Some(custom) = custom {
-            key.push_str(&custom);
-            return request;
+        if let Some(key) = custom {
+            return (request, key);
         }
         let route = request
             .extensions()
             .get::<MatchedPath>()
             .map_or_else(|| request.uri().path(), MatchedPath::as_str);
-        key.reserve(44 + route.len());
+        let mut key = String::with_capacity(44 + route.len());
         // IPv4-mapped IPv6 peers (dual-stack sockets) count as IPv4.
         let ip = ClientIp::from_extensions(request.extensions()).map(|ip| match ip {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
@@ -261,7 +258,7 @@ impl Shared {
         }
         key.push(' ');
         key.push_str(route);
-        request
+        (request, key)
     }
 
     fn reject(&self, decision: &Decision, request: &Request) -> Response {
@@ -328,11 +325,6 @@ impl<S> fmt::Debug for RateLimit<S> {
     }
 }
 
-thread_local! {
-    /// The key of the request being checked against an in-memory store, reused.
-    static KEY_BUFFER: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
-}
-
 type Finish<E> = fn((Result<Response, E>, Decision)) -> Result<Response, E>;
 
 /// The future of [`RateLimit`]: a `429`, the inner service's response with the rate limit
@@ -364,6 +356,7 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
+        let (request, mut key) = self.shared.key(request);
         let app_store = if self.shared.own_store {
             None
         } else {
@@ -372,15 +365,15 @@ where
                 Some((Arc::clone(store), stores.rate_limit_failure_mode()))
             })
         };
-        let (store, mode, in_app_store) = match (&self.shared.backend, app_store) {
-            (_, Some((store, mode))) => (store, self.shared.failure.unwrap_or(mode), true),
+        let (store, mode) = match (&self.shared.backend, app_store) {
+            (_, Some((store, mode))) => {
+                // One store serves every limit of the app: keep limits that wrap the same route
+                // with different quotas apart.
+                key.insert_str(0, &self.shared.shared_store_prefix);
+                (store, self.shared.failure.unwrap_or(mode))
+            }
             (Backend::Memory(store), None) => {
-                // The key is built in this thread's buffer: a bucket that exists already costs
-                // no allocation (the store copies the key only for a new one).
-                let (request, decision) = KEY_BUFFER.with_borrow_mut(|key| {
-                    let request = self.shared.key(request, key);
-                    (request, store.check_now(key, self.shared.quota))
-                });
+                let decision = store.check_now(&key, self.shared.quota);
                 if !decision.allowed {
                     return Either::Left(future::ready(Ok(self
                         .shared
@@ -392,19 +385,10 @@ where
                         .map(finish::<S::Error> as Finish<S::Error>),
                 ));
             }
-            (Backend::Custom(store), None) => (
-                Arc::clone(store),
-                self.shared.failure.unwrap_or_default(),
-                false,
-            ),
+            (Backend::Custom(store), None) => {
+                (Arc::clone(store), self.shared.failure.unwrap_or_default())
+            }
         };
-        let mut key = String::new();
-        let request = self.shared.key(request, &mut key);
-        if in_app_store {
-            // One store serves every limit of the app: keep limits that wrap the same route with
-            // different quotas apart.
-            key.insert_str(0, &self.shared.shared_store_prefix);
-        }
         let shared = Arc::clone(&self.shared);
         let mut inner = take_ready(&mut self.inner);
         Either::Right(Either::Right(Box::pin(async move {
