@@ -21,8 +21,10 @@
 //! cross-site, so a front end on another host needs its origin listed once, here.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use axum::extract::Request;
@@ -146,6 +148,7 @@ impl Cors {
             ));
         }
         let mut layer = CorsLayer::new().allow_credentials(self.credentials);
+        let mut allowed = Vec::new();
         layer = if self.any_origin {
             layer.allow_origin(AllowOrigin::any())
         } else {
@@ -168,6 +171,7 @@ impl Cors {
                         .map_err(|_| CorsError(format!("`{o}` is not a valid origin")))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
+            allowed.clone_from(&origins);
             layer.allow_origin(origins)
         };
         let methods = if self.methods.is_empty() {
@@ -184,7 +188,13 @@ impl Cors {
         };
         layer = layer.allow_methods(methods);
         layer = layer.allow_headers(header_names(&self.headers)?);
-        layer = layer.expose_headers(header_names(&self.expose)?);
+        let expose = header_names(&self.expose)?;
+        let simple = SimpleAnswer {
+            origins: (!self.any_origin).then(|| allowed.clone()),
+            credentials: self.credentials,
+            expose: comma_separated(&expose),
+        };
+        layer = layer.expose_headers(expose);
         if let Some(seconds) = self.max_age {
             layer = layer.max_age(Duration::from_secs(seconds));
         }
@@ -193,6 +203,7 @@ impl Cors {
             .then(|| Arc::new(CredentialedOrigins(self.origins.clone())));
         Ok(CorsPolicyLayer {
             cors: Arc::new(layer),
+            simple: Arc::new(simple),
             credentialed,
         })
     }
@@ -206,6 +217,7 @@ impl Cors {
 #[derive(Debug, Clone)]
 pub struct CorsPolicyLayer {
     cors: Arc<CorsLayer>,
+    simple: Arc<SimpleAnswer>,
     credentialed: Option<Arc<CredentialedOrigins>>,
 }
 
@@ -215,6 +227,7 @@ impl<S> Layer<S> for CorsPolicyLayer {
     fn layer(&self, inner: S) -> Self::Service {
         CorsPolicy {
             cors: Arc::clone(&self.cors),
+            simple: Arc::clone(&self.simple),
             credentialed: self.credentialed.clone(),
             inner,
         }
@@ -233,6 +246,7 @@ pub struct CredentialedOrigins(pub Vec<String>);
 #[derive(Debug, Clone)]
 pub struct CorsPolicy<S> {
     cors: Arc<CorsLayer>,
+    simple: Arc<SimpleAnswer>,
     credentialed: Option<Arc<CredentialedOrigins>>,
     inner: S,
 }
@@ -246,7 +260,7 @@ where
     type Error = S::Error;
     type Future = Either<
         tower_http::cors::ResponseFuture<S::Future>,
-        Either<S::Future, futures_util::future::Map<S::Future, VaryOrigin<B, S::Error>>>,
+        Either<S::Future, AddHeaders<S::Future>>,
     >;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
@@ -254,37 +268,144 @@ where
     }
 
     fn call(&mut self, mut request: Request) -> Self::Future {
-        use futures_util::FutureExt;
-        let preflight = request.method() == Method::OPTIONS
-            && request
+        let options = request.method() == Method::OPTIONS;
+        if options {
+            if !request
                 .headers()
-                .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
-        if request.method() == Method::OPTIONS && !preflight {
-            Either::Right(Either::Left(self.inner.call(request)))
-        } else if !request.headers().contains_key(header::ORIGIN) {
-            // Not a cross-origin request: nothing to allow, but caches must still know that the
-            // answer depends on `Origin`.
-            let vary: VaryOrigin<B, S::Error> = vary_origin;
-            Either::Right(Either::Right(self.inner.call(request).map(vary)))
-        } else {
+                .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+            {
+                return Either::Right(Either::Left(self.inner.call(request)));
+            }
+            // A preflight: tower-http answers it.
             if let Some(origins) = &self.credentialed {
                 request.extensions_mut().insert(Arc::clone(origins));
             }
             let ready = take_ready(&mut self.inner);
-            Either::Left(CorsLayer::clone(&self.cors).layer(ready).call(request))
+            return Either::Left(CorsLayer::clone(&self.cors).layer(ready).call(request));
+        }
+        let headers = match request.headers().get(header::ORIGIN) {
+            // Not a cross-origin request: nothing to allow, but caches must still know that the
+            // answer depends on `Origin`.
+            None => AnswerHeaders::vary_origin(),
+            Some(origin) => {
+                let headers = self.simple.headers_for(origin);
+                if let Some(origins) = &self.credentialed {
+                    request.extensions_mut().insert(Arc::clone(origins));
+                }
+                headers
+            }
+        };
+        Either::Right(Either::Right(AddHeaders {
+            inner: self.inner.call(request),
+            headers: Some(headers),
+        }))
+    }
+}
+
+/// What a policy adds to the answer of a request that is not a preflight, worked out when the
+/// policy is built.
+///
+/// These are the headers tower-http's `Cors` adds (`tests::simple_answers_match_tower_http`
+/// compares them), without building its service for every cross-origin request: that took a
+/// clone of the whole layer, its lists included, and cost more than the rest of a small
+/// request's middleware together (`docs/benchmarks.md`, the cost of each middleware).
+#[derive(Debug)]
+struct SimpleAnswer {
+    /// The origins allowed, or `None` for any (`*`).
+    origins: Option<Vec<HeaderValue>>,
+    credentials: bool,
+    expose: Option<HeaderValue>,
+}
+
+impl SimpleAnswer {
+    fn headers_for(&self, origin: &HeaderValue) -> AnswerHeaders {
+        let allow_origin = match &self.origins {
+            None => Some(HeaderValue::from_static("*")),
+            Some(origins) => origins.contains(origin).then(|| origin.clone()),
+        };
+        AnswerHeaders {
+            allow_origin,
+            credentials: self.credentials,
+            // The preflight's request headers, as tower-http's default `Vary`.
+            vary: HeaderValue::from_static(
+                "origin, access-control-request-method, access-control-request-headers",
+            ),
+            expose: self.expose.clone(),
         }
     }
 }
 
-type VaryOrigin<B, E> = fn(Result<http::Response<B>, E>) -> Result<http::Response<B>, E>;
+/// The headers [`AddHeaders`] sets on the inner service's response.
+#[derive(Debug)]
+struct AnswerHeaders {
+    allow_origin: Option<HeaderValue>,
+    credentials: bool,
+    vary: HeaderValue,
+    expose: Option<HeaderValue>,
+}
 
-fn vary_origin<B, E>(result: Result<http::Response<B>, E>) -> Result<http::Response<B>, E> {
-    result.map(|mut response| {
-        response
-            .headers_mut()
-            .append(header::VARY, HeaderValue::from_static("origin"));
-        response
-    })
+impl AnswerHeaders {
+    fn vary_origin() -> Self {
+        Self {
+            allow_origin: None,
+            credentials: false,
+            vary: HeaderValue::from_static("origin"),
+            expose: None,
+        }
+    }
+
+    fn apply(self, headers: &mut http::HeaderMap) {
+        // Appended: `Vary` may list what the route's answer depends on already.
+        headers.append(header::VARY, self.vary);
+        if let Some(origin) = self.allow_origin {
+            headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        }
+        if self.credentials {
+            headers.insert(
+                header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                HeaderValue::from_static("true"),
+            );
+        }
+        if let Some(expose) = self.expose {
+            headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, expose);
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of a [`CorsPolicy`] request that is not a preflight: the inner service's
+    /// response with the policy's headers.
+    pub struct AddHeaders<F> {
+        #[pin]
+        inner: F,
+        headers: Option<AnswerHeaders>,
+    }
+}
+
+impl<F, B, E> Future for AddHeaders<F>
+where
+    F: Future<Output = Result<http::Response<B>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut response = ready!(this.inner.poll(cx))?;
+        if let Some(headers) = this.headers.take() {
+            headers.apply(response.headers_mut());
+        }
+        Poll::Ready(Ok(response))
+    }
+}
+
+/// `names` as one header value, separated by commas as tower-http separates them; `None` for
+/// none.
+fn comma_separated(names: &[HeaderName]) -> Option<HeaderValue> {
+    if names.is_empty() {
+        return None;
+    }
+    let joined: Vec<&str> = names.iter().map(HeaderName::as_str).collect();
+    HeaderValue::from_str(&joined.join(",")).ok()
 }
 
 fn header_names(names: &[String]) -> Result<Vec<HeaderName>, CorsError> {
@@ -307,5 +428,114 @@ impl Layer<Route> for Cors {
             Ok(layer) => layer.layer(inner),
             Err(error) => panic!("{error}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+
+    use axum::body::Body;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    /// A route that already says what its answer varies on.
+    fn route() -> impl Service<
+        Request,
+        Response = http::Response<Body>,
+        Error = Infallible,
+        Future = impl Future<Output = Result<http::Response<Body>, Infallible>>,
+    > + Clone {
+        tower::service_fn(|_request: Request| async {
+            let mut response = http::Response::new(Body::empty());
+            response
+                .headers_mut()
+                .insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+            Ok::<_, Infallible>(response)
+        })
+    }
+
+    fn request(method: &Method, origin: &str) -> Request {
+        let mut request = Request::new(Body::empty());
+        *request.method_mut() = method.clone();
+        request
+            .headers_mut()
+            .insert(header::ORIGIN, HeaderValue::from_str(origin).unwrap());
+        request
+    }
+
+    /// Every header as `name: value`, sorted, values of one name in order.
+    fn headers(response: &http::Response<Body>) -> Vec<String> {
+        let mut lines: Vec<String> = response
+            .headers()
+            .iter()
+            .map(|(name, value)| format!("{name}: {}", value.to_str().unwrap()))
+            .collect();
+        lines.sort();
+        lines
+    }
+
+    #[tokio::test]
+    async fn simple_answers_match_tower_http() {
+        let policies = [
+            Cors::new().allow_origins(["https://app.example.com"]),
+            Cors::new()
+                .allow_origins(["https://app.example.com", "http://localhost:5173"])
+                .allow_credentials(true)
+                .expose_headers(["x-request-id", "etag"]),
+            Cors::new().allow_any_origin().expose_headers(["x-total"]),
+            Cors::new()
+                .allow_origins(["https://app.example.com"])
+                .allow_methods(["GET", "PUT"])
+                .allow_headers(["content-type"])
+                .max_age(600),
+        ];
+        let origins = [
+            "https://app.example.com",
+            "http://localhost:5173",
+            "https://evil.example",
+            "null",
+        ];
+        for policy in &policies {
+            let layer = policy.build().unwrap();
+            for method in [Method::GET, Method::POST, Method::DELETE] {
+                for origin in origins {
+                    let ours = layer
+                        .layer(route())
+                        .oneshot(request(&method, origin))
+                        .await
+                        .unwrap();
+                    let theirs = CorsLayer::clone(&layer.cors)
+                        .layer(route())
+                        .oneshot(request(&method, origin))
+                        .await
+                        .unwrap();
+                    assert_eq!(
+                        headers(&ours),
+                        headers(&theirs),
+                        "{policy:?}, {method} from {origin}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_same_origin_answer_varies_on_origin_only() {
+        let layer = Cors::new()
+            .allow_origins(["https://app.example.com"])
+            .allow_credentials(true)
+            .build()
+            .unwrap();
+        let response = layer
+            .layer(route())
+            .oneshot(Request::new(Body::empty()))
+            .await
+            .unwrap();
+        assert_eq!(
+            headers(&response),
+            ["vary: accept-encoding", "vary: origin"]
+        );
     }
 }
