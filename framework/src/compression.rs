@@ -20,12 +20,17 @@
 //! # let _ = app;
 //! ```
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
 use axum::body::Body;
+use axum::extract::Request;
 use axum::response::Response;
+use futures_util::future::{Either, Map};
+use futures_util::FutureExt;
 use http::header;
-use tower::layer::util::{Identity, Stack};
-use tower::util::MapResponseLayer;
-use tower::ServiceBuilder;
+use tower::{Layer, Service};
 use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
 use tower_http::compression::CompressionLayer;
 
@@ -96,30 +101,134 @@ impl Compression {
         self
     }
 
-    /// The layer [`App`](crate::App) puts in its stack: tower-http's compression, with bodies
-    /// boxed back into [`Body`] so the layers outside it keep one response type.
-    pub(crate) fn into_layer(self) -> ServiceBuilder<CompressionStack> {
-        let box_body: fn(CompressedResponse) -> Response = |response| response.map(Body::new);
-        ServiceBuilder::new().map_response(box_body).layer(
-            CompressionLayer::new()
+    /// The layer [`App`](crate::App) puts in its stack.
+    pub(crate) fn into_layer(self) -> NegotiateLayer {
+        let predicate = WorthCompressing {
+            size: SizeAbove::new(self.min_size),
+        };
+        NegotiateLayer {
+            compression: CompressionLayer::new()
                 .gzip(self.gzip)
                 .br(self.br)
                 .zstd(self.zstd)
                 .quality(self.level)
-                .compress_when(WorthCompressing {
-                    size: SizeAbove::new(self.min_size),
-                }),
-        )
+                .compress_when(predicate),
+            predicate,
+        }
     }
 }
 
+/// Builds [`Negotiate`].
+#[derive(Debug, Clone)]
+pub(crate) struct NegotiateLayer {
+    compression: CompressionLayer<WorthCompressing>,
+    predicate: WorthCompressing,
+}
+
+impl<S> Layer<S> for NegotiateLayer {
+    type Service = Negotiate<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Negotiate {
+            compression: self.compression.layer(inner),
+            predicate: self.predicate,
+        }
+    }
+}
+
+/// tower-http's compression for a request with `Accept-Encoding`, with the body boxed back into
+/// [`Body`] so the layers outside keep one response type; a request without one goes straight
+/// to the inner service.
+///
+/// Without `Accept-Encoding` nothing can be compressed, but tower-http's service still wraps
+/// every response body (and the box back into `Body` allocates): over half of the whole
+/// stack's cost on a small JSON answer (`docs/benchmarks.md`). Such a response gets only what
+/// tower-http would give it, `Vary: accept-encoding` when it is worth compressing.
+#[derive(Clone)]
+pub(crate) struct Negotiate<S> {
+    compression: Compressed<S>,
+    predicate: WorthCompressing,
+}
+
+type Compressed<S> = tower_http::compression::Compression<S, WorthCompressing>;
+
 type CompressedResponse = Response<tower_http::compression::CompressionBody<Body>>;
 
-/// What [`Compression::into_layer`] builds: compression inside, the body boxed back outside.
-pub(crate) type CompressionStack = Stack<
-    CompressionLayer<WorthCompressing>,
-    Stack<MapResponseLayer<fn(CompressedResponse) -> Response>, Identity>,
->;
+/// Boxes a compressed body back into [`Body`].
+type BoxBody<E> = fn(Result<CompressedResponse, E>) -> Result<Response, E>;
+
+impl<S> Service<Request> for Negotiate<S>
+where
+    S: Service<Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Either<
+        Map<<Compressed<S> as Service<Request>>::Future, BoxBody<S::Error>>,
+        VaryFuture<S::Future>,
+    >;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.compression.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        if request.headers().contains_key(header::ACCEPT_ENCODING) {
+            let box_body: BoxBody<S::Error> =
+                |result| result.map(|response| response.map(Body::new));
+            return Either::Left(self.compression.call(request).map(box_body));
+        }
+        Either::Right(VaryFuture {
+            inner: self.compression.get_mut().call(request),
+            predicate: self.predicate,
+        })
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`Negotiate`] for a request without `Accept-Encoding`.
+    pub(crate) struct VaryFuture<F> {
+        #[pin]
+        inner: F,
+        predicate: WorthCompressing,
+    }
+}
+
+impl<F, E> Future for VaryFuture<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut response = ready!(this.inner.poll(cx))?;
+        // As tower-http decides it: the answer depends on `Accept-Encoding` if, with one, it
+        // would have been compressed.
+        let would_compress = this.predicate.should_compress(&response)
+            && !response.headers().contains_key(header::CONTENT_ENCODING);
+        let varies_already = || {
+            response
+                .headers()
+                .get_all(header::VARY)
+                .iter()
+                .any(|value| contains_ignore_case(value.as_bytes(), b"accept-encoding"))
+        };
+        if would_compress && !varies_already() {
+            response.headers_mut().append(
+                header::VARY,
+                header::HeaderValue::from_static("accept-encoding"),
+            );
+        }
+        Poll::Ready(Ok(response))
+    }
+}
+
+fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window.eq_ignore_ascii_case(needle))
+}
 
 /// The predicate of [`Compression`]: see the module docs for what is left alone.
 #[derive(Debug, Clone, Copy)]
@@ -132,6 +241,11 @@ impl Predicate for WorthCompressing {
     where
         B: axum::body::HttpBody,
     {
+        // The size first: it usually decides, from the body's exact length, without reading a
+        // header.
+        if !self.size.should_compress(response) {
+            return false;
+        }
         let unbuffered = response
             .headers()
             .get("x-accel-buffering")
@@ -142,6 +256,5 @@ impl Predicate for WorthCompressing {
             && NotForContentType::const_new("application/x-ndjson").should_compress(response)
             && NotForContentType::GRPC.should_compress(response)
             && NotForContentType::IMAGES.should_compress(response)
-            && self.size.should_compress(response)
     }
 }

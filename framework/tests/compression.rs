@@ -221,3 +221,44 @@ async fn progress_streams_are_not_compressed_and_arrive_event_by_event() {
     let rest = String::from_utf8(rest.to_vec()).unwrap();
     assert!(rest.contains("event: complete"), "{rest}");
 }
+
+#[tokio::test]
+async fn without_accept_encoding_the_answer_varies_as_tower_http_would_say() {
+    let server = Server::start(Some(Compression::new())).await;
+    // `identity` goes through tower-http's compression (which picks no algorithm); no header
+    // at all skips it. Both must tell caches the same.
+    for path in ["/list", "/small"] {
+        let (through, _) = server.get(path, Some("identity")).await;
+        let (around, _) = server.get(path, None).await;
+        let vary = |parts: &http::response::Parts| {
+            parts
+                .headers
+                .get_all(header::VARY)
+                .iter()
+                .map(|v| v.to_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(vary(&around), vary(&through), "{path}");
+        assert!(around.headers.get(header::CONTENT_ENCODING).is_none());
+    }
+    let (large, _) = server.get("/list", None).await;
+    assert!(
+        large
+            .headers
+            .get_all(header::VARY)
+            .iter()
+            .any(|v| v.to_str().unwrap().contains("accept-encoding")),
+        "{:?}",
+        large.headers
+    );
+    let (small, _) = server.get("/small", None).await;
+    assert!(
+        !small
+            .headers
+            .get_all(header::VARY)
+            .iter()
+            .any(|v| v.to_str().unwrap().contains("accept-encoding")),
+        "{:?}",
+        small.headers
+    );
+}
