@@ -1,8 +1,6 @@
 //! `App`: the app-wide stack around a generated router — request ids, structured logs, panic
 //! safety, client addresses behind trusted proxies, the default timeout, body limit and CORS.
 
-#[cfg(feature = "metrics")]
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
@@ -258,7 +256,7 @@ impl App {
                 metrics
                     .served_at()
                     .is_some()
-                    .then(|| EndpointLayer(Arc::new(metrics.clone()))),
+                    .then(|| EndpointLayer::new(metrics.clone())),
                 Some(RecordMetricsLayer::new().finding_routes(route_finder.clone())),
             ),
             None => (None, None),
@@ -297,8 +295,8 @@ impl App {
             .as_ref()
             .and_then(crate::openapi::OpenApi::reference_page);
         let stack = stack
-            .option_layer(self.openapi.map(EndpointLayer))
-            .option_layer(reference_page.map(EndpointLayer));
+            .option_layer(self.openapi.map(EndpointLayer::new))
+            .option_layer(reference_page.map(EndpointLayer::new));
         #[cfg(feature = "otel")]
         let stack = stack.option_layer(trace_requests);
         #[cfg(feature = "metrics")]

@@ -21,16 +21,17 @@
 //! ```
 
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::response::Response;
-use futures_util::future::{Either, Map};
+use axum::response::{IntoResponse, Response};
+use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
-use http::header;
-use tower::{Layer, Service};
+use http::{header, HeaderValue};
+use tower::{Layer, Service, ServiceExt};
 use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
 use tower_http::compression::CompressionLayer;
 
@@ -130,97 +131,145 @@ impl<S> Layer<S> for NegotiateLayer {
 
     fn layer(&self, inner: S) -> Self::Service {
         Negotiate {
-            compression: self.compression.layer(inner),
+            inner,
+            compression: self.compression.clone(),
             predicate: self.predicate,
         }
     }
 }
 
-/// tower-http's compression for a request with `Accept-Encoding`, with the body boxed back into
-/// [`Body`] so the layers outside keep one response type; a request without one goes straight
-/// to the inner service.
+/// Compression through tower-http, for the responses worth compressing only.
 ///
-/// Without `Accept-Encoding` nothing can be compressed, but tower-http's service still wraps
-/// every response body (and the box back into `Body` allocates): over half of the whole
-/// stack's cost on a small JSON answer (`docs/benchmarks.md`). Such a response gets only what
-/// tower-http would give it, `Vary: accept-encoding` when it is worth compressing.
+/// tower-http's service wraps every response body, compressible or not (and `App` then boxed it
+/// back into [`Body`]): on a small JSON answer that was a fifth of the whole stack's cost
+/// (`docs/benchmarks.md`). Here the inner service answers first; a response that would not be
+/// compressed (too small, a stream, already encoded) leaves untouched, with what tower-http
+/// would have added (`Vary: accept-encoding` when a client with `Accept-Encoding` would have
+/// got it compressed); only the others go through tower-http, with the client's
+/// `Accept-Encoding`, to be compressed as before.
 #[derive(Clone)]
 pub(crate) struct Negotiate<S> {
-    compression: Compressed<S>,
+    inner: S,
+    compression: CompressionLayer<WorthCompressing>,
     predicate: WorthCompressing,
 }
-
-type Compressed<S> = tower_http::compression::Compression<S, WorthCompressing>;
-
-type CompressedResponse = Response<tower_http::compression::CompressionBody<Body>>;
-
-/// Boxes a compressed body back into [`Body`].
-type BoxBody<E> = fn(Result<CompressedResponse, E>) -> Result<Response, E>;
 
 impl<S> Service<Request> for Negotiate<S>
 where
     S: Service<Request, Response = Response>,
+    S::Error: Send + 'static,
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = Either<
-        Map<<Compressed<S> as Service<Request>>::Future, BoxBody<S::Error>>,
-        VaryFuture<S::Future>,
-    >;
+    type Future = NegotiateFuture<S::Future, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.compression.poll_ready(cx)
+        self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        if request.headers().contains_key(header::ACCEPT_ENCODING) {
-            let box_body: BoxBody<S::Error> =
-                |result| result.map(|response| response.map(Body::new));
-            return Either::Left(self.compression.call(request).map(box_body));
-        }
-        Either::Right(VaryFuture {
-            inner: self.compression.get_mut().call(request),
+        let accept = request.headers().get(header::ACCEPT_ENCODING).cloned();
+        NegotiateFuture::Answering {
+            inner: self.inner.call(request),
+            accept,
+            compression: Some(self.compression.clone()),
             predicate: self.predicate,
-        })
+        }
     }
 }
 
 pin_project_lite::pin_project! {
-    /// The future of [`Negotiate`] for a request without `Accept-Encoding`.
-    pub(crate) struct VaryFuture<F> {
-        #[pin]
-        inner: F,
-        predicate: WorthCompressing,
+    /// The future of [`Negotiate`].
+    #[project = NegotiateProjection]
+    pub(crate) enum NegotiateFuture<F, E> {
+        /// The inner service answering.
+        Answering {
+            #[pin]
+            inner: F,
+            accept: Option<HeaderValue>,
+            compression: Option<CompressionLayer<WorthCompressing>>,
+            predicate: WorthCompressing,
+        },
+        /// tower-http compressing the answer.
+        Compressing { compressing: BoxFuture<'static, Result<Response, E>> },
     }
 }
 
-impl<F, E> Future for VaryFuture<F>
+impl<F, E> Future for NegotiateFuture<F, E>
 where
     F: Future<Output = Result<Response, E>>,
+    E: Send + 'static,
 {
     type Output = F::Output;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let mut response = ready!(this.inner.poll(cx))?;
-        // As tower-http decides it: the answer depends on `Accept-Encoding` if, with one, it
-        // would have been compressed.
-        let would_compress = this.predicate.should_compress(&response)
-            && !response.headers().contains_key(header::CONTENT_ENCODING);
-        let varies_already = || {
-            response
-                .headers()
-                .get_all(header::VARY)
-                .iter()
-                .any(|value| contains_ignore_case(value.as_bytes(), b"accept-encoding"))
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let compressing = match self.as_mut().project() {
+            NegotiateProjection::Compressing { compressing } => {
+                return compressing.as_mut().poll(cx)
+            }
+            NegotiateProjection::Answering {
+                inner,
+                accept,
+                compression,
+                predicate,
+            } => {
+                let mut response = ready!(inner.poll(cx))?;
+                // As tower-http decides it.
+                let worth_it = predicate.should_compress(&response)
+                    && !response.headers().contains_key(header::CONTENT_ENCODING);
+                if !worth_it {
+                    return Poll::Ready(Ok(response));
+                }
+                let (Some(accept), Some(compression)) = (accept.take(), compression.take()) else {
+                    // No encoding to pick, but with one it would have been compressed.
+                    add_vary_accept_encoding(response.headers_mut());
+                    return Poll::Ready(Ok(response));
+                };
+                let mut request = Request::new(Body::empty());
+                request
+                    .headers_mut()
+                    .insert(header::ACCEPT_ENCODING, accept);
+                let compressed = compression
+                    .layer(Respond(Some(response), PhantomData))
+                    .oneshot(request)
+                    .map(|result| result.map(|response| response.map(Body::new)));
+                Box::pin(compressed)
+            }
         };
-        if would_compress && !varies_already() {
-            response.headers_mut().append(
-                header::VARY,
-                header::HeaderValue::from_static("accept-encoding"),
-            );
-        }
-        Poll::Ready(Ok(response))
+        self.set(NegotiateFuture::Compressing { compressing });
+        self.poll(cx)
+    }
+}
+
+/// A response already made, as a service: how it reaches tower-http's compression after the
+/// inner service answered.
+struct Respond<E>(Option<Response>, PhantomData<fn() -> E>);
+
+impl<E> Service<Request> for Respond<E> {
+    type Response = Response;
+    type Error = E;
+    type Future = std::future::Ready<Result<Response, E>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), E>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: Request) -> Self::Future {
+        // Called once, by the `oneshot` above.
+        std::future::ready(Ok(self
+            .0
+            .take()
+            .unwrap_or_else(|| crate::ApiError::internal().into_response())))
+    }
+}
+
+fn add_vary_accept_encoding(headers: &mut http::HeaderMap) {
+    let varies_already = headers
+        .get_all(header::VARY)
+        .iter()
+        .any(|value| contains_ignore_case(value.as_bytes(), b"accept-encoding"));
+    if !varies_already {
+        headers.append(header::VARY, HeaderValue::from_static("accept-encoding"));
     }
 }
 

@@ -1,4 +1,5 @@
-//! CORS with explicit origins, methods, headers and credentials, on tower-http's `CorsLayer`.
+//! CORS with explicit origins, methods, headers and credentials: preflights answered by
+//! tower-http's `CorsLayer`, other requests given the same headers, worked out once.
 //!
 //! ```
 //! use arbor::cors::Cors;

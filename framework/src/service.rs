@@ -1,5 +1,7 @@
 //! Helpers for writing tower services.
 
+use std::sync::Arc;
+
 /// Takes the service that `poll_ready` readied and leaves a fresh clone in its place.
 ///
 /// A middleware whose future calls the inner service later (after an `.await`) must own it, and
@@ -12,7 +14,7 @@ pub(crate) fn take_ready<S: Clone>(service: &mut S) -> S {
 
 /// Something answered at one path, ahead of the routes: the metrics endpoint, the API
 /// contract. Neither a route's middleware nor the request metrics see those requests.
-pub(crate) trait Endpoint: Clone {
+pub(crate) trait Endpoint {
     /// Where it is answered (`GET` and `HEAD`), if anywhere.
     fn path(&self) -> Option<&str>;
     /// The answer.
@@ -21,7 +23,13 @@ pub(crate) trait Endpoint: Clone {
 
 /// Answers `GET`/`HEAD` on its [`Endpoint`]'s path; passes every other request on.
 #[derive(Debug, Clone)]
-pub(crate) struct EndpointLayer<E>(pub(crate) E);
+pub(crate) struct EndpointLayer<E>(Arc<E>);
+
+impl<E> EndpointLayer<E> {
+    pub(crate) fn new(endpoint: E) -> Self {
+        Self(Arc::new(endpoint))
+    }
+}
 
 impl<S, E: Endpoint> tower::Layer<S> for EndpointLayer<E> {
     type Service = ServeEndpoint<S, E>;
@@ -29,16 +37,27 @@ impl<S, E: Endpoint> tower::Layer<S> for EndpointLayer<E> {
     fn layer(&self, inner: S) -> Self::Service {
         ServeEndpoint {
             inner,
-            endpoint: self.0.clone(),
+            endpoint: Arc::clone(&self.0),
         }
     }
 }
 
-/// See [`EndpointLayer`].
-#[derive(Debug, Clone)]
+/// See [`EndpointLayer`]. The endpoint sits behind an `Arc`: the app's stack is cloned for every
+/// request, and an endpoint holds several shared parts (the contract: five) that would each be
+/// counted up and down again.
+#[derive(Debug)]
 pub(crate) struct ServeEndpoint<S, E> {
     inner: S,
-    endpoint: E,
+    endpoint: Arc<E>,
+}
+
+impl<S: Clone, E> Clone for ServeEndpoint<S, E> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            endpoint: Arc::clone(&self.endpoint),
+        }
+    }
 }
 
 impl<S, E> tower::Service<axum::extract::Request> for ServeEndpoint<S, E>

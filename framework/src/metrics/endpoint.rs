@@ -1,8 +1,6 @@
 //! The metrics endpoint on the main port: answered ahead of the routes and of the request
 //! metrics, so that scrapes neither need a route nor count as requests.
 
-use std::sync::Arc;
-
 use axum::response::{IntoResponse, Response};
 use http::{header, HeaderValue};
 
@@ -22,9 +20,8 @@ pub(super) fn exposition(metrics: &Metrics) -> Response {
 }
 
 /// Answered on [`Metrics::served_at`] (installed by [`crate::App::metrics`] as an
-/// [`crate::service::EndpointLayer`]). Behind an `Arc`: the app's stack is cloned for every
-/// request, and `Metrics` holds a list.
-impl Endpoint for Arc<Metrics> {
+/// [`crate::service::EndpointLayer`]).
+impl Endpoint for Metrics {
     fn path(&self) -> Option<&str> {
         self.served_at()
     }
