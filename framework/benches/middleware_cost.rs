@@ -25,12 +25,19 @@ use tower::Layer;
 use arbor::logging::{RequestLogLayer, RequestLogLines};
 use arbor::request_id::SetRequestIdLayer;
 
-use support::{hello, median, request, run_requests};
+use support::{
+    hello, json_logs_to_sink, median, request, rounds_and_requests, run_requests, runtime,
+};
 
 const ORIGIN: &str = "https://app.example.com";
 
 fn bare() -> Router {
     Router::new().route("/api/hello", get(hello))
+}
+
+/// The bare route, its handler made a route once (as `arbor::serve` does).
+fn prepared() -> Router {
+    bare().with_state(())
 }
 
 /// The same request from an allowed origin: what the CORS policy actually works on (without an
@@ -43,26 +50,10 @@ fn cross_origin_request() -> http::Request<Body> {
     request
 }
 
-/// `layer` around the whole router, as `App` applies its layers: one service around the
-/// prepared router, not `Router::layer` (which wraps every route on its own).
-fn layered<L>(layer: L) -> Router
-where
-    L: Layer<Router>,
-    L::Service: tower::Service<
-            http::Request<Body>,
-            Response = axum::response::Response,
-            Error = std::convert::Infallible,
-        > + Clone
-        + Send
-        + Sync
-        + 'static,
-    <L::Service as tower::Service<http::Request<Body>>>::Future: Send + 'static,
-{
-    wrapped(layer.layer(bare().with_state(())))
-}
-
 /// `service` as `App::into_router` returns its stack: a router's fallback. Every configuration
-/// is wrapped so, the bare route too, so that the differences are the layers' alone.
+/// is wrapped so, the bare route too, so that the differences are the layers' alone. A layer
+/// goes around the whole prepared router (`layer.layer(prepared())`), as `App` applies its
+/// layers, not through `Router::layer` (which wraps every route on its own).
 fn wrapped<S>(service: S) -> Router
 where
     S: tower::Service<
@@ -92,30 +83,30 @@ fn configs() -> Vec<Config> {
         .build()
         .unwrap();
     // The rate limit, the timeout and the cache are route middleware; the others wrap the whole
-    // router (see `layered`).
+    // router (see `wrapped`).
     vec![
         Config {
             name: "bare",
             what: "the empty route alone",
-            router: wrapped(bare().with_state(())),
+            router: wrapped(prepared()),
             request,
         },
         Config {
             name: "request-id",
             what: "request id: a UUID v4 made, kept in the extensions, echoed",
-            router: layered(SetRequestIdLayer),
+            router: wrapped(SetRequestIdLayer.layer(prepared())),
             request,
         },
         Config {
             name: "log-pair",
             what: "request log, `request` and `response` JSON lines and the span (default)",
-            router: layered(RequestLogLayer::new(RequestLogLines::Pair)),
+            router: wrapped(RequestLogLayer::new(RequestLogLines::Pair).layer(prepared())),
             request,
         },
         Config {
             name: "log-access",
             what: "request log, one access line and the span (`ARBOR_REQUEST_LOG=access`)",
-            router: layered(RequestLogLayer::new(RequestLogLines::Access)),
+            router: wrapped(RequestLogLayer::new(RequestLogLines::Access).layer(prepared())),
             request,
         },
         Config {
@@ -131,7 +122,7 @@ fn configs() -> Vec<Config> {
         Config {
             name: "cors",
             what: "CORS policy, a request from an allowed origin",
-            router: layered(cors),
+            router: wrapped(cors.layer(prepared())),
             request: cross_origin_request,
         },
         Config {
@@ -156,26 +147,12 @@ fn main() {
         }
         return;
     }
-    let quick = !std::env::args().any(|a| a == "--bench");
-    let (rounds, requests) = if quick { (1, 100) } else { (9, 100_000) };
-    let requests = std::env::var("BENCH_REQUESTS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(requests);
+    let (rounds, requests) = rounds_and_requests(9, 100_000);
     let only = std::env::var("BENCH_ONLY").ok();
     // The logging layers format their lines as `arbor::logging::init(Format::Json)` does, into
     // a sink; the other layers log nothing on these requests.
-    tracing_subscriber::fmt()
-        .fmt_fields(arbor::logging::JsonLines)
-        .event_format(arbor::logging::JsonLines)
-        .with_writer(std::io::sink)
-        .with_max_level(tracing::Level::INFO)
-        .init();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
+    json_logs_to_sink();
+    runtime().block_on(async {
         // What `arbor::serve` does before serving: handlers become routes once.
         let mut configs: Vec<Config> = configs()
             .into_iter()

@@ -23,7 +23,7 @@ use serde_json::Value;
 
 use arbor::__private::{finish_route, not_found};
 
-use support::{hello, median, run_requests};
+use support::{hello, median, rounds_and_requests, run_requests, runtime};
 
 const SIZES: [usize; 3] = [10, 1_000, 10_000];
 
@@ -94,18 +94,9 @@ fn main() {
         }
         return;
     }
-    let quick = !std::env::args().any(|a| a == "--bench");
-    let (rounds, requests) = if quick { (1, 100) } else { (9, 200_000) };
-    let requests = std::env::var("BENCH_REQUESTS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(requests);
+    let (rounds, requests) = rounds_and_requests(9, 200_000);
     let only = std::env::var("BENCH_ONLY").ok();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
+    runtime().block_on(async {
         let mut configs = configs(only.as_deref());
         assert!(!configs.is_empty(), "BENCH_ONLY names no configuration");
         let mut times: Vec<Vec<Duration>> = vec![Vec::new(); configs.len()];

@@ -18,7 +18,7 @@ use std::time::Duration;
 use axum::routing::get;
 use axum::Router;
 
-use support::{hello, median, run};
+use support::{hello, json_logs_to_sink, median, rounds_and_requests, run, runtime};
 
 fn bare() -> Router {
     Router::new().route("/api/hello", get(hello))
@@ -33,26 +33,12 @@ fn stack() -> Router {
 }
 
 fn main() {
-    let quick = !std::env::args().any(|a| a == "--bench");
-    let (rounds, requests) = if quick { (1, 100) } else { (9, 200_000) };
-    let requests = std::env::var("BENCH_REQUESTS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(requests);
+    let (rounds, requests) = rounds_and_requests(9, 200_000);
     // `BENCH_LOGS=0`: no subscriber, so every layer runs but no log line is built.
     if std::env::var("BENCH_LOGS").map_or(true, |v| v != "0") {
-        tracing_subscriber::fmt()
-            .fmt_fields(arbor::logging::JsonLines)
-            .event_format(arbor::logging::JsonLines)
-            .with_writer(std::io::sink)
-            .with_max_level(tracing::Level::INFO)
-            .init();
+        json_logs_to_sink();
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
+    runtime().block_on(async {
         // What `axum::serve` does before serving: handlers become routes once, not per request.
         let (mut bare, mut stack) = (bare().with_state(()), stack().with_state(()));
         let only = std::env::var("BENCH_ONLY").unwrap_or_default();

@@ -57,6 +57,36 @@ pub async fn run_requests(
     started.elapsed() / requests
 }
 
+/// Rounds and requests per round: `(1, 100)` when run as a test (`cargo test --benches`), the
+/// given ones under `cargo bench`; `BENCH_REQUESTS` overrides the requests (for a profiler).
+pub fn rounds_and_requests(rounds: usize, requests: u32) -> (usize, u32) {
+    let quick = !std::env::args().any(|a| a == "--bench");
+    let (rounds, requests) = if quick { (1, 100) } else { (rounds, requests) };
+    let requests = std::env::var("BENCH_REQUESTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(requests);
+    (rounds, requests)
+}
+
+/// Log lines formatted as `arbor::logging::init(Format::Json)` formats them, into a sink.
+pub fn json_logs_to_sink() {
+    tracing_subscriber::fmt()
+        .fmt_fields(arbor::logging::JsonLines)
+        .event_format(arbor::logging::JsonLines)
+        .with_writer(std::io::sink)
+        .with_max_level(tracing::Level::INFO)
+        .init();
+}
+
+/// One thread, as a server pinned to one core runs.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 pub fn median<T: Ord + Copy>(mut values: Vec<T>) -> T {
     values.sort();
     values[values.len() / 2]
