@@ -172,7 +172,7 @@ where
         NegotiateFuture::Answering {
             inner: self.inner.call(request),
             accept,
-            compression: Some(self.compression.clone()),
+            compression: self.compression.clone(),
             predicate: self.predicate,
         }
     }
@@ -187,7 +187,7 @@ pin_project_lite::pin_project! {
             #[pin]
             inner: F,
             accept: Option<HeaderValue>,
-            compression: Option<CompressionLayer<WorthCompressing>>,
+            compression: CompressionLayer<WorthCompressing>,
             predicate: WorthCompressing,
         },
         /// tower-http compressing the answer.
@@ -220,7 +220,7 @@ where
                 if !worth_it {
                     return Poll::Ready(Ok(response));
                 }
-                let (Some(accept), Some(compression)) = (accept.take(), compression.take()) else {
+                let Some(accept) = accept.take() else {
                     // No encoding to pick, but with one it would have been compressed.
                     add_vary_accept_encoding(response.headers_mut());
                     return Poll::Ready(Ok(response));

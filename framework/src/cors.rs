@@ -269,30 +269,26 @@ where
     }
 
     fn call(&mut self, mut request: Request) -> Self::Future {
-        let options = request.method() == Method::OPTIONS;
-        if options {
-            if !request
+        let preflight = request.method() == Method::OPTIONS
+            && request
                 .headers()
-                .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
-            {
-                return Either::Right(Either::Left(self.inner.call(request)));
-            }
-            // A preflight: tower-http answers it.
-            if let Some(origins) = &self.credentialed {
-                request.extensions_mut().insert(Arc::clone(origins));
-            }
-            let ready = take_ready(&mut self.inner);
-            return Either::Left(CorsLayer::clone(&self.cors).layer(ready).call(request));
+                .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+        if request.method() == Method::OPTIONS && !preflight {
+            return Either::Right(Either::Left(self.inner.call(request)));
         }
         let headers = match request.headers().get(header::ORIGIN) {
             // Not a cross-origin request: nothing to allow, but caches must still know that the
             // answer depends on `Origin`.
             None => AnswerHeaders::vary_origin(),
+            // A preflight: tower-http answers it.
+            Some(_) if preflight => {
+                self.admit_credentialed(&mut request);
+                let ready = take_ready(&mut self.inner);
+                return Either::Left(CorsLayer::clone(&self.cors).layer(ready).call(request));
+            }
             Some(origin) => {
                 let headers = self.simple.headers_for(origin);
-                if let Some(origins) = &self.credentialed {
-                    request.extensions_mut().insert(Arc::clone(origins));
-                }
+                self.admit_credentialed(&mut request);
                 headers
             }
         };
@@ -300,6 +296,15 @@ where
             inner: self.inner.call(request),
             headers: Some(headers),
         }))
+    }
+}
+
+impl<S> CorsPolicy<S> {
+    /// Tells [`crate::csrf()`] which origins this policy admits with credentials.
+    fn admit_credentialed(&self, request: &mut Request) {
+        if let Some(origins) = &self.credentialed {
+            request.extensions_mut().insert(Arc::clone(origins));
+        }
     }
 }
 
