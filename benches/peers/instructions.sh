@@ -62,6 +62,8 @@ measure() { # label path binary env...
 printf '%-44s %8s\n' "server, GET path" "instr/req"
 measure "axum-bare, /api/hello" /api/hello "$PEERS/axum-peer"
 measure "arbor-bare, /api/hello" /api/hello "$PEERS/arbor-peer" ARBOR_PEER_MODE=bare
+measure "axum-bare, /api/users/42" /api/users/42 "$PEERS/axum-peer"
+measure "arbor-bare, /api/users/42" /api/users/42 "$PEERS/arbor-peer" ARBOR_PEER_MODE=bare
 measure "arbor-stack, no log output, /api/hello" /api/hello "$PEERS/arbor-peer" \
   ARBOR_LOG_FORMAT=json RUST_LOG=warn
 for part in compression timeout openapi; do
@@ -75,3 +77,5 @@ measure "arbor-stack, access line, /api/hello" /api/hello "$PEERS/arbor-peer" \
 measure "axum-4mw, /api/stack" /api/stack "$PEERS/axum-peer"
 measure "arbor-stack, JSON logs, /api/stack" /api/stack "$PEERS/arbor-peer" \
   ARBOR_LOG_FORMAT=json RUST_LOG=info
+measure "arbor-stack, access line, /api/stack" /api/stack "$PEERS/arbor-peer" \
+  ARBOR_LOG_FORMAT=json RUST_LOG=info ARBOR_REQUEST_LOG=access

@@ -39,8 +39,12 @@ impl RequestId {
 
     fn generate() -> Self {
         let mut text = [0; uuid::fmt::Hyphenated::LENGTH];
-        let text = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut text);
-        Self(HeaderValue::from_str(text).unwrap_or(HeaderValue::from_static("-")))
+        uuid::Uuid::new_v4().hyphenated().encode_lower(&mut text);
+        // The id is shared by the request, its extensions and the response: a buffer with its
+        // own reference count is one allocation, where a copied `Vec` takes a second on its
+        // first clone.
+        let shared = bytes::Bytes::from_owner(text);
+        Self(HeaderValue::from_maybe_shared(shared).unwrap_or(HeaderValue::from_static("-")))
     }
 }
 

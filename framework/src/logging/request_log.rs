@@ -110,7 +110,7 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        let span = request_span(&request);
+        let span = request_span(&request, self.lines);
         if span.is_disabled() || self.lines == RequestLogLines::Off {
             // Nobody listens at this level: no clock reading, no events.
             return ResponseFuture {
@@ -123,12 +123,8 @@ where
         let started = Some(Instant::now());
         // The inner services' synchronous work logs inside the span too.
         let inner = span.in_scope(|| {
-            // `Off` returned above: the pair or the access line.
-            if self.lines == RequestLogLines::Access {
-                let query = request.uri().query().map(super::redact_query);
-                span.record("query", query.as_deref().unwrap_or_default());
-                span.record("user_agent", user_agent(&request));
-            } else {
+            // `Off` returned above; the access line has everything in its span already.
+            if self.lines == RequestLogLines::Pair {
                 log_request(&request);
             }
             self.inner.call(request)
@@ -194,21 +190,38 @@ fn millis(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1000.0
 }
 
-fn request_span(request: &Request) -> Span {
+fn request_span(request: &Request, lines: RequestLogLines) -> Span {
     let id = request
         .extensions()
         .get::<RequestId>()
         .map_or("-", RequestId::as_str);
-    let span = tracing::info_span!(
-        target: TARGET,
-        "request",
-        request_id = id,
-        trace_id = tracing::field::Empty,
-        method = request.method().as_str(),
-        path = request.uri().path(),
-        query = tracing::field::Empty,
-        user_agent = tracing::field::Empty,
-    );
+    let method = request.method().as_str();
+    let path = request.uri().path();
+    let span = if lines == RequestLogLines::Access {
+        // Filled in as the span is made (recording them afterwards formats the span's fields a
+        // second time), and only when the span is enabled: the macro evaluates them then.
+        tracing::info_span!(
+            target: TARGET,
+            "request",
+            request_id = id,
+            trace_id = tracing::field::Empty,
+            method,
+            path,
+            query = &*redacted_query(request),
+            user_agent = user_agent(request),
+        )
+    } else {
+        tracing::info_span!(
+            target: TARGET,
+            "request",
+            request_id = id,
+            trace_id = tracing::field::Empty,
+            method,
+            path,
+            query = tracing::field::Empty,
+            user_agent = tracing::field::Empty,
+        )
+    };
     if let Some(TraceId(trace_id)) = request.extensions().get::<TraceId>() {
         span.record("trace_id", &**trace_id);
     }
@@ -223,11 +236,18 @@ fn user_agent(request: &Request) -> &str {
         .unwrap_or("-")
 }
 
+/// The query string with secrets redacted (empty without one).
+fn redacted_query(request: &Request) -> std::borrow::Cow<'_, str> {
+    request
+        .uri()
+        .query()
+        .map_or(std::borrow::Cow::Borrowed(""), super::redact_query)
+}
+
 fn log_request(request: &Request) {
-    let query = request.uri().query().map(super::redact_query);
     tracing::info!(
         target: TARGET,
-        query = query.as_deref().unwrap_or_default(),
+        query = &*redacted_query(request),
         user_agent = user_agent(request),
         "request"
     );

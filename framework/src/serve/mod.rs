@@ -45,6 +45,7 @@ pub use listen::listener_from_env;
 mod framing;
 mod head_timer;
 mod listen;
+mod presized;
 
 /// How long in-flight requests get to finish after a shutdown signal, by default.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
@@ -328,6 +329,7 @@ pub async fn serve_with(
 
     // Tells every connection that the server is stopping.
     let closing = CancellationToken::new();
+    let presized = presized::presized_extensions();
     loop {
         let (stream, remote) = tokio::select! {
             // Once the shutdown is due, not one more accept: a connection accepted now would be
@@ -363,6 +365,7 @@ pub async fn serve_with(
             Arc::clone(&framing),
             options.refuse_ambiguous_lengths,
         );
+        let presized = presized.clone();
         let first_request = Arc::new(FirstRequest::default());
         let request_started = Arc::clone(&first_request);
         let service = hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
@@ -372,6 +375,7 @@ pub async fn serve_with(
                 return Either::Left(std::future::ready(Ok(ambiguous_length())));
             }
             let extensions = request.extensions_mut();
+            extensions.extend(presized.clone());
             extensions.insert(ConnectInfo(remote));
             extensions.insert(connection_shutdown.clone());
             let draining = connection_shutdown.clone();
