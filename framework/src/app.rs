@@ -32,6 +32,9 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The default request body limit (see [`App::body_limit`]).
 pub const DEFAULT_BODY_LIMIT: usize = 2 * 1024 * 1024;
 
+/// The limit axum's extractors apply when nothing set one (`axum_core`'s `DEFAULT_LIMIT`).
+const AXUM_DEFAULT_BODY_LIMIT: usize = 2_097_152;
+
 /// Wraps a router in Arbor's production defaults.
 ///
 /// ```no_run
@@ -313,7 +316,13 @@ impl App {
             .option_layer(self.timeout.map(RequestTimeoutLayer))
             .layer(ResolveClientIpLayer(self.trusted_proxies))
             .option_layer(self.stores.map(AddExtensionLayer::new))
-            .layer(DefaultBodyLimit::max(self.body_limit))
+            // axum's extractors apply its own default (the same 2 MiB) to a request without
+            // a limit in its extensions: inserting that one again costs an extension per
+            // request and changes nothing.
+            .option_layer(
+                (self.body_limit != AXUM_DEFAULT_BODY_LIMIT)
+                    .then(|| DefaultBodyLimit::max(self.body_limit)),
+            )
             // Innermost: what the routes answer in plain text (axum's own rejections, a bare
             // status) leaves in the JSON error shape, before any layer above looks at it.
             .layer(ErrorShapeLayer)
