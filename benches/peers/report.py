@@ -172,6 +172,7 @@ def main(results):
         if meta.get(key, "-") != "-":
             out.append(f"- {key}: {meta[key]}")
     out.append(f"- commit {meta.get('commit', '?')}")
+    out.append(f"- arbor-stack request log: `ARBOR_REQUEST_LOG={meta.get('arbor_request_log', 'pair')}`")
     out.append(
         f"- list: {meta.get('seed_users', '?')} users, `{meta.get('list_query', '?')}`"
         if "list" in endpoints

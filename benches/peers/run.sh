@@ -238,7 +238,10 @@ start() { # PROCESS
   # cost measured. The peers' own log lines are formatted and dropped in-process.
   case $name in
     arbor-stack)
-      env ARBOR_PEER_MODE=stack ARBOR_LOG_FORMAT=json RUST_LOG=info HOST=127.0.0.1 PORT="$port" \
+      # One access line per request, as the naive log middleware of the other peers writes
+      # one; `ARBOR_REQUEST_LOG=pair` measures the request/response pair instead.
+      env ARBOR_PEER_MODE=stack ARBOR_LOG_FORMAT=json RUST_LOG=info \
+        ARBOR_REQUEST_LOG="${ARBOR_REQUEST_LOG:-access}" HOST=127.0.0.1 PORT="$port" \
         taskset -c "$SERVER_CPU" "$PEER_BIN/arbor-peer" >/dev/null 2>"$log" & ;;
     arbor-bare)
       env ARBOR_PEER_MODE=bare HOST=127.0.0.1 PORT="$port" \
@@ -439,6 +442,7 @@ version_of() { # PACKAGE-DIRECTORY: its package.json version, or "-" when not in
   printf 'warm_up\t%s\n' "$WARM"
   printf 'connections\t%s\n' "$CONN"
   printf 'seed_users\t%s\n' "$SEED_USERS"
+  printf 'arbor_request_log\t%s\n' "${ARBOR_REQUEST_LOG:-access}"
   printf 'list_query\t?page=%s&limit=%s\n' "$LIST_PAGE" "$LIST_LIMIT"
   printf 'rustc\t%s\n' "$(cd "$ROOT" && rustc --version 2>/dev/null || echo -)"
   printf 'node\t%s\n' "$(node --version 2>/dev/null || echo -)"
