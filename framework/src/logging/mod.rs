@@ -82,10 +82,10 @@ where
     let dropped = writer.clone();
     let registry = tracing_subscriber::registry();
     let installed = match (extra, single_level()) {
-        // One level for everything and nobody else listening: the level filters the whole
-        // subscriber, decided once per call site. As a filter of the output alone (which the
-        // extra layer needs, and `EnvFilter` is), it is consulted on every span enter and exit
-        // too: about a tenth of what a request's log costs.
+        // One level for everything and no other layer: that level filters the whole
+        // subscriber, decided once per call site. A filter of the output alone (needed beside
+        // an extra layer, which filters for itself) is consulted on every span enter and exit
+        // as well.
         (None, Some(level)) => registry
             .with(level)
             .with(output(format, ansi, writer, None))
@@ -121,11 +121,16 @@ where
 /// empty), and `None` for directives that only `EnvFilter` understands (`info,sqlx=warn`).
 #[cfg(feature = "logging")]
 fn single_level() -> Option<tracing_subscriber::filter::LevelFilter> {
-    match std::env::var("RUST_LOG").as_deref().map(str::trim) {
-        Err(_) | Ok("") => Some(tracing_subscriber::filter::LevelFilter::INFO),
+    single_level_of(std::env::var("RUST_LOG").ok().as_deref())
+}
+
+#[cfg(feature = "logging")]
+fn single_level_of(directives: Option<&str>) -> Option<tracing_subscriber::filter::LevelFilter> {
+    match directives.map(str::trim) {
+        None | Some("") => Some(tracing_subscriber::filter::LevelFilter::INFO),
         // Names only: `LevelFilter` also reads digits, which `EnvFilter` takes for targets.
-        Ok(text) if text.bytes().all(|byte| byte.is_ascii_alphabetic()) => text.parse().ok(),
-        Ok(_) => None,
+        Some(text) if text.bytes().all(|byte| byte.is_ascii_alphabetic()) => text.parse().ok(),
+        Some(_) => None,
     }
 }
 
@@ -256,6 +261,22 @@ mod tests {
     use std::borrow::Cow;
 
     use super::redact_query;
+
+    #[cfg(feature = "logging")]
+    #[test]
+    fn only_a_bare_level_skips_env_filter() {
+        use tracing_subscriber::filter::LevelFilter;
+
+        use super::single_level_of;
+        assert_eq!(single_level_of(None), Some(LevelFilter::INFO));
+        assert_eq!(single_level_of(Some(" ")), Some(LevelFilter::INFO));
+        assert_eq!(single_level_of(Some("warn")), Some(LevelFilter::WARN));
+        assert_eq!(single_level_of(Some("DEBUG")), Some(LevelFilter::DEBUG));
+        assert_eq!(single_level_of(Some("off")), Some(LevelFilter::OFF));
+        for directives in ["info,sqlx=warn", "my_api=debug", "3", "[request]=info", "nonsense"] {
+            assert_eq!(single_level_of(Some(directives)), None, "{directives}");
+        }
+    }
 
     #[test]
     fn redacts_sensitive_query_values_only() {
