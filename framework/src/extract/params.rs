@@ -35,10 +35,11 @@ pub(crate) fn capture<'a>(pattern: &'a str, path: &'a str) -> Result<Captured<'a
     let mut captured = Captured::new();
     let mut raw = PathSegments(Some(path));
     for part in PathSegments(Some(pattern)) {
-        let segment = raw.next().unwrap_or_default();
         let Some(name) = part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) else {
+            raw.skip_literal(part);
             continue;
         };
+        let segment = raw.next().unwrap_or_default();
         if let Some(name) = name.strip_prefix('*') {
             let segments = std::iter::once(segment)
                 .chain(raw.by_ref())
@@ -55,6 +56,21 @@ pub(crate) fn capture<'a>(pattern: &'a str, path: &'a str) -> Result<Captured<'a
 /// `text.split('/')`, a byte at a time: `str::split` with a `char` sets up a searcher per call
 /// and is several times slower on the short segments of a URL path.
 struct PathSegments<'a>(Option<&'a str>);
+
+impl PathSegments<'_> {
+    /// Skips the next segment, which the router matched to `literal`: byte for byte, so the
+    /// path is compared rather than searched for the next `/`.
+    fn skip_literal(&mut self, literal: &str) {
+        let after = self.0.and_then(|rest| rest.strip_prefix(literal));
+        match after.map(str::as_bytes) {
+            Some([]) => self.0 = None,
+            Some([b'/', ..]) => self.0 = after.map(|after| &after[1..]),
+            _ => {
+                self.next();
+            }
+        }
+    }
+}
 
 impl<'a> Iterator for PathSegments<'a> {
     type Item = &'a str;
@@ -483,6 +499,28 @@ mod tests {
             let std: Vec<&str> = text.split('/').collect();
             assert_eq!(ours, std, "{text:?}");
         }
+    }
+
+    #[test]
+    fn skipping_a_literal_lands_where_splitting_does() {
+        for (text, literal) in [
+            ("/api/users/42", ""),
+            ("api/users/42", "api"),
+            ("api", "api"),
+            ("api/", "api"),
+            ("apis/x", "api"),
+            ("other/x", "api"),
+            ("", "api"),
+        ] {
+            let mut skipped = PathSegments(Some(text));
+            skipped.skip_literal(literal);
+            let mut split = PathSegments(Some(text));
+            split.next();
+            assert_eq!(skipped.collect::<Vec<_>>(), split.collect::<Vec<_>>(), "{text:?}");
+        }
+        let mut done = PathSegments(None);
+        done.skip_literal("api");
+        assert_eq!(done.next(), None);
     }
 
     #[derive(Debug, Deserialize, PartialEq)]
