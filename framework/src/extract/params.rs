@@ -516,7 +516,11 @@ mod tests {
             skipped.skip_literal(literal);
             let mut split = PathSegments(Some(text));
             split.next();
-            assert_eq!(skipped.collect::<Vec<_>>(), split.collect::<Vec<_>>(), "{text:?}");
+            assert_eq!(
+                skipped.collect::<Vec<_>>(),
+                split.collect::<Vec<_>>(),
+                "{text:?}"
+            );
         }
         let mut done = PathSegments(None);
         done.skip_literal("api");

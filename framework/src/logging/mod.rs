@@ -273,7 +273,13 @@ mod tests {
         assert_eq!(single_level_of(Some("warn")), Some(LevelFilter::WARN));
         assert_eq!(single_level_of(Some("DEBUG")), Some(LevelFilter::DEBUG));
         assert_eq!(single_level_of(Some("off")), Some(LevelFilter::OFF));
-        for directives in ["info,sqlx=warn", "my_api=debug", "3", "[request]=info", "nonsense"] {
+        for directives in [
+            "info,sqlx=warn",
+            "my_api=debug",
+            "3",
+            "[request]=info",
+            "nonsense",
+        ] {
             assert_eq!(single_level_of(Some(directives)), None, "{directives}");
         }
     }
