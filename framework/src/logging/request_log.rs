@@ -195,33 +195,20 @@ fn request_span(request: &Request, lines: RequestLogLines) -> Span {
         .extensions()
         .get::<RequestId>()
         .map_or("-", RequestId::as_str);
-    let method = request.method().as_str();
-    let path = request.uri().path();
-    let span = if lines == RequestLogLines::Access {
-        // Filled in as the span is made (recording them afterwards formats the span's fields a
-        // second time), and only when the span is enabled: the macro evaluates them then.
-        tracing::info_span!(
-            target: TARGET,
-            "request",
-            request_id = id,
-            trace_id = tracing::field::Empty,
-            method,
-            path,
-            query = &*redacted_query(request),
-            user_agent = user_agent(request),
-        )
-    } else {
-        tracing::info_span!(
-            target: TARGET,
-            "request",
-            request_id = id,
-            trace_id = tracing::field::Empty,
-            method,
-            path,
-            query = tracing::field::Empty,
-            user_agent = tracing::field::Empty,
-        )
-    };
+    // The access line's `query` and `user_agent` are filled in as the span is made (recording
+    // them afterwards formats the span's fields a second time), and only when the span is
+    // enabled: the macro evaluates field values then. `None` leaves a field unrecorded.
+    let access = lines == RequestLogLines::Access;
+    let span = tracing::info_span!(
+        target: TARGET,
+        "request",
+        request_id = id,
+        trace_id = tracing::field::Empty,
+        method = request.method().as_str(),
+        path = request.uri().path(),
+        query = access.then(|| redacted_query(request)).as_deref(),
+        user_agent = access.then(|| user_agent(request)),
+    );
     if let Some(TraceId(trace_id)) = request.extensions().get::<TraceId>() {
         span.record("trace_id", &**trace_id);
     }
