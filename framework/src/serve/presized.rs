@@ -5,8 +5,8 @@ use http::Extensions;
 /// An empty [`Extensions`] with room for 14 entries, to clone into each request.
 ///
 /// A request collects about ten extensions on its way through the production stack (the
-/// connection's address, the shutdown handle, the request id, the client address, the matched
-/// route, axum's body limit and URL params, ...). Filled one by one from empty, the map is
+/// connection's address, the shutdown handle, the request id, the client address, the
+/// deadline, the matched route, axum's URL params, ...). Filled one by one from empty, the map is
 /// reallocated and rehashed at the 4th and the 8th entry; cloning this one costs a single
 /// allocation of the final size instead. `Extensions` has no `with_capacity`, so the room is
 /// made by inserting placeholders and clearing them, which keeps the capacity.
