@@ -329,7 +329,8 @@ pub async fn serve_with(
 
     // Tells every connection that the server is stopping.
     let closing = CancellationToken::new();
-    let presized = presized::presized_extensions();
+    // Shared, not cloned per connection: an idle connection then holds no map of its own.
+    let presized = Arc::new(presized::presized_extensions());
     loop {
         let (stream, remote) = tokio::select! {
             // Once the shutdown is due, not one more accept: a connection accepted now would be
@@ -365,7 +366,7 @@ pub async fn serve_with(
             Arc::clone(&framing),
             options.refuse_ambiguous_lengths,
         );
-        let presized = presized.clone();
+        let presized = Arc::clone(&presized);
         let first_request = Arc::new(FirstRequest::default());
         let request_started = Arc::clone(&first_request);
         let service = hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
@@ -375,7 +376,7 @@ pub async fn serve_with(
                 return Either::Left(std::future::ready(Ok(ambiguous_length())));
             }
             let extensions = request.extensions_mut();
-            extensions.extend(presized.clone());
+            extensions.extend(http::Extensions::clone(&presized));
             extensions.insert(ConnectInfo(remote));
             extensions.insert(connection_shutdown.clone());
             let draining = connection_shutdown.clone();
