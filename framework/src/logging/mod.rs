@@ -149,15 +149,13 @@ where
     let output = tracing_subscriber::fmt::layer()
         .with_ansi(ansi)
         .with_writer(writer);
-    match (format, filter) {
-        (Format::Json, Some(filter)) => output
-            .fmt_fields(JsonLines)
-            .event_format(JsonLines)
-            .with_filter(filter)
-            .boxed(),
-        (Format::Json, None) => output.fmt_fields(JsonLines).event_format(JsonLines).boxed(),
-        (Format::Pretty, Some(filter)) => output.with_filter(filter).boxed(),
-        (Format::Pretty, None) => output.boxed(),
+    let output = match format {
+        Format::Json => output.fmt_fields(JsonLines).event_format(JsonLines).boxed(),
+        Format::Pretty => output.boxed(),
+    };
+    match filter {
+        Some(filter) => output.with_filter(filter).boxed(),
+        None => output,
     }
 }
 
