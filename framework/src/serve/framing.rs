@@ -6,8 +6,9 @@
 //! so the service cannot refuse it. So [`ObservedIo`] follows the framing of the bytes hyper
 //! reads (heads, and body lengths to know where the next head starts) and notes the ordinal of
 //! a head that carries both. hyper calls the service once per head, in order, so the service
-//! answers that request `400` itself ([`ConnectionFraming::is_refused`]) and never runs the
-//! route; hyper then closes the connection, and whatever was smuggled behind it is never read.
+//! answers that request `400` itself
+//! ([`InFlight::is_refused`](super::connection::InFlight::is_refused)) and never runs the route;
+//! hyper then closes the connection, and whatever was smuggled behind it is never read.
 //!
 //! The scanner gives up (stops following the connection, leaving it to hyper) wherever hyper
 //! takes over or would refuse the bytes itself: HTTP/2, upgrades and `CONNECT`, a
@@ -18,30 +19,12 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// What the reading side of a connection found, for its service.
-#[derive(Debug, Default)]
-pub(crate) struct ConnectionFraming {
-    /// The ordinal (from 1) of the first head with an ambiguous length; 0 for none.
-    refused_head: AtomicU64,
-    /// HTTP/1 requests handed to the service so far.
-    served: AtomicU64,
-}
-
-impl ConnectionFraming {
-    /// Counts an HTTP/1 request handed to the service, and says whether its head was ambiguous.
-    pub(crate) fn is_refused(&self) -> bool {
-        let ordinal = self.served.fetch_add(1, Ordering::Relaxed) + 1;
-        // hyper parses a head (through `ObservedIo`, which records it) before it calls the
-        // service for it, on the same task: the store is already visible.
-        ordinal == self.refused_head.load(Ordering::Relaxed)
-    }
-}
+use super::connection::ConnectionState;
 
 pin_project_lite::pin_project! {
     /// A connection whose read side is followed by a [`FramingScanner`].
@@ -49,13 +32,13 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: IO,
         scanner: FramingScanner,
-        framing: Arc<ConnectionFraming>,
+        connection: Arc<ConnectionState>,
     }
 }
 
 impl<IO> ObservedIo<IO> {
     /// `inner`, followed when `refuse` is on (and passed through as it is otherwise).
-    pub(crate) fn new(inner: IO, framing: Arc<ConnectionFraming>, refuse: bool) -> Self {
+    pub(crate) fn new(inner: IO, connection: Arc<ConnectionState>, refuse: bool) -> Self {
         let mut scanner = FramingScanner::default();
         if !refuse {
             scanner.state = State::GivenUp;
@@ -63,7 +46,7 @@ impl<IO> ObservedIo<IO> {
         Self {
             inner,
             scanner,
-            framing,
+            connection,
         }
     }
 }
@@ -82,7 +65,7 @@ impl<IO: AsyncRead> AsyncRead for ObservedIo<IO> {
         let result = this.inner.poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = result {
             if let Some(ordinal) = this.scanner.scan(&buf.filled()[before..]) {
-                this.framing.refused_head.store(ordinal, Ordering::Relaxed);
+                this.connection.refuse_head(ordinal);
             }
         }
         result
@@ -501,20 +484,6 @@ mod tests {
             assert_eq!(scanner.scan(bytes), None);
         }
         assert_eq!((scanner.heads, scanner.state), (10_000, State::Head));
-    }
-
-    #[test]
-    fn a_service_refuses_the_request_of_that_head_only() {
-        let framing = ConnectionFraming::default();
-        framing.refused_head.store(2, Ordering::Relaxed);
-        assert_eq!(
-            [
-                framing.is_refused(),
-                framing.is_refused(),
-                framing.is_refused()
-            ],
-            [false, true, false]
-        );
     }
 
     mod properties {

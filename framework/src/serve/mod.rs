@@ -32,18 +32,18 @@ use http::{header, HeaderValue, StatusCode, Version};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulConnection;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
+use tokio::time::MissedTickBehavior;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tower::ServiceExt;
 
-use framing::{ConnectionFraming, ObservedIo};
-use head_timer::HeadTimer;
+use connection::Connections;
+use framing::ObservedIo;
 pub use listen::listener_from_env;
 
+mod connection;
 mod framing;
-mod head_timer;
 mod listen;
 mod presized;
 
@@ -155,10 +155,12 @@ pub struct ServeOptions {
     /// every request hold hundreds of kilobytes of headers.
     pub max_header_bytes: usize,
     /// How long an HTTP/1 client has to send a request's head, counted from when the server
-    /// starts waiting for it (default [`DEFAULT_HEADER_READ_TIMEOUT`], 30 s); past it the
-    /// connection is closed. This bounds slow-header (slowloris) clients, and also closes
-    /// keep-alive connections left idle that long; a slow body is bounded by the route's
-    /// timeout.
+    /// starts waiting for it: the connection's accept, or the end of its last response
+    /// (default [`DEFAULT_HEADER_READ_TIMEOUT`], 30 s). Past it the connection is closed, within
+    /// an eighth of the timeout (the server checks sixteen times per period). This bounds
+    /// slow-header (slowloris) clients, and also closes keep-alive connections left idle that
+    /// long; a request in flight is never cut by it (a slow body is bounded by the route's
+    /// timeout).
     pub header_read_timeout: Duration,
     /// Whether an HTTP/1 request that gives its body length twice, with both
     /// `Content-Length` and `Transfer-Encoding`, is answered `400` without running the route
@@ -298,10 +300,9 @@ pub async fn serve_with(
     let router: Router = router.with_state(());
     let shutdown = options.shutdown.clone();
     let mut builder = Builder::new(TokioExecutor::new());
+    // No timer for hyper: `Connections` times the wait for a request head.
     builder
         .http1()
-        .timer(HeadTimer::new())
-        .header_read_timeout(options.header_read_timeout)
         .max_buf_size(options.max_header_bytes.max(MIN_HTTP1_HEAD_BYTES));
     builder
         .http2()
@@ -327,8 +328,9 @@ pub async fn serve_with(
     };
     tokio::pin!(stop_accepting);
 
-    // Tells every connection that the server is stopping.
-    let closing = CancellationToken::new();
+    let open = Connections::new(options.header_read_timeout, shutdown.clone());
+    let mut sweep = tokio::time::interval(open.tick());
+    sweep.set_missed_tick_behavior(MissedTickBehavior::Delay);
     // Shared, not cloned per connection: an idle connection then holds no map of its own.
     let presized = Arc::new(presized::presized_extensions());
     loop {
@@ -337,6 +339,11 @@ pub async fn serve_with(
             // closed before its request is read.
             biased;
             () = &mut stop_accepting => break,
+            // Before accepting, so that a flood of connections cannot hold the clock back.
+            _ = sweep.tick() => {
+                open.sweep();
+                continue;
+            }
             () = signals.recv() => {
                 if shutdown.is_triggered() {
                     tracing::info!("second shutdown signal: skipping the rest of the drain delay");
@@ -360,37 +367,31 @@ pub async fn serve_with(
         }
         let router = router.clone();
         let connection_shutdown = shutdown.clone();
-        let framing = Arc::new(ConnectionFraming::default());
-        let stream = ObservedIo::new(
-            stream,
-            Arc::clone(&framing),
-            options.refuse_ambiguous_lengths,
-        );
+        let registration = open.accept();
+        let state = Arc::clone(registration.state());
+        let stream = ObservedIo::new(stream, Arc::clone(&state), options.refuse_ambiguous_lengths);
         let presized = Arc::clone(&presized);
-        let first_request = Arc::new(FirstRequest::default());
-        let request_started = Arc::clone(&first_request);
         let service = hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
-            request_started.arrive();
             let http1 = request.version() < Version::HTTP_2;
-            if http1 && framing.is_refused() {
-                return Either::Left(std::future::ready(Ok(ambiguous_length())));
+            let in_flight = state.start_request(!http1);
+            if http1 && in_flight.is_refused() {
+                return Either::Left(std::future::ready(Ok(in_flight.track(ambiguous_length()))));
             }
             let extensions = request.extensions_mut();
             extensions.extend(http::Extensions::clone(&presized));
             extensions.insert(ConnectInfo(remote));
             extensions.insert(connection_shutdown.clone());
-            let draining = connection_shutdown.clone();
             Either::Right(
                 router
                     .clone()
                     .oneshot(request.map(Body::new))
                     .map(move |result| {
                         result.map(|response| {
-                            if http1 && draining.is_triggered() {
-                                close_after(response)
-                            } else {
-                                response
-                            }
+                            let response = match http1 && in_flight.state().is_draining() {
+                                true => close_after(response),
+                                false => response,
+                            };
+                            in_flight.track(response)
                         })
                     }),
             )
@@ -398,9 +399,8 @@ pub async fn serve_with(
         let connection = builder
             .serve_connection_with_upgrades(TokioIo::new(stream), service)
             .into_owned();
-        let closing = closing.clone();
         connections.spawn(async move {
-            let result = close_gracefully(connection, closing, first_request).await;
+            let result = connection::drive(connection, registration).await;
             if let Err(error) = result {
                 tracing::trace!(%remote, error = %error, "connection ended with an error");
             }
@@ -414,7 +414,7 @@ pub async fn serve_with(
         grace_ms = millis(grace),
         "shutting down: no longer accepting, finishing in-flight requests"
     );
-    closing.cancel();
+    open.close_all();
     let drained = async { while connections.join_next().await.is_some() {} };
     if tokio::time::timeout(grace, drained).await.is_err() {
         tracing::warn!(
@@ -425,65 +425,6 @@ pub async fn serve_with(
     }
     tracing::info!("server stopped");
     Ok(())
-}
-
-/// How long a connection that has not sent its first request yet gets to send it once the
-/// server stops: a client that connected just before the listener closed has its request on the
-/// way, and closing the connection under it would reset a request that was never refused.
-const FIRST_REQUEST_WINDOW: Duration = Duration::from_secs(1);
-
-/// Serves `connection` until it ends or, once `closing` fires, until its in-flight requests are
-/// answered (hyper's graceful shutdown: idle keep-alive connections close at once). A
-/// connection whose first request has not arrived yet gets [`FIRST_REQUEST_WINDOW`] for it.
-async fn close_gracefully<C>(
-    connection: C,
-    closing: CancellationToken,
-    first_request: Arc<FirstRequest>,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
-where
-    C: GracefulConnection<Error = Box<dyn std::error::Error + Send + Sync>>,
-{
-    tokio::pin!(connection);
-    tokio::select! {
-        result = connection.as_mut() => return result,
-        () = closing.cancelled() => {}
-    }
-    if !first_request.has_arrived() {
-        tokio::select! {
-            result = connection.as_mut() => return result,
-            _ = tokio::time::timeout(FIRST_REQUEST_WINDOW, first_request.wait()) => {}
-        }
-    }
-    connection.as_mut().graceful_shutdown();
-    connection.await
-}
-
-/// Whether a connection has had its first request, told once per connection: one relaxed load
-/// per request after that (a `CancellationToken` would take a mutex on every request).
-#[derive(Debug, Default)]
-struct FirstRequest {
-    arrived: AtomicBool,
-    notify: tokio::sync::Notify,
-}
-
-impl FirstRequest {
-    fn arrive(&self) {
-        if !self.arrived.load(Ordering::Relaxed) {
-            self.arrived.store(true, Ordering::Release);
-            // Stores a permit when nobody waits yet: `wait` cannot miss it.
-            self.notify.notify_one();
-        }
-    }
-
-    fn has_arrived(&self) -> bool {
-        self.arrived.load(Ordering::Acquire)
-    }
-
-    async fn wait(&self) {
-        if !self.has_arrived() {
-            self.notify.notified().await;
-        }
-    }
 }
 
 /// Like axum: connection-level errors are the peer's business; others (`EMFILE`) are logged
