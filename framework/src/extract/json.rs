@@ -102,22 +102,25 @@ fn without_position(message: &str) -> String {
     }
 }
 
-/// Whether the request declares `expected` (or `+json`-style suffixes when `suffix` is set).
+/// Whether the request declares `expected` (or `+json`-style suffixes when `suffix` is set),
+/// compared without allocating: this runs on every request with a body.
 pub(crate) fn has_content_type(headers: &HeaderMap, expected: &str, suffix: bool) -> bool {
-    let Some(value) = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-    else {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
         return false;
     };
+    let value = value.as_bytes();
     let essence = value
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    essence == expected
-        || (suffix && essence.starts_with("application/") && essence.ends_with("+json"))
+        .iter()
+        .position(|&byte| byte == b';')
+        .map_or(value, |end| &value[..end])
+        .trim_ascii();
+    let (prefix, ending) = (b"application/".as_slice(), b"+json".as_slice());
+    essence.eq_ignore_ascii_case(expected.as_bytes())
+        || (suffix
+            && essence.is_ascii()
+            && essence.len() >= prefix.len() + ending.len()
+            && essence[..prefix.len()].eq_ignore_ascii_case(prefix)
+            && essence[essence.len() - ending.len()..].eq_ignore_ascii_case(ending))
 }
 
 pub(crate) fn unsupported_media_type(expected: &str) -> ApiError {
@@ -188,5 +191,40 @@ impl<T: Serialize> IntoResponse for Json<T> {
                 .into_response(),
             Err(error) => ApiError::internal_with(error).into_response(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn declares(content_type: &[u8], suffix: bool) -> bool {
+        let mut headers = HeaderMap::new();
+        if let Ok(value) = HeaderValue::from_bytes(content_type) {
+            headers.insert(header::CONTENT_TYPE, value);
+        }
+        has_content_type(&headers, "application/json", suffix)
+    }
+
+    #[test]
+    fn the_media_type_is_compared_without_case_parameters_or_spaces() {
+        assert!(declares(b"application/json", false));
+        assert!(declares(b"Application/JSON; charset=utf-8", false));
+        assert!(declares(b" application/json ;charset=utf-8", false));
+        assert!(!declares(b"application/jsonx", false));
+        assert!(!declares(b"text/plain", false));
+        assert!(!declares(b"", false));
+        assert!(!declares(b"application/vnd.api+json", false));
+    }
+
+    #[test]
+    fn json_suffixes_count_only_when_asked_and_only_under_application() {
+        assert!(declares(b"application/vnd.api+json", true));
+        assert!(declares(b"APPLICATION/problem+JSON; charset=utf-8", true));
+        assert!(declares(b"application/+json", true));
+        assert!(!declares(b"text/vnd.api+json", true));
+        assert!(!declares(b"application/json+xml", true));
+        assert!(!declares(b"application/\xff+json", true));
+        assert!(!declares(b"+json", true));
     }
 }
