@@ -50,6 +50,21 @@ where
 /// # Errors
 /// `400 INVALID_JSON` or `400 VALIDATION_ERROR`.
 pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // Without following the path first: a body that parses pays nothing for the error's
+    // field path, and one that does not is parsed again to find it.
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let parsed = T::deserialize(&mut deserializer).and_then(|value| {
+        deserializer.end()?;
+        Ok(value)
+    });
+    match parsed {
+        Ok(value) => Ok(value),
+        Err(_) => from_slice_following_the_path(bytes),
+    }
+}
+
+/// [`from_slice`] with the path of each value followed, for the error that names the field.
+fn from_slice_following_the_path<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer)
         .map_err(|error| json_error(&error.path().to_string(), &error.into_inner()))?;
@@ -215,6 +230,46 @@ mod tests {
         assert!(!declares(b"text/plain", false));
         assert!(!declares(b"", false));
         assert!(!declares(b"application/vnd.api+json", false));
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Order {
+        #[allow(dead_code)]
+        items: Vec<Item>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Item {
+        #[allow(dead_code)]
+        quantity: u32,
+    }
+
+    fn error_of(body: &str) -> serde_json::Value {
+        let error = from_slice::<Order>(body.as_bytes()).unwrap_err();
+        let response = error.into_response();
+        let body = futures_util::FutureExt::now_or_never(response.into_body().collect())
+            .and_then(Result::ok)
+            .map(|collected| collected.to_bytes())
+            .unwrap_or_default();
+        serde_json::from_slice(&body).unwrap_or_default()
+    }
+
+    #[test]
+    fn a_body_that_parses_is_read_once_and_errors_still_name_the_field() {
+        assert!(from_slice::<Order>(br#"{"items":[{"quantity":1}]}"#).is_ok());
+        let error = error_of(r#"{"items":[{"quantity":1},{"quantity":"x"}]}"#);
+        assert_eq!(error["error"], "VALIDATION_ERROR");
+        assert!(
+            error["details"]["fieldErrors"]["items[1].quantity"].is_array(),
+            "{error}"
+        );
+        let error = error_of(r#"{"items":[{}]}"#);
+        assert!(
+            error["details"]["fieldErrors"]["items[0].quantity"].is_array(),
+            "{error}"
+        );
+        let error = error_of(r#"{"items":[]} x"#);
+        assert_eq!(error["error"], "INVALID_JSON", "{error}");
     }
 
     #[test]
