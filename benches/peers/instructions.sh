@@ -5,9 +5,10 @@
 #   bash benches/peers/instructions.sh          # after run.sh has built target/peers
 #
 # Each configuration is started under valgrind twice and sent 2,000 and then 12,000 requests
-# over one keep-alive connection; the difference divided by 10,000 is its cost per request,
-# start-up and shutdown cancelled out. Everything the process does counts (hyper, tokio, the
-# allocator, the log writer's thread), but not the kernel.
+# (`GET`s, or the peers' `POST` of a valid user) over one keep-alive connection; the difference
+# divided by 10,000 is its cost per request, start-up and shutdown cancelled out. Everything
+# the process does counts (hyper, tokio, the allocator, the log writer's thread), but not the
+# kernel.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PEERS=${PEER_TARGET:-target/peers}/release
@@ -27,14 +28,20 @@ count() { # count path binary env...
     --callgrind-out-file="$out/callgrind.out" "$binary" >"$out/server.log" 2>&1 &
   local pid=$!
   for _ in $(seq 300); do
-    curl -fs -o /dev/null "http://127.0.0.1:$port$path" && break
+    # Any answer (a POST route answers a GET with 405) means the server is up.
+    curl -s -o /dev/null "http://127.0.0.1:$port$path" && break
     sleep 0.1
   done
-  python3 - "$port" "$requests" "$path" <<'PY'
-import socket, sys
+  BODY=${BODY:-} python3 - "$port" "$requests" "$path" <<'PY'
+import os, socket, sys
 port, count, path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 connection = socket.create_connection(("127.0.0.1", port))
-request = f"GET {path} HTTP/1.1\r\nhost: bench\r\n\r\n".encode()
+body = os.environ["BODY"]
+if body:
+    request = (f"POST {path} HTTP/1.1\r\nhost: bench\r\ncontent-type: application/json\r\n"
+               f"content-length: {len(body)}\r\n\r\n{body}").encode()
+else:
+    request = f"GET {path} HTTP/1.1\r\nhost: bench\r\n\r\n".encode()
 for _ in range(count):
     connection.sendall(request)
     answer = b""
@@ -59,11 +66,16 @@ measure() { # label path binary env...
   printf '%-44s %8d\n' "$label" $(( (long - short) / 10000 ))
 }
 
-printf '%-44s %8s\n' "server, GET path" "instr/req"
+printf '%-44s %8s\n' "server, request" "instr/req"
 measure "axum-bare, /api/hello" /api/hello "$PEERS/axum-peer"
 measure "arbor-bare, /api/hello" /api/hello "$PEERS/arbor-peer" ARBOR_PEER_MODE=bare
 measure "axum-bare, /api/users/42" /api/users/42 "$PEERS/axum-peer"
 measure "arbor-bare, /api/users/42" /api/users/42 "$PEERS/arbor-peer" ARBOR_PEER_MODE=bare
+# The peers' valid user, as benches/peers/post_user.lua sends it.
+USER_JSON='{"email":"a@b.co","name":"Alice","password":"Secret123"}'
+BODY=$USER_JSON measure "axum-bare, POST /api/users" /api/users "$PEERS/axum-peer"
+BODY=$USER_JSON measure "arbor-bare, POST /api/users" /api/users "$PEERS/arbor-peer" \
+  ARBOR_PEER_MODE=bare
 measure "arbor-stack, no log output, /api/hello" /api/hello "$PEERS/arbor-peer" \
   ARBOR_LOG_FORMAT=json RUST_LOG=warn
 for part in compression timeout openapi; do
