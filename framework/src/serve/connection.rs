@@ -3,7 +3,7 @@
 //!
 //! hyper can time out the read of a request head itself, but it pays on every request: a boxed
 //! sleep from its timer for each head, and one more turn of its connection loop after each
-//! response to arm the next one (about 900 instructions of the 17,000 a bare route costs;
+//! response to arm the next one (about 1,000 instructions of the 17,400 a bare route cost;
 //! callgrind, `docs/benchmarks.md`). Here a connection's [`ConnectionState`] says whether a
 //! request is in flight and, when none is, since when the connection has been waiting: the
 //! service counts each request in, the end of its response body counts it out and stamps the
@@ -367,10 +367,12 @@ mod tests {
         Connections::new(Duration::from_millis(timeout_ms), Shutdown::new())
     }
 
-    fn sweeps(connections: &Connections, count: u64) {
+    /// What the server has asked of `open` after `count` more sweeps.
+    fn asked_after_sweeps(connections: &Connections, open: &OpenConnection, count: u64) -> u8 {
         for _ in 0..count {
             connections.sweep();
         }
+        open.state.asked.load(Ordering::Relaxed)
     }
 
     #[test]
@@ -389,10 +391,8 @@ mod tests {
     fn a_connection_without_a_request_expires_after_the_limit_not_before() {
         let connections = connections(1600);
         let open = connections.accept();
-        sweeps(&connections, 16);
-        assert_eq!(open.state.asked.load(Ordering::Relaxed), 0);
-        sweeps(&connections, 1);
-        assert_eq!(open.state.asked.load(Ordering::Relaxed), EXPIRED);
+        assert_eq!(asked_after_sweeps(&connections, &open, 16), 0);
+        assert_eq!(asked_after_sweeps(&connections, &open, 1), EXPIRED);
     }
 
     #[test]
@@ -401,14 +401,11 @@ mod tests {
         let open = connections.accept();
         let request = open.state.start_request(false);
         let response = request.track(http::Response::new(()));
-        sweeps(&connections, 100);
-        assert_eq!(open.state.asked.load(Ordering::Relaxed), 0);
+        assert_eq!(asked_after_sweeps(&connections, &open, 100), 0);
         // The wait starts again when the response ends.
         drop(response);
-        sweeps(&connections, 16);
-        assert_eq!(open.state.asked.load(Ordering::Relaxed), 0);
-        sweeps(&connections, 1);
-        assert_eq!(open.state.asked.load(Ordering::Relaxed), EXPIRED);
+        assert_eq!(asked_after_sweeps(&connections, &open, 16), 0);
+        assert_eq!(asked_after_sweeps(&connections, &open, 1), EXPIRED);
     }
 
     #[test]
@@ -416,8 +413,7 @@ mod tests {
         let connections = connections(1600);
         let open = connections.accept();
         drop(open.state.start_request(true));
-        sweeps(&connections, 100);
-        assert_eq!(open.state.asked.load(Ordering::Relaxed), 0);
+        assert_eq!(asked_after_sweeps(&connections, &open, 100), 0);
     }
 
     #[test]
