@@ -199,9 +199,9 @@ impl ConnectionState {
         self.refused_head.store(ordinal, Ordering::Relaxed);
     }
 
-    /// Whether the server is shutting down.
-    pub(crate) fn is_draining(&self) -> bool {
-        self.server.shutdown.is_triggered()
+    /// The server's shutdown handle, which every request carries.
+    pub(crate) fn shutdown(&self) -> &Shutdown {
+        &self.server.shutdown
     }
 
     fn finish_request(&self) {

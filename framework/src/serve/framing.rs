@@ -265,8 +265,9 @@ impl FramingScanner {
         None
     }
 
-    /// A line that may be `Content-Length`, `Transfer-Encoding` or `Upgrade`.
-    #[cold]
+    /// A line that may be `Content-Length`, `Transfer-Encoding` or `Upgrade`. Kept out of
+    /// line, so that the loop over the lines that are passed over stays small.
+    #[inline(never)]
     fn header(&mut self, line: &[u8], complete: bool) {
         if let Some(value) = field_value(line, b"content-length") {
             self.head.content_length_seen = true;

@@ -366,7 +366,6 @@ pub async fn serve_with(
             let _ = stream.set_nodelay(true);
         }
         let router = router.clone();
-        let connection_shutdown = shutdown.clone();
         let registration = open.accept();
         let state = Arc::clone(registration.state());
         let stream = ObservedIo::new(stream, Arc::clone(&state), options.refuse_ambiguous_lengths);
@@ -380,17 +379,18 @@ pub async fn serve_with(
             let extensions = request.extensions_mut();
             extensions.extend(http::Extensions::clone(&presized));
             extensions.insert(ConnectInfo(remote));
-            extensions.insert(connection_shutdown.clone());
+            extensions.insert(state.shutdown().clone());
             Either::Right(
                 router
                     .clone()
                     .oneshot(request.map(Body::new))
                     .map(move |result| {
                         result.map(|response| {
-                            let response = match http1 && in_flight.state().is_draining() {
-                                true => close_after(response),
-                                false => response,
-                            };
+                            let response =
+                                match http1 && in_flight.state().shutdown().is_triggered() {
+                                    true => close_after(response),
+                                    false => response,
+                                };
                             in_flight.track(response)
                         })
                     }),
