@@ -3,6 +3,7 @@
 # deterministic companion of run.sh, whose requests per second swing by ±15% on a shared machine.
 #
 #   bash benches/peers/instructions.sh          # after run.sh has built target/peers
+#   ONLY=/api/stack bash benches/peers/instructions.sh    # the rows whose label contains it
 #
 # Each configuration is started under valgrind twice and sent 2,000 and then 12,000 requests
 # (`GET`s, or the peers' `POST` of a valid user) over one keep-alive connection; the difference
@@ -60,6 +61,7 @@ PY
 
 measure() { # label path binary env...
   local label=$1; shift
+  [[ $label == *"${ONLY:-}"* ]] || return 0
   local short long
   short=$(count 2000 "$@")
   long=$(count 12000 "$@")

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use http::header::Entry;
 use http::HeaderMap;
 
 use super::{number, X_RATELIMIT_LIMIT, X_RATELIMIT_REMAINING, X_RATELIMIT_RESET};
@@ -126,16 +127,27 @@ impl Decision {
     /// headers already describe a limit with fewer requests remaining (an inner limit), so that
     /// nested limits report the one closest to refusing.
     pub fn write_headers(&self, headers: &mut HeaderMap) {
-        let tighter = headers
-            .get(&X_RATELIMIT_REMAINING)
-            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
-            .is_some_and(|existing| existing < u64::from(self.remaining));
-        if tighter {
-            return;
-        }
         headers.reserve(3);
+        // One lookup of `X-RateLimit-Remaining` both finds an inner limit and, in the common
+        // case of none, inserts this one's.
+        match headers.entry(X_RATELIMIT_REMAINING) {
+            Entry::Vacant(slot) => {
+                slot.insert(number(u64::from(self.remaining)));
+            }
+            Entry::Occupied(inner) => {
+                let tighter = inner
+                    .get()
+                    .to_str()
+                    .ok()
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .is_some_and(|existing| existing < u64::from(self.remaining));
+                if tighter {
+                    return;
+                }
+                headers.insert(X_RATELIMIT_REMAINING, number(u64::from(self.remaining)));
+            }
+        }
         headers.insert(X_RATELIMIT_LIMIT, number(u64::from(self.limit)));
-        headers.insert(X_RATELIMIT_REMAINING, number(u64::from(self.remaining)));
         headers.insert(X_RATELIMIT_RESET, number(self.reset_after_secs()));
     }
 }

@@ -22,8 +22,8 @@
 //!
 //! State lives in a [`RateLimitStore`]. A layer given no store of its own uses the app's shared
 //! store ([`Stores`](crate::store::Stores), for example Redis, so that a limit holds across
-//! instances), and otherwise its own [`MemoryStore`]: one atomic per key in a bounded [`moka`]
-//! cache that forgets idle keys. See `docs/rate-limiting.md`.
+//! instances), and otherwise its own [`MemoryStore`]: one timestamp per key in a bounded table
+//! that forgets idle keys. See `docs/rate-limiting.md`.
 //!
 //! The module is laid out by role: `layer.rs` (the layer and its service), `gcra.rs` (the
 //! algorithm: [`Quota`] and [`Decision`]), `store.rs` ([`RateLimitStore`] and [`MemoryStore`]).

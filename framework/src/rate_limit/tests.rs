@@ -180,22 +180,53 @@ fn memory_is_bounded_by_max_capacity() {
         "{} keys held",
         store.entry_count()
     );
-    // The most recent keys are the ones kept.
+    // The key that came last is held.
     assert_eq!(store.check_now("client-99999", quota).remaining, 8);
 }
 
 #[test]
 fn idle_keys_are_forgotten_after_their_window() {
-    // moka measures idleness on the real clock, so this test waits (briefly) for real; the
-    // store's own clock stays put, so only the eviction can explain a fresh allowance.
-    let (store, _clock) = store();
-    let quota = Quota::new(1, Duration::from_millis(20));
+    let (store, clock) = store();
+    let quota = Quota::new(1, 60 * SEC);
     assert!(store.check_now("idle", quota).allowed);
     assert!(!store.check_now("idle", quota).allowed);
-    assert!(store.holds("idle"));
-    std::thread::sleep(Duration::from_millis(120));
+    clock.advance(59 * SEC);
+    store.run_pending_tasks();
+    assert!(store.holds("idle"), "dropped before its window");
+    clock.advance(SEC);
+    store.run_pending_tasks();
     assert!(!store.holds("idle"));
     assert!(store.check_now("idle", quota).allowed);
+}
+
+#[test]
+fn a_new_key_drops_idle_keys_once_a_window_has_passed() {
+    // Small enough for one shard, so the two keys meet.
+    let clock = ManualClock::new();
+    let store = MemoryStore::new(10).with_clock(clock.clone());
+    let quota = Quota::new(2, 60 * SEC);
+    store.check_now("first", quota);
+    clock.advance(61 * SEC);
+    store.check_now("second", quota);
+    assert!(!store.holds("first"), "an idle key outlived a new key's arrival");
+    assert!(store.holds("second"));
+}
+
+#[test]
+fn a_full_store_keeps_the_keys_furthest_from_a_full_allowance() {
+    let clock = ManualClock::new();
+    let store = MemoryStore::new(8).with_clock(clock.clone());
+    let quota = Quota::new(10, 60 * SEC);
+    // `busy` uses up its allowance; the others each send one request.
+    for _ in 0..10 {
+        store.check_now("busy", quota);
+    }
+    for i in 0..100 {
+        store.check_now(&format!("passer-by-{i}"), quota);
+    }
+    assert!(store.entry_count() <= 8, "{} keys held", store.entry_count());
+    assert!(store.holds("busy"), "a flood of new keys pushed out a limited client");
+    assert!(!store.check_now("busy", quota).allowed);
 }
 
 #[test]
