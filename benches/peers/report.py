@@ -4,12 +4,14 @@ meta.tsv), and prints it. Standard library only.
 
     python3 report.py benches/peers/results
 
-Every figure is a median over the rounds: requests per second, and wrk's p50 and p99 latency.
-The ratios are the medians of the per-round ratios (round by round, the two servers ran a few
-seconds apart, so a ratio within a round is steadier than a ratio of two medians).
+Every figure is a median over the rounds: requests per second, wrk's p50 and p99 latency, and
+the server's CPU time (user and system) per request. The ratios are the medians of the
+per-round ratios (round by round, the two servers ran a few seconds apart, so a ratio within a
+round is steadier than a ratio of two medians).
 """
 
 import csv
+import math
 import statistics
 import sys
 from pathlib import Path
@@ -52,6 +54,31 @@ def thousands(x):
     return f"{x:,.0f}"
 
 
+def cpu_per_request(row):
+    """The server's CPU time per request in µs; NaN for runs recorded without it."""
+    value = float(row.get("cpu_us_per_request") or "nan")
+    return value if value > 0 else float("nan")
+
+
+def ratio_cells(by_pair, endpoints, a, b, value):
+    """Per endpoint, the median of value(a) / value(b) round by round, with its range, or "—";
+    None if there is no value at all."""
+    cells, any_value = [], False
+    for endpoint in endpoints:
+        pa, pb = by_pair.get((endpoint, a), {}), by_pair.get((endpoint, b), {})
+        pairs = [(value(pa[r]), value(pb[r])) for r in sorted(set(pa) & set(pb))]
+        per_round = [x / y for x, y in pairs if y > 0 and not math.isnan(x)]
+        if per_round:
+            any_value = True
+            cells.append(
+                f"**{statistics.median(per_round):.3f}** "
+                f"({min(per_round):.2f}–{max(per_round):.2f})"
+            )
+        else:
+            cells.append("—")
+    return cells if any_value else None
+
+
 def main(results):
     results = Path(results)
     runs = read_tsv(results / "runs.tsv")
@@ -82,8 +109,8 @@ def main(results):
     out.append("")
 
     errors = any(int(row["socket_errors"]) for row in runs)
-    header = "| endpoint | server | req/s | p50 ms | p99 ms | req/s by round |"
-    rule = "|---|---|---:|---:|---:|---|"
+    header = "| endpoint | server | req/s | p50 ms | p99 ms | CPU µs/req | req/s by round |"
+    rule = "|---|---|---:|---:|---:|---:|---|"
     if errors:
         header += " socket errors |"
         rule += "---:|"
@@ -97,9 +124,11 @@ def main(results):
             rps = statistics.median(float(r["rps"]) for r in rows)
             p50 = statistics.median(float(r["p50_ms"]) for r in rows)
             p99 = statistics.median(float(r["p99_ms"]) for r in rows)
+            cpu = statistics.median(cpu_per_request(r) for r in rows)
             each = " ".join(thousands(float(r["rps"])) for r in rows)
             line = (
-                f"| {endpoint} | {server} | {thousands(rps)} | {p50:.2f} | {p99:.2f} | {each} |"
+                f"| {endpoint} | {server} | {thousands(rps)} | {p50:.2f} | {p99:.2f} | "
+                f"{cpu:.2f} | {each} |"
             )
             if errors:
                 line += f" {sum(int(r['socket_errors']) for r in rows)} |"
@@ -108,24 +137,13 @@ def main(results):
 
     ratio_rows, ratio_notes = [], []
     for a, b, what in RATIOS:
-        cells, any_value = [], False
-        for endpoint in endpoints:
-            pa, pb = by_pair.get((endpoint, a), {}), by_pair.get((endpoint, b), {})
-            per_round = [
-                float(pa[r]["rps"]) / float(pb[r]["rps"])
-                for r in sorted(set(pa) & set(pb))
-                if float(pb[r]["rps"]) > 0
-            ]
-            if per_round:
-                any_value = True
-                cells.append(
-                    f"**{statistics.median(per_round):.3f}** "
-                    f"({min(per_round):.2f}–{max(per_round):.2f})"
-                )
-            else:
-                cells.append("—")
-        if any_value:
-            ratio_rows.append(f"| {a} / {b} | " + " | ".join(cells) + " |")
+        rps_cells = ratio_cells(by_pair, endpoints, a, b, lambda row: float(row["rps"]))
+        # The inverse of CPU time per request: above 1, the first server spends less.
+        cpu_cells = ratio_cells(by_pair, endpoints, a, b, lambda row: 1 / cpu_per_request(row))
+        if rps_cells:
+            cpu_cells = cpu_cells or ["—"] * len(endpoints)
+            ratio_rows.append((f"| {a} / {b} | " + " | ".join(rps_cells) + " |",
+                               f"| {a} / {b} | " + " | ".join(cpu_cells) + " |"))
             ratio_notes.append(f"- {a} / {b}: {what}")
     if ratio_rows:
         out.append(
@@ -135,9 +153,19 @@ def main(results):
         out.append("")
         out.append("| ratio | " + " | ".join(endpoints) + " |")
         out.append("|---|" + "---:|" * len(endpoints))
-        out += ratio_rows
+        out += [rps for rps, _ in ratio_rows]
         out.append("")
         out += ratio_notes
+        out.append("")
+        out.append(
+            "The same ratios by the servers' CPU time per request (the second server's over the "
+            "first's, so that above 1 the first spends less): a server's own cost, which time "
+            "the machine gives to other work does not count against."
+        )
+        out.append("")
+        out.append("| ratio | " + " | ".join(endpoints) + " |")
+        out.append("|---|" + "---:|" * len(endpoints))
+        out += [cpu for _, cpu in ratio_rows]
         out.append("")
 
     out.append("Memory of each server process (its children included), idle after start-up and "

@@ -338,19 +338,34 @@ parse_wrk() {
     $1 == "50%" { p50 = ms($2) }
     $1 == "99%" { p99 = ms($2) }
     /^Requests\/sec:/ { rps = $2 }
+    / requests in / { requests = $1 }
     /Non-2xx or 3xx responses:/ { bad = $NF }
     /Socket errors:/ { gsub(/,/, ""); errors = $4 + $6 + $8 + $10 }
-    END { printf "%.1f %.3f %.3f %d %d\n", rps, p50, p99, bad, errors }' "$1"
+    END { printf "%.1f %.3f %.3f %d %d %d\n", rps, p50, p99, bad, errors, requests }' "$1"
 }
 
-# run_wrk SERVER ENDPOINT DURATION OUT: one wrk run, the server's RSS sampled meanwhile.
+cpu_ticks() { # PID: user and system CPU time of the process and its descendants, in clock ticks
+  local total=0 pid ticks
+  for pid in $(tree_pids "$1"); do
+    # Fields 14 and 15 of /proc/PID/stat, counted after the command name's closing parenthesis
+    # (the name may hold spaces).
+    ticks=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{print $12 + $13}' || true)
+    total=$((total + ${ticks:-0}))
+  done
+  echo "$total"
+}
+TICK_US=$(( 1000000 / $(getconf CLK_TCK) ))
+
+# run_wrk SERVER ENDPOINT DURATION OUT: one wrk run, the server's RSS sampled meanwhile; sets
+# CPU_US to the server's CPU time during the run, in microseconds.
 run_wrk() {
-  local server=$1 endpoint=$2 process=${PROCESS[$1]} args wrk_pid rss bad
+  local server=$1 endpoint=$2 process=${PROCESS[$1]} args wrk_pid rss bad ticks
   args=(-t1 -c"$CONN" -d"$3" --latency)
   case $endpoint in
     post) args+=(-s "$HERE/post_user.lua") ;;
     list) args+=(-H "authorization: Bearer $TOKEN") ;;
   esac
+  ticks=$(cpu_ticks "${PID_OF[$process]}")
   taskset -c "$LOAD_CPU" wrk "${args[@]}" "$(url_of "$server" "$endpoint")" >"$4" &
   wrk_pid=$!
   while kill -0 "$wrk_pid" 2>/dev/null; do
@@ -360,6 +375,7 @@ run_wrk() {
   done
   wait "$wrk_pid" || fail "wrk failed on $server $endpoint (output: $4)"
   kill -0 "${PID_OF[$process]}" 2>/dev/null || fail "$process exited under load (log: $RES/logs/$process.log)"
+  CPU_US=$(( ($(cpu_ticks "${PID_OF[$process]}") - ticks) * TICK_US ))
   read -r _ _ _ bad _ < <(parse_wrk "$4")
   (( bad == 0 )) || fail "$server $endpoint: $bad answers were not 2xx or 3xx (output: $4)"
 }
@@ -396,7 +412,7 @@ if [[ $(seconds "$WARM") != 0 ]]; then
   done
 fi
 
-printf 'round\tendpoint\tserver\trps\tp50_ms\tp99_ms\tsocket_errors\n' >"$RES/runs.tsv"
+printf 'round\tendpoint\tserver\trps\tp50_ms\tp99_ms\tsocket_errors\tcpu_us_per_request\n' >"$RES/runs.tsv"
 for round in $(seq "$ROUNDS"); do
   echo "== round $round of $ROUNDS"
   for endpoint in $ENDPOINTS; do
@@ -408,10 +424,11 @@ for round in $(seq "$ROUNDS"); do
     for server in "${order[@]}"; do
       out=$RES/raw/$round-$endpoint-$server.txt
       run_wrk "$server" "$endpoint" "$DUR" "$out"
-      read -r rps p50 p99 _ errors < <(parse_wrk "$out")
-      printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$endpoint" "$server" "$rps" "$p50" "$p99" "$errors" >>"$RES/runs.tsv"
-      printf '   %-6s %-12s %10.0f req/s   p50 %7.3f ms   p99 %7.3f ms%s\n' "$endpoint" "$server" \
-        "$rps" "$p50" "$p99" "$( (( errors == 0 )) || echo "   socket errors: $errors")"
+      read -r rps p50 p99 _ errors requests < <(parse_wrk "$out")
+      cpu=$(awk -v us="$CPU_US" -v n="$requests" 'BEGIN { printf "%.2f", (n > 0 ? us / n : 0) }')
+      printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$endpoint" "$server" "$rps" "$p50" "$p99" "$errors" "$cpu" >>"$RES/runs.tsv"
+      printf '   %-6s %-12s %10.0f req/s   p50 %7.3f ms   p99 %7.3f ms   CPU %6.2f us/req%s\n' "$endpoint" "$server" \
+        "$rps" "$p50" "$p99" "$cpu" "$( (( errors == 0 )) || echo "   socket errors: $errors")"
     done
   done
 done
