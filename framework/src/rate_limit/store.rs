@@ -119,7 +119,10 @@ impl MemoryStore {
     /// A store holding at most `max_capacity` keys (at least 1), on the system's monotonic clock.
     pub fn new(max_capacity: u64) -> Self {
         let max_capacity = max_capacity.max(1);
-        let shard_count = 1 << (max_capacity / MIN_SHARD_CAPACITY).clamp(1, MAX_SHARDS).ilog2();
+        let shard_count = 1
+            << (max_capacity / MIN_SHARD_CAPACITY)
+                .clamp(1, MAX_SHARDS)
+                .ilog2();
         let shard_capacity = usize::try_from(max_capacity / shard_count).unwrap_or(usize::MAX);
         let shards = (0..shard_count)
             .map(|_| {

@@ -208,7 +208,10 @@ fn a_new_key_drops_idle_keys_once_a_window_has_passed() {
     store.check_now("first", quota);
     clock.advance(61 * SEC);
     store.check_now("second", quota);
-    assert!(!store.holds("first"), "an idle key outlived a new key's arrival");
+    assert!(
+        !store.holds("first"),
+        "an idle key outlived a new key's arrival"
+    );
     assert!(store.holds("second"));
 }
 
@@ -224,8 +227,15 @@ fn a_full_store_keeps_the_keys_furthest_from_a_full_allowance() {
     for i in 0..100 {
         store.check_now(&format!("passer-by-{i}"), quota);
     }
-    assert!(store.entry_count() <= 8, "{} keys held", store.entry_count());
-    assert!(store.holds("busy"), "a flood of new keys pushed out a limited client");
+    assert!(
+        store.entry_count() <= 8,
+        "{} keys held",
+        store.entry_count()
+    );
+    assert!(
+        store.holds("busy"),
+        "a flood of new keys pushed out a limited client"
+    );
     assert!(!store.check_now("busy", quota).allowed);
 }
 
