@@ -5,7 +5,7 @@ meta.tsv), and prints it. Standard library only.
     python3 report.py benches/peers/results
 
 Every figure is a median over the rounds: requests per second, wrk's p50 and p99 latency, and
-the server's CPU time (user and system) per request. The ratios are the medians of the
+the server's CPU time per request, in user space and in the kernel. The ratios are the medians of the
 per-round ratios (round by round, the two servers ran a few seconds apart, so a ratio within a
 round is steadier than a ratio of two medians).
 """
@@ -54,9 +54,10 @@ def thousands(x):
     return f"{x:,.0f}"
 
 
-def cpu_per_request(row):
-    """The server's CPU time per request in µs; NaN for runs recorded without it."""
-    value = float(row.get("cpu_us_per_request") or "nan")
+def cpu_per_request(row, mode):
+    """The server's CPU time per request in µs, in `user` space or the kernel (`system`); NaN
+    for runs recorded without it."""
+    value = float(row.get(f"{mode}_us_per_request") or "nan")
     return value if value > 0 else float("nan")
 
 
@@ -109,8 +110,9 @@ def main(results):
     out.append("")
 
     errors = any(int(row["socket_errors"]) for row in runs)
-    header = "| endpoint | server | req/s | p50 ms | p99 ms | CPU µs/req | req/s by round |"
-    rule = "|---|---|---:|---:|---:|---:|---|"
+    header = ("| endpoint | server | req/s | p50 ms | p99 ms | user µs/req | kernel µs/req "
+              "| req/s by round |")
+    rule = "|---|---|---:|---:|---:|---:|---:|---|"
     if errors:
         header += " socket errors |"
         rule += "---:|"
@@ -124,11 +126,12 @@ def main(results):
             rps = statistics.median(float(r["rps"]) for r in rows)
             p50 = statistics.median(float(r["p50_ms"]) for r in rows)
             p99 = statistics.median(float(r["p99_ms"]) for r in rows)
-            cpu = statistics.median(cpu_per_request(r) for r in rows)
+            user = statistics.median(cpu_per_request(r, "user") for r in rows)
+            system = statistics.median(cpu_per_request(r, "system") for r in rows)
             each = " ".join(thousands(float(r["rps"])) for r in rows)
             line = (
                 f"| {endpoint} | {server} | {thousands(rps)} | {p50:.2f} | {p99:.2f} | "
-                f"{cpu:.2f} | {each} |"
+                f"{user:.2f} | {system:.2f} | {each} |"
             )
             if errors:
                 line += f" {sum(int(r['socket_errors']) for r in rows)} |"
@@ -139,7 +142,9 @@ def main(results):
     for a, b, what in RATIOS:
         rps_cells = ratio_cells(by_pair, endpoints, a, b, lambda row: float(row["rps"]))
         # The inverse of CPU time per request: above 1, the first server spends less.
-        cpu_cells = ratio_cells(by_pair, endpoints, a, b, lambda row: 1 / cpu_per_request(row))
+        cpu_cells = ratio_cells(
+            by_pair, endpoints, a, b, lambda row: 1 / cpu_per_request(row, "user")
+        )
         if rps_cells:
             cpu_cells = cpu_cells or ["—"] * len(endpoints)
             ratio_rows.append((f"| {a} / {b} | " + " | ".join(rps_cells) + " |",
@@ -158,9 +163,10 @@ def main(results):
         out += ratio_notes
         out.append("")
         out.append(
-            "The same ratios by the servers' CPU time per request (the second server's over the "
-            "first's, so that above 1 the first spends less): a server's own cost, which time "
-            "the machine gives to other work does not count against."
+            "The same ratios by the servers' CPU time per request in user space (the second "
+            "server's over the first's, so that above 1 the first spends less): the code each "
+            "server runs, without the kernel's share (TCP on loopback, about 60 % of the "
+            "total), which varies the most from run to run on a shared machine."
         )
         out.append("")
         out.append("| ratio | " + " | ".join(endpoints) + " |")

@@ -345,27 +345,32 @@ parse_wrk() {
 }
 
 cpu_ticks() { # PID: user and system CPU time of the process and its descendants, in clock ticks
-  local total=0 pid ticks
+  local user=0 system=0 pid times
   for pid in $(tree_pids "$1"); do
     # Fields 14 and 15 of /proc/PID/stat, counted after the command name's closing parenthesis
     # (the name may hold spaces).
-    ticks=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{print $12 + $13}' || true)
-    total=$((total + ${ticks:-0}))
+    times=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{print $12, $13}' || true)
+    [[ -n $times ]] || continue
+    user=$((user + ${times% *})); system=$((system + ${times#* }))
   done
-  echo "$total"
+  echo "$user $system"
+}
+per_request() { # MICROSECONDS REQUESTS: microseconds per request, two decimals
+  awk -v us="$1" -v n="$2" 'BEGIN { printf "%.2f", (n > 0 ? us / n : 0) }'
 }
 TICK_US=$(( 1000000 / $(getconf CLK_TCK) ))
 
 # run_wrk SERVER ENDPOINT DURATION OUT: one wrk run, the server's RSS sampled meanwhile; sets
-# CPU_US to the server's CPU time during the run, in microseconds.
+# USER_US and SYSTEM_US to the server's CPU time in user space and in the kernel during the
+# run, in microseconds.
 run_wrk() {
-  local server=$1 endpoint=$2 process=${PROCESS[$1]} args wrk_pid rss bad ticks
+  local server=$1 endpoint=$2 process=${PROCESS[$1]} args wrk_pid rss bad user system
   args=(-t1 -c"$CONN" -d"$3" --latency)
   case $endpoint in
     post) args+=(-s "$HERE/post_user.lua") ;;
     list) args+=(-H "authorization: Bearer $TOKEN") ;;
   esac
-  ticks=$(cpu_ticks "${PID_OF[$process]}")
+  read -r user system < <(cpu_ticks "${PID_OF[$process]}")
   taskset -c "$LOAD_CPU" wrk "${args[@]}" "$(url_of "$server" "$endpoint")" >"$4" &
   wrk_pid=$!
   while kill -0 "$wrk_pid" 2>/dev/null; do
@@ -375,7 +380,8 @@ run_wrk() {
   done
   wait "$wrk_pid" || fail "wrk failed on $server $endpoint (output: $4)"
   kill -0 "${PID_OF[$process]}" 2>/dev/null || fail "$process exited under load (log: $RES/logs/$process.log)"
-  CPU_US=$(( ($(cpu_ticks "${PID_OF[$process]}") - ticks) * TICK_US ))
+  read -r USER_US SYSTEM_US < <(cpu_ticks "${PID_OF[$process]}")
+  USER_US=$(( (USER_US - user) * TICK_US )); SYSTEM_US=$(( (SYSTEM_US - system) * TICK_US ))
   read -r _ _ _ bad _ < <(parse_wrk "$4")
   (( bad == 0 )) || fail "$server $endpoint: $bad answers were not 2xx or 3xx (output: $4)"
 }
@@ -412,7 +418,7 @@ if [[ $(seconds "$WARM") != 0 ]]; then
   done
 fi
 
-printf 'round\tendpoint\tserver\trps\tp50_ms\tp99_ms\tsocket_errors\tcpu_us_per_request\n' >"$RES/runs.tsv"
+printf 'round\tendpoint\tserver\trps\tp50_ms\tp99_ms\tsocket_errors\tuser_us_per_request\tsystem_us_per_request\n' >"$RES/runs.tsv"
 for round in $(seq "$ROUNDS"); do
   echo "== round $round of $ROUNDS"
   for endpoint in $ENDPOINTS; do
@@ -425,10 +431,12 @@ for round in $(seq "$ROUNDS"); do
       out=$RES/raw/$round-$endpoint-$server.txt
       run_wrk "$server" "$endpoint" "$DUR" "$out"
       read -r rps p50 p99 _ errors requests < <(parse_wrk "$out")
-      cpu=$(awk -v us="$CPU_US" -v n="$requests" 'BEGIN { printf "%.2f", (n > 0 ? us / n : 0) }')
-      printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$endpoint" "$server" "$rps" "$p50" "$p99" "$errors" "$cpu" >>"$RES/runs.tsv"
-      printf '   %-6s %-12s %10.0f req/s   p50 %7.3f ms   p99 %7.3f ms   CPU %6.2f us/req%s\n' "$endpoint" "$server" \
-        "$rps" "$p50" "$p99" "$cpu" "$( (( errors == 0 )) || echo "   socket errors: $errors")"
+      user=$(per_request "$USER_US" "$requests"); system=$(per_request "$SYSTEM_US" "$requests")
+      printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$endpoint" "$server" "$rps" "$p50" "$p99" \
+        "$errors" "$user" "$system" >>"$RES/runs.tsv"
+      printf '   %-6s %-12s %10.0f req/s   p50 %7.3f ms   p99 %7.3f ms   CPU us/req: user %5.2f, system %5.2f%s\n' \
+        "$endpoint" "$server" "$rps" "$p50" "$p99" "$user" "$system" \
+        "$( (( errors == 0 )) || echo "   socket errors: $errors")"
     done
   done
 done
