@@ -80,6 +80,18 @@ def ratio_cells(by_pair, endpoints, a, b, value):
     return cells if any_value else None
 
 
+def ratio_table(caption, endpoints, rows):
+    """A caption, then a table with a column per endpoint, as lines."""
+    return [
+        caption,
+        "",
+        "| ratio | " + " | ".join(endpoints) + " |",
+        "|---|" + "---:|" * len(endpoints),
+        *rows,
+        "",
+    ]
+
+
 def main(results):
     results = Path(results)
     runs = read_tsv(results / "runs.tsv")
@@ -151,28 +163,22 @@ def main(results):
                                f"| {a} / {b} | " + " | ".join(cpu_cells) + " |"))
             ratio_notes.append(f"- {a} / {b}: {what}")
     if ratio_rows:
-        out.append(
+        out += ratio_table(
             "Ratios of requests per second: the median of the per-round ratios, and the lowest "
-            "and highest of them. Above 1, the first server serves more."
+            "and highest of them. Above 1, the first server serves more.",
+            endpoints,
+            [rps for rps, _ in ratio_rows],
         )
-        out.append("")
-        out.append("| ratio | " + " | ".join(endpoints) + " |")
-        out.append("|---|" + "---:|" * len(endpoints))
-        out += [rps for rps, _ in ratio_rows]
-        out.append("")
         out += ratio_notes
         out.append("")
-        out.append(
+        out += ratio_table(
             "The same ratios by the servers' CPU time per request in user space (the second "
             "server's over the first's, so that above 1 the first spends less): the code each "
             "server runs, without the kernel's share (TCP on loopback, about 60 % of the "
-            "total), which varies the most from run to run on a shared machine."
+            "total), which varies the most from run to run on a shared machine.",
+            endpoints,
+            [cpu for _, cpu in ratio_rows],
         )
-        out.append("")
-        out.append("| ratio | " + " | ".join(endpoints) + " |")
-        out.append("|---|" + "---:|" * len(endpoints))
-        out += [cpu for _, cpu in ratio_rows]
-        out.append("")
 
     out.append("Memory of each server process (its children included), idle after start-up and "
                "the correctness check, and the highest sample under load (every 0.5 s):")
