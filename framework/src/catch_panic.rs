@@ -65,8 +65,7 @@ where
 /// Both boxed, so that this future is two pointers. Every layer above it holds it, and a tower
 /// stack puts the request's future together by moving each layer's into the next one out: with
 /// the route's future inline (about 550 bytes under the app's stack) the layers above moved
-/// some 5 KB per request, and the stack's stores ran out of the L1 cache. One allocation is
-/// cheaper.
+/// some 5 KB per request, much of it missing the L1 cache. One allocation is cheaper.
 pub(crate) struct CatchPanicFuture<F> {
     inner: Option<Pin<Box<F>>>,
     answer: Option<Box<Response>>,
