@@ -47,7 +47,20 @@ where
 {
     type Rejection = PathRejection;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Some(pattern) = parts.extensions.get::<MatchedPath>() else {
+            return Err(PathRejection::NotRouted);
+        };
+        // Without a catch-all every param is one segment, which axum's router has already
+        // decoded exactly as Arbor would: deserialize those. The raw path is read again only for
+        // a catch-all, or to name what failed in the answer.
+        if !pattern.as_str().contains("{*") {
+            if let Ok(axum::extract::Path(value)) =
+                axum::extract::Path::<T>::from_request_parts(parts, state).await
+            {
+                return Ok(Path(value));
+            }
+        }
         let Some(pattern) = parts.extensions.get::<MatchedPath>() else {
             return Err(PathRejection::NotRouted);
         };
@@ -128,5 +141,95 @@ fn invalid(message: String, param: Option<&str>) -> ApiError {
     match param {
         Some(param) => error.with_details(serde_json::json!({ "param": param })),
         None => error,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::routing::get;
+    use serde::Deserialize;
+
+    use super::Path;
+    use crate::test::TestClient;
+
+    #[derive(Deserialize)]
+    struct Item {
+        org: String,
+        id: u64,
+    }
+
+    fn client() -> TestClient {
+        let routes = crate::Router::new()
+            .route("/one/{id}", get(|Path(id): Path<String>| async move { id }))
+            .route(
+                "/orgs/{org}/items/{id}",
+                get(|Path(item): Path<Item>| async move { format!("{} {}", item.org, item.id) }),
+            )
+            .route(
+                "/pair/{a}/{b}",
+                get(|Path((a, b)): Path<(String, u8)>| async move { format!("{a} {b}") }),
+            )
+            .route(
+                "/files/{*path}",
+                get(|Path(path): Path<Vec<String>>| async move { path.join("|") }),
+            );
+        TestClient::new(routes)
+    }
+
+    /// Without a catch-all the values come from axum's decoded params; they must be what
+    /// Arbor's own reading of the raw path gives.
+    #[tokio::test]
+    async fn single_segments_decode_as_the_raw_path_reads() {
+        let client = client();
+        for (segment, value) in [
+            ("abc", "abc"),
+            ("a%2Fb", "a/b"),
+            ("%E2%82%AC", "€"),
+            ("a+b", "a+b"),
+            ("a%20b", "a b"),
+            ("%25", "%"),
+            ("%3F%23", "?#"),
+        ] {
+            let response = client.get(&format!("/one/{segment}")).send().await;
+            assert_eq!(response.status(), 200, "{segment}");
+            assert_eq!(response.text(), value, "{segment}");
+            let path = format!("/one/{segment}");
+            let expected = super::super::params::capture("/one/{id}", &path).expect("decodes");
+            assert_eq!(
+                expected[0].1,
+                super::super::params::ParamValue::One(value.into()),
+                "{segment}"
+            );
+        }
+        let response = client.get("/orgs/acme%20inc/items/42").send().await;
+        assert_eq!(response.text(), "acme inc 42");
+        let response = client.get("/pair/x/7").send().await;
+        assert_eq!(response.text(), "x 7");
+    }
+
+    #[tokio::test]
+    async fn failures_name_the_param_as_before() {
+        let client = client();
+        for (uri, param, message) in [
+            ("/one/%FF", "id", "not valid percent-encoded UTF-8"),
+            ("/orgs/acme/items/abc", "id", "`abc` is not a valid u64"),
+            ("/pair/x/300", "b", "300"),
+        ] {
+            let response = client.get(uri).send().await;
+            assert_eq!(response.status(), 400, "{uri}");
+            let body: serde_json::Value = response.json();
+            assert_eq!(body["error"], "INVALID_PATH_PARAMS", "{uri}: {body}");
+            assert_eq!(body["details"]["param"], param, "{uri}: {body}");
+            assert!(
+                body["message"].as_str().unwrap().contains(message),
+                "{uri}: {body}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_catch_all_is_decoded_segment_by_segment() {
+        let response = client().get("/files/a%2Fb/c").send().await;
+        assert_eq!(response.text(), "a/b|c");
     }
 }
