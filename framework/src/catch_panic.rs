@@ -64,8 +64,9 @@ where
 ///
 /// Both boxed, so that this future is two pointers. Every layer above it holds it, and a tower
 /// stack puts the request's future together by moving each layer's into the next one out: with
-/// the route's future inline (about 550 bytes under the app's stack) the layers above moved
-/// some 5 KB per request, much of it missing the L1 cache. One allocation is cheaper.
+/// the route's future inline (568 bytes under the app's stack) those moves were 3,900
+/// instructions of `memcpy` a request, half of the stack's L1 data misses in callgrind's
+/// simulation; boxed, 3,450 and a third fewer misses. One allocation is cheaper.
 pub(crate) struct CatchPanicFuture<F> {
     inner: Option<Pin<Box<F>>>,
     answer: Option<Box<Response>>,

@@ -52,15 +52,7 @@ where
 pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     // Without following the path first: a body that parses pays nothing for the error's
     // field path, and one that does not is parsed again to find it.
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let parsed = T::deserialize(&mut deserializer).and_then(|value| {
-        deserializer.end()?;
-        Ok(value)
-    });
-    match parsed {
-        Ok(value) => Ok(value),
-        Err(_) => from_slice_following_the_path(bytes),
-    }
+    serde_json::from_slice(bytes).or_else(|_| from_slice_following_the_path(bytes))
 }
 
 /// [`from_slice`] with the path of each value followed, for the error that names the field.

@@ -48,31 +48,35 @@ where
     type Rejection = PathRejection;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let Some(pattern) = parts.extensions.get::<MatchedPath>() else {
-            return Err(PathRejection::NotRouted);
-        };
         // Without a catch-all every param is one segment, which axum's router has already
         // decoded exactly as Arbor would: deserialize those. The raw path is read again only for
         // a catch-all, or to name what failed in the answer.
-        if !pattern.as_str().contains("{*") {
+        if !matched_pattern(parts)?.contains("{*") {
             if let Ok(axum::extract::Path(value)) =
                 axum::extract::Path::<T>::from_request_parts(parts, state).await
             {
                 return Ok(Path(value));
             }
         }
-        let Some(pattern) = parts.extensions.get::<MatchedPath>() else {
-            return Err(PathRejection::NotRouted);
-        };
+        let pattern = matched_pattern(parts)?;
         let path = parts
             .extensions
             .get::<OriginalUri>()
             .map_or_else(|| parts.uri.path(), |original| original.path());
-        let params = params::capture(pattern.as_str(), path)?;
+        let params = params::capture(pattern, path)?;
         T::deserialize(Params::new(&params))
             .map(Path)
             .map_err(PathRejection::Invalid)
     }
+}
+
+/// The route's pattern, as the router matched it.
+fn matched_pattern(parts: &Parts) -> Result<&str, PathRejection> {
+    parts
+        .extensions
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str)
+        .ok_or(PathRejection::NotRouted)
 }
 
 impl<T> std::ops::Deref for Path<T> {

@@ -134,7 +134,7 @@ impl Decision {
             Entry::Vacant(slot) => {
                 slot.insert(number(u64::from(self.remaining)));
             }
-            Entry::Occupied(inner) => {
+            Entry::Occupied(mut inner) => {
                 let tighter = inner
                     .get()
                     .to_str()
@@ -144,7 +144,8 @@ impl Decision {
                 if tighter {
                     return;
                 }
-                headers.insert(X_RATELIMIT_REMAINING, number(u64::from(self.remaining)));
+                // Replaces every value the header had.
+                inner.insert(number(u64::from(self.remaining)));
             }
         }
         headers.insert(X_RATELIMIT_LIMIT, number(u64::from(self.limit)));
