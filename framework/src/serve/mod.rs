@@ -34,7 +34,6 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
-use tokio::time::MissedTickBehavior;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tower::ServiceExt;
 
@@ -261,7 +260,7 @@ impl ServeOptions {
 /// ```
 ///
 /// # Errors
-/// Never at the moment; `io::Result` leaves room for listener errors.
+/// When the thread that times the wait for request heads cannot be started.
 pub async fn serve(listener: TcpListener, router: Router) -> std::io::Result<()> {
     serve_with(listener, router, ServeOptions::default()).await
 }
@@ -289,7 +288,7 @@ pub async fn serve(listener: TcpListener, router: Router) -> std::io::Result<()>
 /// and fit in [`ServeOptions::max_header_bytes`] (16 KiB).
 ///
 /// # Errors
-/// Never at the moment; `io::Result` leaves room for listener errors.
+/// When the thread that times the wait for request heads cannot be started.
 pub async fn serve_with(
     listener: TcpListener,
     router: Router,
@@ -329,8 +328,7 @@ pub async fn serve_with(
     tokio::pin!(stop_accepting);
 
     let open = Connections::new(options.header_read_timeout, shutdown.clone());
-    let mut sweep = tokio::time::interval(open.tick());
-    sweep.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let _sweeping = open.start_sweeping()?;
     // Shared, not cloned per connection: an idle connection then holds no map of its own.
     let presized = Arc::new(presized::presized_extensions());
     loop {
@@ -339,11 +337,6 @@ pub async fn serve_with(
             // closed before its request is read.
             biased;
             () = &mut stop_accepting => break,
-            // Before accepting, so that a flood of connections cannot hold the clock back.
-            _ = sweep.tick() => {
-                open.sweep();
-                continue;
-            }
             () = signals.recv() => {
                 if shutdown.is_triggered() {
                     tracing::info!("second shutdown signal: skipping the rest of the drain delay");
