@@ -244,7 +244,7 @@ impl FramingScanner {
                 request_line = false;
             } else if line.is_empty() {
                 return Some((end + 1, self.end_of_head()));
-            } else if matches!(line[0].to_ascii_lowercase(), b'c' | b't' | b'u') {
+            } else if may_frame(line) {
                 self.header(line, true);
             }
             line_start = end + 1;
@@ -298,13 +298,7 @@ impl FramingScanner {
         if is_empty {
             return self.end_of_head();
         }
-        // A field name ends at its colon, with no space before it (RFC 9112 §5.1; hyper
-        // refuses the head otherwise), so a name is recognized at the start of the line
-        // without looking for the colon first: most lines are passed over on their first byte.
-        if matches!(
-            line.first().map(u8::to_ascii_lowercase),
-            Some(b'c' | b't' | b'u')
-        ) {
+        if may_frame(line) {
             self.header(line, complete);
         }
         None
@@ -361,6 +355,17 @@ impl FramingScanner {
         };
         None
     }
+}
+
+/// Whether a head line may be `Content-Length`, `Transfer-Encoding` or `Upgrade`. A field name
+/// ends at its colon, with no space before it (RFC 9112 §5.1; hyper refuses the head
+/// otherwise), so a name is recognized at the start of the line without looking for the colon
+/// first: most lines are passed over on their first byte.
+fn may_frame(line: &[u8]) -> bool {
+    matches!(
+        line.first().map(u8::to_ascii_lowercase),
+        Some(b'c' | b't' | b'u')
+    )
 }
 
 /// The value of a head line that is the field `name` (lowercase), whatever the name's case.
